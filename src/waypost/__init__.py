@@ -1,0 +1,44 @@
+"""waypost: durable workflows for Python that survive kill -9, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from .context import Context
+from .dag.flow import Flow, flow
+from .dag.task import Task, task
+from .errors import (
+    DefinitionError,
+    Fatal,
+    IdempotencyConflict,
+    InputError,
+    ResultTimeout,
+    RunFailed,
+    StoreError,
+    UnknownTargetError,
+    WaypostError,
+)
+from .retry import Backoff
+from .runtime.engine import Engine
+from .runtime.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "Context",
+    "DefinitionError",
+    "Engine",
+    "Fatal",
+    "Flow",
+    "IdempotencyConflict",
+    "InputError",
+    "ResultTimeout",
+    "RunFailed",
+    "StoreError",
+    "Task",
+    "UnknownTargetError",
+    "WaypostError",
+    "Worker",
+    "__version__",
+    "flow",
+    "task",
+]

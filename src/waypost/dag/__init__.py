@@ -1,0 +1,1 @@
+"""DAG front-end: `@task`, `@flow`, the graph they compile to and its driver."""

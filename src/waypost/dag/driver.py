@@ -1,0 +1,128 @@
+"""The DAG driver: pure decisions about a run, given facts loaded from the store.
+
+It holds no state and does no I/O, so every rule here is testable without a database.
+`runtime.advance` loads the facts inside the transaction that records an outcome and
+applies what the driver decides in that same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import codec
+from ..retry import Backoff
+from .graph import Graph, render, template_refs
+
+
+@dataclass
+class NewStep:
+    name: str
+    node: str
+    task: str
+    kind: str  # task | map | item
+    status: str  # pending | ready
+    waiting_on: int
+    max_attempts: int
+    timeout: float | None
+    input: str | None = None
+    input_checksum: str | None = None
+    map_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    delay: float
+
+
+@dataclass(frozen=True)
+class Dead:
+    pass
+
+
+@dataclass(frozen=True)
+class Ready:
+    input: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Expand:
+    children: list[NewStep]
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A node whose input cannot be built (a missing key, a map over a non-list)."""
+
+    error: dict[str, Any]
+
+
+def encode_input(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    text = codec.dumps({"args": args, "kwargs": kwargs})
+    return text, codec.checksum(text)
+
+
+class DagDriver:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def steps(self) -> list[NewStep]:
+        """Every static node of a new run, waiting on its dependencies."""
+        return [
+            NewStep(name=n.name, node=n.name, task=n.task, kind=n.kind, status="pending",
+                    waiting_on=len(n.deps), max_attempts=n.options["max_attempts"],
+                    timeout=n.options["timeout"])
+            for n in self.graph.nodes.values()
+        ]
+
+    def roots(self) -> list[str]:
+        return [n.name for n in self.graph.nodes.values() if not n.deps]
+
+    def activate(self, name: str, outputs: dict[str, Any],
+                 params: dict[str, Any]) -> Ready | Expand | Broken:
+        """What a node becomes once all its dependencies succeeded."""
+        node = self.graph.nodes[name]
+        try:
+            args = render(node.args, outputs, params)
+            kwargs = render(node.kwargs, outputs, params)
+            if node.kind == "task":
+                return Ready(*encode_input(args, kwargs))
+            items = render(node.over, outputs, params)
+        except LookupError as exc:
+            return Broken({"type": "InputError", "message": f"cannot build input: {exc}"})
+        if not isinstance(items, list):
+            return Broken({"type": "InputError",
+                           "message": f"map needs a list, got {type(items).__name__}"})
+        children = []
+        for i, item in enumerate(items):
+            text, checksum = encode_input([item, *args], kwargs)
+            children.append(NewStep(
+                name=f"{name}[{i}]", node=name, task=node.task, kind="item", status="ready",
+                waiting_on=0, max_attempts=node.options["max_attempts"],
+                timeout=node.options["timeout"], input=text, input_checksum=checksum,
+                map_index=i))
+        return Expand(children)
+
+    def on_failure(self, node: str, attempts: int, max_attempts: int, fatal: bool,
+                   rand: float | None = None) -> Retry | Dead:
+        if fatal or attempts >= max_attempts:
+            return Dead()
+        backoff = Backoff.from_json(self.graph.nodes[node].options["backoff"])
+        return Retry(backoff.delay(attempts, rand))
+
+    def gather(self, node: str, children: list[tuple[str, str | None, Any]]) -> Any:
+        """The output of a map node from its items' (status, output, error), or a Broken."""
+        failed = [c for c in children if c[0] != "succeeded"]
+        if failed:
+            first = failed[0][2] or {}
+            return Broken({"type": "MapItemFailed",
+                           "message": f"{len(failed)} of {len(children)} items of {node} failed; "
+                                      f"first: {first.get('type')}: {first.get('message')}"})
+        return [codec.loads(c[1]) for c in children]
+
+    def output(self, outputs: dict[str, Any], params: dict[str, Any]) -> Any:
+        return render(self.graph.output, outputs, params)
+
+    def output_deps(self) -> list[str]:
+        return template_refs(self.graph.output)

@@ -1,0 +1,102 @@
+"""`@wp.flow`: a function whose body wires tasks into a static graph.
+
+The body runs exactly once, at definition time, with placeholders for its parameters; it
+never runs again while a run executes. That is why a flow body needs no determinism rules:
+the graph, not the code, is what is stored and resumed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ..errors import DefinitionError, InputError
+from .build import GraphBuilder
+from .graph import Graph, Ref, to_template
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_FLOWS: dict[str, Flow[Any, Any]] = {}
+
+_JSON_TYPES: dict[Any, tuple[type, ...]] = {
+    int: (int,), float: (int, float), str: (str,), bool: (bool,), dict: (dict,),
+    list: (list,), "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+    "dict": (dict,), "list": (list,),
+}
+
+
+def registered_flows() -> dict[str, Flow[Any, Any]]:
+    return _FLOWS
+
+
+class Flow(Generic[P, R]):
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}:{fn.__qualname__}"
+        self.signature = inspect.signature(fn)
+        for p in self.signature.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                raise DefinitionError(f"flow {self.name}: parameters must be named ({p})")
+        self._graph: Graph | None = None
+        self.__doc__ = fn.__doc__
+        _FLOWS[self.name] = self
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            self._graph = self._build()
+        return self._graph
+
+    def _build(self) -> Graph:
+        params = list(self.signature.parameters)
+        with GraphBuilder(self.name) as builder:
+            out = self.fn(**{p: Ref(("param", p)) for p in params})  # type: ignore[call-arg]
+        if not builder.nodes:
+            raise DefinitionError(f"flow {self.name} calls no task")
+        return Graph(self.name, params, builder.nodes, to_template(out))
+
+    def bind_input(self, data: Any) -> dict[str, Any]:
+        """Check a run's input against the flow's signature, filling defaults."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError(f"flow {self.name} takes a JSON object of its parameters, "
+                             f"not {type(data).__name__}")
+        try:
+            bound = self.signature.bind(**data)
+        except TypeError as exc:
+            expected = ", ".join(str(p) for p in self.signature.parameters.values()) or "none"
+            raise InputError(f"input does not fit flow {self.name}({expected}): {exc}") from None
+        bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            allowed = _JSON_TYPES.get(self.signature.parameters[name].annotation)
+            if allowed and (not isinstance(value, allowed) or
+                            (isinstance(value, bool) and bool not in allowed)):
+                raise InputError(f"flow {self.name}: parameter {name!r} expects "
+                                 f"{allowed[-1].__name__}, got {type(value).__name__} {value!r:.40}")
+        return dict(bound.arguments)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise DefinitionError(f"start flow {self.name} with engine.start() or engine.run()")
+
+    def __repr__(self) -> str:
+        return f"<flow {self.name}>"
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
+    """Declare a flow: its body calls tasks, and data passed between them are the edges."""
+
+    def wrap(f: Callable[P, R]) -> Flow[P, R]:
+        return Flow(f, name=name)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,116 @@
+"""`@wp.task`: a unit of work with a retry policy.
+
+Called inside a `@wp.flow` body a task does not run: it adds a node to the graph being
+built and returns a placeholder for its output. Called anywhere else it is the plain
+function, so tasks stay easy to unit-test.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ..context import Context
+from ..errors import DefinitionError
+from ..retry import Backoff
+from .build import current_builder
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_REGISTRY: dict[str, Task[Any, Any]] = {}
+
+
+def registered_tasks() -> dict[str, Task[Any, Any]]:
+    """Every task defined in this process, by its stored name."""
+    return _REGISTRY
+
+
+def _context_param(fn: Callable[..., Any]) -> str | None:
+    for p in inspect.signature(fn).parameters.values():
+        ann = p.annotation
+        if ann is Context or (isinstance(ann, str) and ann.split(".")[-1] == "Context"):
+            return p.name
+    return None
+
+
+class Task(Generic[P, R]):
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        backoff: Backoff | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if retries < 0:
+            raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
+        if timeout is not None and timeout <= 0:
+            raise DefinitionError(f"task {fn.__qualname__}: timeout must be > 0 seconds")
+        self.fn = fn
+        self.name = name or f"{fn.__module__}:{fn.__qualname__}"
+        self.short_name = fn.__name__
+        self.retries = retries
+        self.backoff = backoff or Backoff()
+        self.timeout = timeout
+        self.context_param = _context_param(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        _REGISTRY[self.name] = self
+
+    def options(self) -> dict[str, Any]:
+        return {"max_attempts": self.retries + 1, "backoff": self.backoff.to_json(),
+                "timeout": self.timeout}
+
+    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
+        params = [p for p in self.signature.parameters.values() if p.name != self.context_param]
+        sig = self.signature.replace(parameters=params)
+        try:
+            sig.bind(*([None] * extra), *args, **kwargs)
+        except TypeError as exc:
+            raise DefinitionError(f"task {self.short_name}: {exc}") from None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        builder = current_builder()
+        if builder is None:
+            return self.fn(*args, **kwargs)
+        self._check_call(args, kwargs)
+        return builder.add(self, "task", list(args), dict(kwargs))  # type: ignore[no-any-return]
+
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
+        """One step per element of `items` (an upstream output or a flow parameter), each
+        called as `task(element, *args, **kwargs)`; the result is the list of outputs."""
+        builder = current_builder()
+        if builder is None:
+            return [self.fn(item, *args, **kwargs) for item in items]  # type: ignore[arg-type]
+        self._check_call(args, kwargs, extra=1)
+        return builder.add(self, "map", list(args), dict(kwargs), over=items)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
+    timeout: float | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
+    backoff: Backoff | None = None, timeout: float | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
+    `timeout` (seconds) bounds one attempt from start to finish."""
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,1 @@
+"""The runtime: engine, workers, sweeper and transactional advance."""

@@ -1,0 +1,270 @@
+"""Transactional advance: an outcome and everything it causes commit together.
+
+Every function here runs inside the caller's transaction. Recording a step's outcome,
+making its successors ready, expanding a map, blocking what a failure orphans and
+finishing the run are one commit, so there is never a moment where a step is done but
+its successors are not scheduled. A crash before the commit loses the outcome and the
+step runs again (same idempotency key); a crash after it loses nothing.
+
+Exactly once, argued: an outcome is written only by `tx.succeed` / `tx.end_attempt`,
+which match the attempt's lease token on a step still `running`. The first matching write
+moves the step out of `running` and clears the token, so a second report of the same
+attempt (a retry of this transaction after a lost commit, a late worker after a lease
+takeover) matches nothing and is discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import codec
+from ..dag.driver import Broken, DagDriver, Expand, Ready, Retry
+from ..dag.flow import Flow
+from ..dag.graph import Graph
+from ..errors import IdempotencyConflict, InputError, UnknownTargetError
+from ..store.records import HeldStep
+from ..store.sql import SqlTx
+from .outcome import Outcome
+
+
+def new_run_id() -> str:
+    """Time-ordered, so listings sort by age and ids can be typed by prefix."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+
+
+def step_key(run_id: str, step: str) -> str:
+    return hashlib.sha256(f"{run_id}/{step}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class RunInfo:
+    id: str
+    driver: DagDriver
+    params: dict[str, Any]
+
+
+@dataclass
+class _Pending:
+    """Bookkeeping of one transaction, applied once at its end."""
+
+    tx: SqlTx
+    open_delta: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    runs: dict[str, RunInfo] = field(default_factory=dict)
+    notify: bool = False
+
+
+class Advancer:
+    """Applies the DAG driver's decisions through the store's verbs."""
+
+    def __init__(self, cache_size: int = 10_000) -> None:
+        self._drivers: dict[str, DagDriver] = {}
+        self._runs: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._cache_size = cache_size
+
+    # -- loading --------------------------------------------------------------------------
+    def _driver(self, tx: SqlTx, fingerprint: str) -> DagDriver:
+        driver = self._drivers.get(fingerprint)
+        if driver is None:
+            body = tx.definition(fingerprint)
+            if body is None:
+                raise UnknownTargetError(f"no definition {fingerprint} in the store")
+            driver = self._drivers[fingerprint] = DagDriver(Graph.from_json(codec.loads(body)))
+        return driver
+
+    def run_info(self, tx: SqlTx, run_id: str) -> RunInfo:
+        head = self._runs.get(run_id)
+        if head is None:
+            row = tx.run_head(run_id)
+            if row is None:
+                raise UnknownTargetError(f"no run {run_id}")
+            head = (row[0], codec.loads(row[1]))
+            self._runs[run_id] = head
+            if len(self._runs) > self._cache_size:
+                self._runs.popitem(last=False)
+        return RunInfo(run_id, self._driver(tx, head[0]), head[1])
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, tx: SqlTx, flow: Flow[Any, Any], params: dict[str, Any],
+              key: str | None) -> tuple[str, bool]:
+        """Create a run, or return the run that already has `key` with the same input."""
+        graph = flow.graph
+        fingerprint = graph.fingerprint()
+        driver = self._drivers.setdefault(fingerprint, DagDriver(graph))
+        tx.put_definition(fingerprint, flow.name, "dag", graph.body())
+        text = codec.dumps(params)
+        checksum = codec.checksum(text)
+        run_id = new_run_id()
+        steps = driver.steps()
+        if not tx.insert_run(run_id, flow.name, fingerprint, key, text, checksum, len(steps)):
+            assert key is not None
+            existing, existing_flow, existing_checksum = tx.run_by_key(key)
+            if existing_flow == flow.name and existing_checksum == checksum:
+                return existing, False
+            raise IdempotencyConflict(key, existing)
+        tx.insert_steps(run_id, steps, [step_key(run_id, s.name) for s in steps])
+        self._runs[run_id] = (fingerprint, params)
+        pending = _Pending(tx)
+        run = RunInfo(run_id, driver, params)
+        self._activate(pending, run, driver.roots())
+        self._settle(pending)
+        return run_id, True
+
+    # -- outcomes --------------------------------------------------------------------------
+    def record(self, tx: SqlTx, outcomes: list[Outcome]) -> list[bool]:
+        """Record outcomes (one transaction, any number of runs); True where accepted."""
+        pending = _Pending(tx)
+        accepted = {}
+        for o in sorted(outcomes, key=lambda o: (o.run_id, o.step_id)):
+            accepted[id(o)] = self._record_one(pending, o)
+        self._settle(pending)
+        return [accepted[id(o)] for o in outcomes]
+
+    def _record_one(self, p: _Pending, o: Outcome) -> bool:
+        tx = p.tx
+        if o.ok:
+            assert o.output is not None
+            held = tx.succeed(o.step_id, o.token, o.output)
+            if held is None:
+                return False
+            run = self._run(p, held.run_id)
+            p.open_delta[run.id] -= 1
+            self._after_end(p, run, held, succeeded=True)
+            return True
+        error = codec.dumps(o.error)
+        held = tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
+        if held is None:
+            return False
+        run = self._run(p, held.run_id)
+        decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts, o.fatal)
+        if isinstance(decision, Retry):
+            tx.retry_later(held.id, decision.delay, error)
+            return True
+        tx.fail(held.id, error)
+        p.open_delta[run.id] -= 1
+        self._after_end(p, run, held, succeeded=False)
+        return True
+
+    def _run(self, p: _Pending, run_id: str) -> RunInfo:
+        run = p.runs.get(run_id)
+        if run is None:
+            run = p.runs[run_id] = self.run_info(p.tx, run_id)
+        return run
+
+    def _after_end(self, p: _Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
+        if held.kind == "item":
+            if p.tx.item_done(run.id, held.node) == 0:
+                self._gather(p, run, held.node)
+        elif succeeded:
+            self._release(p, run, held.node)
+        else:
+            self._block(p, run, held.node)
+
+    def _gather(self, p: _Pending, run: RunInfo, node: str) -> None:
+        result = run.driver.gather(node, p.tx.map_items(run.id, node))
+        p.open_delta[run.id] -= 1
+        if isinstance(result, Broken):
+            p.tx.end_node(run.id, node, "failed", None, codec.dumps(result.error))
+            self._block(p, run, node)
+        else:
+            p.tx.end_node(run.id, node, "succeeded", codec.dumps(result), None)
+            self._release(p, run, node)
+
+    def _release(self, p: _Pending, run: RunInfo, node: str) -> None:
+        successors = run.driver.graph.successors[node]
+        if successors:
+            self._activate(p, run, p.tx.release(run.id, successors))
+
+    def _block(self, p: _Pending, run: RunInfo, node: str) -> None:
+        p.open_delta[run.id] -= p.tx.block(run.id, run.driver.graph.downstream(node))
+
+    def _activate(self, p: _Pending, run: RunInfo, names: list[str]) -> None:
+        tx = p.tx
+        for name in names:
+            deps = run.driver.graph.nodes[name].deps
+            outputs = {k: codec.loads(v) for k, v in tx.outputs(run.id, deps).items()}
+            action = run.driver.activate(name, outputs, run.params)
+            if isinstance(action, Ready):
+                tx.make_ready(run.id, name, action.input, action.checksum)
+                p.notify = True
+            elif isinstance(action, Expand):
+                children = action.children
+                tx.start_map(run.id, name, len(children))
+                if children:
+                    tx.insert_steps(run.id, children, [step_key(run.id, c.name) for c in children])
+                    p.open_delta[run.id] += len(children)
+                    p.notify = True
+                else:
+                    self._gather(p, run, name)
+            else:
+                tx.end_node(run.id, name, "failed", None, codec.dumps(action.error))
+                p.open_delta[run.id] -= 1
+                self._block(p, run, name)
+
+    def _settle(self, p: _Pending) -> None:
+        tx = p.tx
+        for run_id in sorted(p.open_delta):
+            delta = p.open_delta[run_id]
+            if delta and tx.add_open(run_id, delta) == 0:
+                self._finish(p, self._run(p, run_id))
+        if p.notify:
+            tx.notify()
+
+    def _finish(self, p: _Pending, run: RunInfo) -> None:
+        failure = p.tx.first_failure(run.id)
+        if failure is not None:
+            step, error = failure
+            detail = codec.loads(error) or {}
+            summary = {"step": step, "type": detail.get("type"), "message": detail.get("message")}
+            p.tx.finish_run(run.id, "failed", None, codec.dumps(summary))
+            return
+        deps = run.driver.output_deps()
+        outputs = {k: codec.loads(v) for k, v in p.tx.outputs(run.id, deps).items()}
+        p.tx.finish_run(run.id, "succeeded", codec.dumps(run.driver.output(outputs, run.params)),
+                        None)
+
+    # -- resume ----------------------------------------------------------------------------
+    def resume(self, tx: SqlTx, run_id: str) -> int:
+        """Reopen a failed run: failed steps start again, succeeded steps stay done.
+        Returns how many steps were reset."""
+        row = tx.get_run(run_id)
+        if row is None:
+            raise UnknownTargetError(f"no run {run_id}")
+        if row["status"] != "failed":
+            raise InputError(f"run {run_id} is {row['status']}; only a failed run can resume")
+        run = self.run_info(tx, run_id)
+        graph = run.driver.graph
+        steps = tx.steps_of(run_id)
+        succeeded = {s["name"] for s in steps if s["status"] == "succeeded"}
+        items: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for s in steps:
+            if s["kind"] == "item":
+                items[s["node"]].append(s)
+        reset, to_activate, open_steps = 0, [], 0
+        for s in steps:
+            status = s["status"]
+            if status in ("succeeded", "pending", "ready", "running"):
+                open_steps += status != "succeeded"
+                continue
+            reset += 1
+            open_steps += 1
+            budget = s["attempts"] + (graph.nodes[s["node"]].options["max_attempts"])
+            if s["kind"] == "item" or (s["kind"] == "task" and status == "failed" and s["input"]):
+                tx.reset_step(s["id"], "ready", 0, budget)
+            elif s["kind"] == "map" and items.get(s["name"]):
+                waiting = sum(i["status"] != "succeeded" for i in items[s["name"]])
+                tx.reset_step(s["id"], "running", waiting, budget)
+            else:
+                waiting = sum(d not in succeeded for d in graph.nodes[s["name"]].deps)
+                tx.reset_step(s["id"], "pending", waiting, budget)
+                if waiting == 0:
+                    to_activate.append(s["name"])
+        tx.reopen_run(run_id, open_steps)
+        p = _Pending(tx, notify=True)
+        self._activate(p, run, to_activate)
+        self._settle(p)
+        return reset

@@ -1,0 +1,161 @@
+"""The Engine: the Python API over one store (start, status, result, resume, run)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from .. import codec
+from ..dag.flow import Flow
+from ..errors import ResultTimeout, RunFailed, UnknownTargetError
+from ..store import DEFAULT_URL, Store, open_store
+from .advance import Advancer
+from .loader import load_flow
+from .view import run_view
+from .worker import Worker
+
+FINAL = ("succeeded", "failed")
+
+
+class Engine:
+    """`Engine("sqlite:///waypost.db")` or `Engine("postgresql://...")`.
+
+    Safe to share between threads: each thread gets its own connection.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, lease: float = 30.0, concurrency: int = 8,
+                 poll: float = 0.5) -> None:
+        self.url = url
+        self.lease = lease
+        self.concurrency = concurrency
+        self.poll = poll
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._lock = threading.Lock()
+        self._advancer = Advancer()
+        self._workers: list[Worker] = []
+        self._store()  # fail now, not at first use, when the database is unreachable
+
+    def _store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = open_store(self.url)
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    # -- runs ------------------------------------------------------------------------------
+    def start(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
+              key: str | None = None) -> str:
+        """Create a run and return its id. With `key`: a repeat with the same input returns
+        the existing run; a different input raises IdempotencyConflict and creates nothing."""
+        target = load_flow(flow) if isinstance(flow, str) else flow
+        params = target.bind_input(input)
+        run_id, _ = self._store().transact(
+            lambda tx: self._advancer.start(tx, target, params, key))
+        for worker in self._workers:
+            worker.wake()
+        return run_id
+
+    def resolve(self, run_id: str) -> str:
+        """A full run id from an id or a unique prefix of one."""
+        ids = self._store().read(lambda tx: tx.run_ids_like(run_id))
+        if run_id in ids:
+            return run_id
+        if len(ids) != 1:
+            which = "no run" if not ids else "more than one run"
+            raise UnknownTargetError(f"{which} matches {run_id!r}")
+        return ids[0]
+
+    def status(self, run_id: str) -> str:
+        row = self._store().read(lambda tx: tx.get_run(run_id))
+        if row is None:
+            raise UnknownTargetError(f"no run {run_id}")
+        return str(row["status"])
+
+    def result(self, run_id: str, timeout: float | None = None) -> Any:
+        """Wait for a run to finish; its output, or RunFailed with the error."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            row = self._store().read(lambda tx: tx.get_run(run_id))
+            if row is None:
+                raise UnknownTargetError(f"no run {run_id}")
+            if row["status"] == "succeeded":
+                return codec.loads(row["output"])
+            if row["status"] == "failed":
+                raise RunFailed(run_id, codec.loads(row["error"]))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(f"run {run_id} is still {row['status']} after {timeout}s")
+            wait = delay if deadline is None else min(delay, max(0, deadline - time.monotonic()))
+            time.sleep(wait)
+            delay = min(delay * 1.5, 0.1)
+
+    def run(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
+            key: str | None = None, timeout: float | None = None) -> Any:
+        """Start a run and serve it with an in-process worker until it finishes."""
+        run_id = self.start(flow, input, key=key)
+        with self.serving():
+            return self.result(run_id, timeout)
+
+    def resume(self, run_id: str) -> int:
+        """Continue a failed run from its failed steps; returns how many were reset."""
+        reset = self._store().transact(lambda tx: self._advancer.resume(tx, run_id))
+        for worker in self._workers:
+            worker.wake()
+        return reset
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
+        def load(tx: Any) -> tuple[Any, Any, Any]:
+            return tx.get_run(run_id), tx.steps_of(run_id), tx.attempts_of(run_id)
+
+        run, steps, attempts = self._store().read(load)
+        if run is None:
+            raise UnknownTargetError(f"no run {run_id}")
+        return run_view(run, steps, attempts)
+
+    def runs(self, status: str | None = None, flow: str | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._store().read(lambda tx: tx.list_runs(status, flow, limit))
+        return [run_view(r, None, None) for r in rows]
+
+    # -- embedded workers ---------------------------------------------------------------------
+    def worker(self, **options: Any) -> Worker:
+        settings = {"concurrency": self.concurrency, "lease": self.lease, "poll": self.poll}
+        return Worker(self.url, **{**settings, **options})
+
+    def serving(self, **options: Any) -> _Serving:
+        """`with engine.serving(): ...` runs an in-process worker for the block."""
+        return _Serving(self, self.worker(**options))
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            worker.stop()
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Serving:
+    def __init__(self, engine: Engine, worker: Worker) -> None:
+        self.engine = engine
+        self.worker = worker
+
+    def __enter__(self) -> Worker:
+        self.worker.start()
+        self.engine._workers.append(self.worker)
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine._workers.remove(self.worker)
+        self.worker.stop()

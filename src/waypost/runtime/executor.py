@@ -1,0 +1,105 @@
+"""Runs one attempt of a task body and turns whatever happens into an `Outcome`.
+
+Sync bodies run in a thread pool, `async def` bodies on one event loop thread; both are
+wrapped here so the worker loop sees a single kind of future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import traceback
+from typing import Any
+
+from .. import codec
+from ..context import Context
+from ..dag.task import Task
+from ..errors import Fatal
+from ..store.records import ClaimedStep
+from .outcome import Outcome
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _call_args(task: Task[Any, Any], step: ClaimedStep) -> tuple[list[Any], dict[str, Any]]:
+    data = codec.loads(step.input)
+    kwargs = dict(data["kwargs"])
+    if task.context_param:
+        kwargs[task.context_param] = Context(
+            run_id=step.run_id, step=step.name, attempt=step.attempts,
+            idempotency_key=step.idempotency_key)
+    return list(data["args"]), kwargs
+
+
+def _finish(step: ClaimedStep, result: Any) -> Outcome:
+    try:
+        output = codec.dumps(result)
+    except TypeError as exc:
+        # The same body would return the same value again: retrying cannot help.
+        return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc), fatal=True)
+    return Outcome(step.id, step.run_id, step.lease_token, output=output)
+
+
+def _failed(step: ClaimedStep, exc: Exception) -> Outcome:
+    kind = "timeout" if isinstance(exc, TimeoutError) else "failed"
+    return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
+                   fatal=isinstance(exc, Fatal), kind=kind)
+
+
+def run_sync(task: Task[Any, Any], step: ClaimedStep) -> Outcome:
+    try:
+        args, kwargs = _call_args(task, step)
+        return _finish(step, task.fn(*args, **kwargs))
+    except Exception as exc:
+        return _failed(step, exc)
+
+
+async def run_async(task: Task[Any, Any], step: ClaimedStep) -> Outcome:
+    try:
+        args, kwargs = _call_args(task, step)
+        coro = task.fn(*args, **kwargs)
+        if step.timeout:
+            result = await asyncio.wait_for(coro, step.timeout)
+        else:
+            result = await coro
+        return _finish(step, result)
+    except TimeoutError:
+        exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
+        return _failed(step, exc)
+    except Exception as exc:
+        return _failed(step, exc)
+
+
+class Executor:
+    """A thread pool for sync task bodies and an event loop for async ones."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="waypost-task")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    def submit(self, task: Task[Any, Any], step: ClaimedStep) -> concurrent.futures.Future[Outcome]:
+        if task.is_async:
+            return asyncio.run_coroutine_threadsafe(run_async(task, step), self._event_loop())
+        return self._pool.submit(run_sync, task, step)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever,
+                                                 name="waypost-async", daemon=True)
+            self._loop_thread.start()
+        return self._loop
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,49 @@
+"""Finding user code: `MODULE` and `MODULE:FLOW` as the CLI and workers name them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..dag.flow import Flow
+from ..errors import UnknownTargetError
+
+
+def import_module(name: str) -> ModuleType:
+    """Import `pkg.module` or a file path `dir/module.py` (as `dir.module` when under the
+    current directory, so a worker and `start` name its tasks the same way)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    if name.endswith(".py") or os.sep in name:
+        path = Path(name).resolve()
+        if not path.is_file():
+            raise UnknownTargetError(f"no such file: {name}")
+        try:
+            name = ".".join(path.with_suffix("").relative_to(cwd).parts)
+        except ValueError:
+            sys.path.insert(0, str(path.parent))
+            name = path.stem
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise UnknownTargetError(f"cannot import module {name!r}: {exc}") from None
+        raise
+
+
+def load_flow(target: str) -> Flow[Any, Any]:
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise UnknownTargetError(f"name a flow as MODULE:FLOW, not {target!r}")
+    module = import_module(module_name)
+    flow = getattr(module, attr, None)
+    if not isinstance(flow, Flow):
+        found = sorted(k for k, v in vars(module).items() if isinstance(v, Flow))
+        hint = f" (flows there: {', '.join(found)})" if found else " (it defines no flow)"
+        raise UnknownTargetError(f"no flow {attr!r} in module {module_name}{hint}")
+    return flow

@@ -1,0 +1,22 @@
+"""What a worker (or the sweeper) reports about one attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    step_id: int
+    run_id: str
+    token: str
+    output: str | None = None  # JSON text when the attempt succeeded
+    error: dict[str, Any] | None = None
+    fatal: bool = False
+    kind: str = "failed"  # failed | timeout | lost (how a failure happened)
+    expired: bool = False  # reported by the sweeper about an expired lease
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,289 @@
+"""The worker: claim ready steps, run them, record outcomes — never holding a transaction
+while user code runs.
+
+One loop thread owns the database connection. Task bodies run on the executor and hand
+their outcome back through a queue; the loop records every outcome that has arrived *and*
+claims work for the freed slots in one transaction (group commit), so a chain of tasks
+costs about one durable commit per task and a fan-out far less.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dag.task import Task, registered_tasks
+from ..store import Store, open_store
+from ..store.records import ClaimedStep
+from ..store.sql import SqlTx
+from .advance import Advancer
+from .executor import Executor, error_of
+from .outcome import Outcome
+from .sweeper import HOST, sweep
+
+log = logging.getLogger("waypost.worker")
+_WAKE = object()
+
+
+@dataclass
+class _Held:
+    step: ClaimedStep
+    future: concurrent.futures.Future[Outcome] | None = None
+    deadline: float = math.inf
+    abandoned: bool = False
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    rejected: int = 0
+    transactions: int = 0
+    lost_leases: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        tasks: dict[str, Task[Any, Any]] | None = None,
+        concurrency: int = 8,
+        lease: float = 30.0,
+        poll: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if lease <= 0:
+            raise ValueError("lease must be positive")
+        self.url = url
+        self.tasks = tasks if tasks is not None else dict(registered_tasks())
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll = poll
+        self.id = name or f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stats = WorkerStats()
+        self.advancer = Advancer()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._grace = 10.0
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Serve in a background thread (embedded mode)."""
+        self._thread = threading.Thread(target=self._serve_thread, name="waypost-worker",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._failure is not None:
+            raise self._failure
+
+    def _serve_thread(self) -> None:
+        try:
+            self.serve()
+        except BaseException as exc:  # reported to whoever started or stops us
+            self._failure = exc
+            self._ready.set()
+            log.exception("worker %s stopped on an error", self.id)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running attempts finish for `grace` seconds, then give back
+        whatever is still held so another worker takes it at once."""
+        self._grace = grace
+        self._stop.set()
+        self._queue.put(_WAKE)
+        if self._thread is not None:
+            self._thread.join(grace + 30)
+
+    def wake(self) -> None:
+        self._queue.put(_WAKE)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Run until `stop()`; the CLI calls this on its main thread."""
+        store = open_store(self.url)
+        store.patience = math.inf  # a database outage pauses the worker, it does not kill it
+        executor = Executor(self.concurrency)
+        listener = self._start_listener()
+        try:
+            store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid()))
+            self._ready.set()
+            self._loop(store, executor)
+        finally:
+            executor.shutdown()
+            if listener is not None:
+                listener.join(2)
+            try:
+                store.patience = 5.0
+                store.transact(lambda tx: tx.remove_worker(self.id))
+            except Exception as exc:  # the database may be gone; the sweeper forgets us later
+                log.warning("could not unregister worker %s: %s", self.id, exc)
+            store.close()
+
+    def _start_listener(self) -> threading.Thread | None:
+        if not self.url.startswith(("postgresql:", "postgres:")):
+            return None
+
+        def listen() -> None:
+            store = open_store(self.url)
+            try:
+                while not self._stop.is_set():
+                    if store.wait_for_wakeup(1.0):
+                        self._queue.put(_WAKE)
+            finally:
+                store.close()
+
+        thread = threading.Thread(target=listen, name="waypost-listen", daemon=True)
+        thread.start()
+        return thread
+
+    def _loop(self, store: Store, executor: Executor) -> None:
+        held: dict[int, _Held] = {}
+        outcomes: list[Outcome] = []
+        names = sorted(self.tasks)
+        now = time.monotonic()
+        claim_at, poll_wait = now, 0.01
+        heartbeat_at, sweep_at = now + self.lease / 3, now
+        stop_deadline = math.inf
+        while True:
+            now = time.monotonic()
+            stopping = self._stop.is_set()
+            if stopping and stop_deadline == math.inf:
+                stop_deadline = now + self._grace
+            free = 0 if stopping else self.concurrency - len(held)
+            if outcomes or (free > 0 and now >= claim_at):
+                batch, outcomes = outcomes, []
+                claimed, next_due = self._commit(store, batch, free, names)
+                for step in claimed:
+                    held[step.id] = self._submit(executor, step)
+                if claimed:
+                    poll_wait = 0.01
+                else:
+                    poll_wait = min(poll_wait * 2, self.poll)
+                claim_at = now if len(claimed) == free else now + min(poll_wait, next_due)
+            if now >= heartbeat_at:
+                self._heartbeat(store, held)
+                heartbeat_at = now + self.lease / 3
+            if now >= sweep_at:
+                store.transact(lambda tx: sweep(tx, self.advancer, self.id, self.lease))
+                sweep_at = now + min(1.0, self.lease / 3)
+            outcomes += self._expire_local(held, now)
+            if stopping and (not held or now >= stop_deadline):
+                self._release(store, held)
+                return
+            wait = min(claim_at if free > 0 and not stopping else math.inf, heartbeat_at, sweep_at,
+                       stop_deadline, min((h.deadline for h in held.values()), default=math.inf))
+            if not outcomes:
+                outcomes += self._wait(held, max(0.0, wait - time.monotonic()))
+
+    def _wait(self, held: dict[int, _Held], timeout: float) -> list[Outcome]:
+        """Block until an attempt finishes or someone wakes us; collect what finished."""
+        got: list[Any] = []
+        try:
+            got.append(self._queue.get(timeout=timeout))
+            while True:
+                got.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        outcomes = []
+        for item in got:
+            if item is _WAKE:
+                continue
+            step_id, future = item
+            entry = held.get(step_id)
+            if entry is None or entry.future is not future:
+                continue
+            del held[step_id]
+            if entry.abandoned or future.cancelled():
+                continue
+            outcomes.append(future.result())
+        return outcomes
+
+    def _submit(self, executor: Executor, step: ClaimedStep) -> _Held:
+        task = self.tasks[step.task]
+        entry = _Held(step)
+        if step.timeout:
+            entry.deadline = time.monotonic() + step.timeout
+        future = executor.submit(task, step)
+        entry.future = future
+        future.add_done_callback(lambda f, sid=step.id: self._queue.put((sid, f)))
+        return entry
+
+    def _commit(self, store: Store, outcomes: list[Outcome], free: int,
+                names: list[str]) -> tuple[list[ClaimedStep], float]:
+        token = uuid.uuid4().hex[:16]
+
+        def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
+            accepted = self.advancer.record(tx, outcomes) if outcomes else []
+            claimed = tx.claim(self.id, token, free, self.lease, names) if free > 0 else []
+            if claimed:
+                tx.mark_runs_running(sorted({c.run_id for c in claimed}))
+            next_due = math.inf
+            if len(claimed) < free:
+                due = tx.next_ready_at(names)
+                if due is not None:
+                    next_due = max(0.0, due - tx.now())
+            return accepted, claimed, next_due
+
+        accepted, claimed, next_due = store.transact(work)
+        self.stats.transactions += 1
+        self.stats.claimed += len(claimed)
+        for outcome, ok in zip(outcomes, accepted, strict=True):
+            if not ok:
+                self.stats.rejected += 1
+                log.warning("step %s of run %s: this attempt no longer holds its lease "
+                            "(expired or taken over); its outcome was discarded",
+                            outcome.step_id, outcome.run_id)
+            elif outcome.ok:
+                self.stats.succeeded += 1
+            else:
+                self.stats.failed += 1
+        return claimed, next_due
+
+    def _heartbeat(self, store: Store, held: dict[int, _Held]) -> None:
+        def work(tx: SqlTx) -> int:
+            tx.worker_alive(self.id)
+            return tx.renew(self.id, self.lease)
+
+        renewed = store.transact(work)
+        live = sum(not h.abandoned for h in held.values())
+        if renewed < live:
+            self.stats.lost_leases += live - renewed
+            log.warning("worker %s: %d attempts lost their lease; their outcomes will be "
+                        "discarded", self.id, live - renewed)
+
+    def _expire_local(self, held: dict[int, _Held], now: float) -> list[Outcome]:
+        """Fail attempts that ran past their timeout; a thread cannot be killed, so its
+        late result is simply ignored (the slot frees when the thread returns)."""
+        out = []
+        for entry in held.values():
+            if not entry.abandoned and now >= entry.deadline:
+                entry.abandoned = True
+                assert entry.future is not None
+                entry.future.cancel()
+                step = entry.step
+                exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
+                out.append(Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
+                                   kind="timeout"))
+        return out
+
+    def _release(self, store: Store, held: dict[int, _Held]) -> None:
+        if held:
+            released = store.transact(lambda tx: tx.release_held(self.id))
+            log.info("worker %s released %d steps it could not finish", self.id, released)
+            for entry in held.values():
+                entry.abandoned = True

@@ -1,0 +1,28 @@
+"""Persistence: one set of domain verbs, a SQLite and a PostgreSQL dialect."""
+
+from __future__ import annotations
+
+from ..errors import StoreError
+from .base import Store
+
+DEFAULT_URL = "sqlite:///waypost.db"
+
+
+def open_store(url: str) -> Store:
+    """A store for `url` (sqlite:///file.db or postgresql://...), schema up to date."""
+    if url.startswith("sqlite:"):
+        from .sqlite import SqliteStore
+
+        store: Store = SqliteStore(url)
+    elif url.startswith(("postgresql:", "postgres:")):
+        from .postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        raise StoreError(f"unsupported database URL {url!r}: use sqlite:///file.db or "
+                         "postgresql://user@host/db")
+    store.migrate()
+    return store
+
+
+__all__ = ["DEFAULT_URL", "Store", "open_store"]

@@ -1,0 +1,128 @@
+"""The store: one connection, transactions that retry what is safe to retry, migrations.
+
+A `Store` is used by one thread at a time (each worker loop, each API caller has its own).
+`transact(fn)` runs `fn(tx)` in one transaction; when the database says "busy",
+"locked", "deadlock" or drops the connection, the whole function runs again from the
+start, so `fn` must touch nothing but `tx`. No outcome is reported recorded until its
+commit returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+from ..errors import SchemaVersionError, StoreError
+from .sql import SqlTx
+
+T = TypeVar("T")
+log = logging.getLogger("waypost.store")
+
+
+class Store:
+    dialect = ""
+    tx_class: type[SqlTx] = SqlTx
+    #: How long a transient failure is retried before it is raised as a StoreError.
+    patience = 60.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- dialect hooks ------------------------------------------------------------------
+    def _begin(self, write: bool) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def _reconnect(self) -> None:
+        raise NotImplementedError
+
+    def _conn(self) -> Any:
+        raise NotImplementedError
+
+    def _migration_lock(self, tx: SqlTx) -> None:
+        """Serialise concurrent migrations (SQLite's write lock already does)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_wakeup(self, timeout: float) -> bool:
+        """Block until another process says work is ready (where the database can)."""
+        time.sleep(timeout)
+        return False
+
+    # -- transactions -------------------------------------------------------------------
+    def transact(self, fn: Callable[[SqlTx], T], *, write: bool = True) -> T:
+        deadline = time.monotonic() + self.patience
+        delay = 0.005
+        while True:
+            try:
+                self._begin(write)
+                try:
+                    result = fn(self.tx_class(self._conn()))
+                    self._commit()
+                    return result
+                except BaseException:
+                    self._rollback()
+                    raise
+            except Exception as exc:
+                if not self._is_transient(exc) or time.monotonic() > deadline:
+                    if self._is_transient(exc):
+                        raise StoreError(f"database unavailable: {exc}") from exc
+                    raise
+                log.debug("transient store error, retrying: %s", exc)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+                self._reconnect()
+
+    def read(self, fn: Callable[[SqlTx], T]) -> T:
+        return self.transact(fn, write=False)
+
+    # -- migrations ---------------------------------------------------------------------
+    def migrations(self) -> list[tuple[int, str]]:
+        folder = resources.files("waypost.store") / "migrations" / self.dialect
+        found = []
+        for item in folder.iterdir():
+            if item.name.endswith(".sql"):
+                found.append((int(item.name.split("_", 1)[0]), item.read_text()))
+        return sorted(found)
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; refuse a schema newer than this code."""
+        known = self.migrations()
+
+        def apply(tx: SqlTx) -> int:
+            self._migration_lock(tx)
+            tx.execute("CREATE TABLE IF NOT EXISTS waypost_schema (version INTEGER NOT NULL)")
+            row = tx.execute("SELECT MAX(version) FROM waypost_schema").fetchone()
+            current = int(row[0] or 0)
+            latest = known[-1][0]
+            if current > latest:
+                raise SchemaVersionError(
+                    f"the database has waypost schema {current}, newer than this waypost "
+                    f"knows ({latest}); upgrade waypost")
+            for version, script in known:
+                if version > current:
+                    for statement in _statements(script):
+                        tx.execute(statement)
+                    tx.execute("INSERT INTO waypost_schema (version) VALUES (?)", (version,))
+            return latest
+
+        return self.transact(apply)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration file into statements (our files keep ';' out of strings)."""
+    text = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [part.strip() for part in text.split(";") if part.strip()]

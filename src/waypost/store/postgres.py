@@ -1,0 +1,135 @@
+"""PostgreSQL: many workers on many machines, SKIP LOCKED claims, LISTEN/NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ..errors import StoreError
+from .base import Store
+from .sql import SqlTx
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PostgresTx(SqlTx):
+    NOW = "extract(epoch from clock_timestamp())::double precision"
+    LOCK = "FOR UPDATE"
+    SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
+    channel = "waypost_ready"
+
+    def sql(self, text: str) -> str:
+        return super().sql(text).replace("?", "%s")
+
+    def notify(self) -> None:
+        self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Take waypost's own `schema=` option out of a PostgreSQL URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), "public")
+    if not _SCHEMA.match(schema):
+        raise StoreError(f"schema={schema!r} is not a plain lower-case SQL name")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.conninfo, self.schema = split_url(url)
+        channel = "waypost_ready" if self.schema == "public" else f"waypost_ready_{self.schema}"
+        self.tx_class = type("Tx", (PostgresTx,), {"channel": channel})
+        self.channel = channel
+        self._connection: psycopg.Connection[Any] | None = None
+        self._listener: psycopg.Connection[Any] | None = None
+        self._connect()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
+        if self.schema != "public":
+            try:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except pg_errors.UniqueViolation:
+                pass  # another process created it at the same moment
+            conn.execute(f'SET search_path TO "{self.schema}"')
+        return conn
+
+    def _where(self) -> str:
+        parts = urlsplit(self.conninfo)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+    def _connect(self) -> None:
+        self._connection = self._open()
+
+    def _conn(self) -> Any:
+        if self._connection is None or self._connection.closed:
+            self._connect()
+        return self._connection
+
+    def _begin(self, write: bool) -> None:
+        self._conn().execute("BEGIN")
+
+    def _commit(self) -> None:
+        self._conn().execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._connection
+        if conn is not None and not conn.closed:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure |
+                          psycopg.OperationalError | pg_errors.AdminShutdown) or (
+            isinstance(exc, StoreError) and "cannot connect" in str(exc))
+
+    def _reconnect(self) -> None:
+        conn = self._connection
+        if conn is not None and (conn.closed or conn.broken):
+            conn.close()
+            self._connection = None
+            try:
+                self._connect()
+            except StoreError:
+                pass  # the next attempt of transact() tries again
+
+    def _migration_lock(self, tx: SqlTx) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(7366127)")
+
+    def wait_for_wakeup(self, timeout: float) -> bool:
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = self._open()
+                self._listener.execute(f'LISTEN "{self.channel}"')
+            got = False
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                got = True
+            return got
+        except psycopg.Error:
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            time.sleep(min(timeout, 0.5))
+            return False
+
+    def close(self) -> None:
+        for conn in (self._connection, self._listener):
+            if conn is not None:
+                conn.close()
+        self._connection = self._listener = None

@@ -1,0 +1,325 @@
+"""The store's domain verbs as SQL shared by both dialects.
+
+Each method is one or two statements; atomicity comes from the transaction the caller is
+in (`Store.transact`), never from a method alone. SQL is written with `?` placeholders,
+`{now}` for the database clock and `{lock}` for a row lock where the dialect has one;
+a dialect rewrites them once per statement.
+
+Fencing: every verb that records an attempt's outcome names the attempt's `lease_token`
+and requires the lease to be live (or, for the sweeper, expired). A token is issued once
+per claim, so an attempt whose lease expired or was taken over matches no row and can
+record nothing: that is the whole argument for "at most one outcome per attempt".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..dag.driver import NewStep
+from .records import ClaimedStep, Expired, HeldStep, RunRow, StepRow
+
+RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
+               "output", "error", "open_steps", "created_at", "started_at", "finished_at")
+STEP_COLUMNS = ("id", "name", "node", "kind", "task", "map_index", "status", "waiting_on",
+                "attempts", "max_attempts", "timeout", "ready_at", "input", "input_checksum",
+                "idempotency_key", "output", "error", "lease_owner", "lease_expires_at",
+                "started_at", "finished_at")
+_CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL"
+_LIVE = "lease_expires_at > {now}"
+_DEAD = "(lease_expires_at <= {now} OR timeout_at <= {now})"
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqlTx:
+    """Runs the verbs on one connection inside one transaction."""
+
+    NOW = ""
+    LOCK = ""
+    SKIP_LOCKED = ""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    # -- dialect hooks ---------------------------------------------------------------
+    def sql(self, text: str) -> str:
+        return text.replace("{now}", self.NOW).replace("{lock}", self.LOCK).replace(
+            "{skip_locked}", self.SKIP_LOCKED)
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.sql(text), params)
+
+    def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(self.sql(text), list(rows))
+
+    def notify(self) -> None:
+        """Wake idle workers: steps just became ready."""
+
+    def now(self) -> float:
+        return float(self.execute("SELECT {now}").fetchone()[0])
+
+    # -- definitions ------------------------------------------------------------------
+    def put_definition(self, fingerprint: str, name: str, kind: str, body: str) -> None:
+        self.execute("INSERT INTO definitions (fingerprint, name, kind, body, created_at) "
+                     "VALUES (?, ?, ?, ?, {now}) ON CONFLICT (fingerprint) DO NOTHING",
+                     (fingerprint, name, kind, body))
+
+    def definition(self, fingerprint: str) -> str | None:
+        row = self.execute("SELECT body FROM definitions WHERE fingerprint = ?",
+                           (fingerprint,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- runs ---------------------------------------------------------------------------
+    def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
+                   input: str, checksum: str, open_steps: int) -> bool:
+        """Insert unless the idempotency key exists: the unique constraint is the check."""
+        row = self.execute(
+            "INSERT INTO runs (id, flow, fingerprint, key, status, input, input_checksum, "
+            "open_steps, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, {now}) "
+            "ON CONFLICT (key) DO NOTHING RETURNING id",
+            (run_id, flow, fingerprint, key, input, checksum, open_steps)).fetchone()
+        return row is not None
+
+    def run_by_key(self, key: str) -> tuple[str, str, str]:
+        row = self.execute("SELECT id, flow, input_checksum FROM runs WHERE key = ?",
+                           (key,)).fetchone()
+        return str(row[0]), str(row[1]), str(row[2])
+
+    def run_head(self, run_id: str) -> tuple[str, str] | None:
+        row = self.execute("SELECT fingerprint, input FROM runs WHERE id = ?",
+                           (run_id,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def add_open(self, run_id: str, delta: int) -> int:
+        row = self.execute("UPDATE runs SET open_steps = open_steps + ? WHERE id = ? "
+                           "RETURNING open_steps", (delta, run_id)).fetchone()
+        return int(row[0])
+
+    def finish_run(self, run_id: str, status: str, output: str | None,
+                   error: str | None) -> None:
+        self.execute("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = {now}, "
+                     "started_at = COALESCE(started_at, {now}) WHERE id = ?",
+                     (status, output, error, run_id))
+
+    def mark_runs_running(self, run_ids: Sequence[str]) -> None:
+        self.execute(f"UPDATE runs SET status = 'running', started_at = {{now}} "
+                     f"WHERE id IN ({marks(len(run_ids))}) AND status = 'pending'", run_ids)
+
+    def reopen_run(self, run_id: str, open_steps: int) -> None:
+        self.execute("UPDATE runs SET status = 'running', error = NULL, output = NULL, "
+                     "finished_at = NULL, open_steps = ? WHERE id = ?", (open_steps, run_id))
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?",
+                           (run_id,)).fetchone()
+        return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
+
+    def run_ids_like(self, prefix: str) -> list[str]:
+        rows = self.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id LIMIT 2",
+                            (prefix + "%",)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def list_runs(self, status: str | None, flow: str | None, limit: int) -> list[RunRow]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if flow:
+            where.append("(flow = ? OR flow LIKE ?)")
+            params += [flow, "%:" + flow]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {clause} "
+                            "ORDER BY created_at DESC, id DESC LIMIT ?",
+                            (*params, limit)).fetchall()
+        return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
+
+    # -- steps: creation and the DAG's bookkeeping -----------------------------------------
+    def insert_steps(self, run_id: str, steps: Sequence[NewStep], keys: Sequence[str]) -> None:
+        self.executemany(
+            "INSERT INTO steps (run_id, name, node, kind, task, map_index, status, waiting_on, "
+            "max_attempts, timeout, ready_at, input, input_checksum, idempotency_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?)",
+            [(run_id, s.name, s.node, s.kind, s.task, s.map_index, s.status, s.waiting_on,
+              s.max_attempts, s.timeout, s.input, s.input_checksum, k)
+             for s, k in zip(steps, keys, strict=True)])
+
+    def release(self, run_id: str, names: Sequence[str]) -> list[str]:
+        """One dependency of each named step succeeded; returns those now free to start."""
+        rows = self.execute(
+            f"UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = ? AND "
+            f"name IN ({marks(len(names))}) AND status = 'pending' RETURNING name, waiting_on",
+            (run_id, *names)).fetchall()
+        return sorted((str(r[0]) for r in rows if r[1] == 0), key=list(names).index)
+
+    def outputs(self, run_id: str, names: Sequence[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        rows = self.execute(f"SELECT name, output FROM steps WHERE run_id = ? AND "
+                            f"name IN ({marks(len(names))})", (run_id, *names)).fetchall()
+        return {str(r[0]): r[1] for r in rows}
+
+    def make_ready(self, run_id: str, name: str, input: str, checksum: str) -> None:
+        self.execute("UPDATE steps SET status = 'ready', ready_at = {now}, input = ?, "
+                     "input_checksum = ? WHERE run_id = ? AND name = ?",
+                     (input, checksum, run_id, name))
+
+    def start_map(self, run_id: str, name: str, children: int) -> None:
+        self.execute("UPDATE steps SET status = 'running', waiting_on = ?, started_at = {now}, "
+                     "attempts = 1 WHERE run_id = ? AND name = ?", (children, run_id, name))
+
+    def item_done(self, run_id: str, node: str) -> int:
+        """One item of a map finished; returns how many are still open."""
+        row = self.execute("UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = ? AND "
+                           "name = ? AND status = 'running' RETURNING waiting_on",
+                           (run_id, node)).fetchone()
+        return int(row[0])
+
+    def map_items(self, run_id: str, node: str) -> list[tuple[str, str | None, str | None]]:
+        rows = self.execute("SELECT status, output, error FROM steps WHERE run_id = ? AND "
+                            "node = ? AND kind = 'item' ORDER BY map_index",
+                            (run_id, node)).fetchall()
+        return [(str(r[0]), r[1], r[2]) for r in rows]
+
+    def end_node(self, run_id: str, name: str, status: str, output: str | None,
+                 error: str | None) -> None:
+        self.execute("UPDATE steps SET status = ?, output = ?, error = ?, finished_at = {now}, "
+                     "started_at = COALESCE(started_at, {now}) WHERE run_id = ? AND name = ?",
+                     (status, output, error, run_id, name))
+
+    def block(self, run_id: str, names: Sequence[str]) -> int:
+        """Steps that can never start because something they need failed."""
+        if not names:
+            return 0
+        cur = self.execute(f"UPDATE steps SET status = 'upstream_failed', finished_at = {{now}} "
+                           f"WHERE run_id = ? AND name IN ({marks(len(names))}) "
+                           f"AND status = 'pending'", (run_id, *names))
+        return int(cur.rowcount)
+
+    def first_failure(self, run_id: str) -> tuple[str, str | None] | None:
+        row = self.execute("SELECT name, error FROM steps WHERE run_id = ? AND status = 'failed' "
+                           "ORDER BY finished_at, id LIMIT 1", (run_id,)).fetchone()
+        return None if row is None else (str(row[0]), row[1])
+
+    def steps_of(self, run_id: str) -> list[StepRow]:
+        rows = self.execute(f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? "
+                            "ORDER BY id", (run_id,)).fetchall()
+        return [dict(zip(STEP_COLUMNS, r, strict=True)) for r in rows]
+
+    def attempts_of(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT a.step_id, a.attempt, a.worker, a.outcome, a.error, a.started_at, "
+            "a.finished_at FROM attempts a JOIN steps s ON s.id = a.step_id "
+            "WHERE s.run_id = ? ORDER BY a.step_id, a.attempt", (run_id,)).fetchall()
+        cols = ("step_id", "attempt", "worker", "outcome", "error", "started_at", "finished_at")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def reset_step(self, step_id: int, status: str, waiting_on: int, max_attempts: int) -> None:
+        self.execute("UPDATE steps SET status = ?, waiting_on = ?, max_attempts = ?, "
+                     "error = NULL, output = NULL, finished_at = NULL, ready_at = {now} "
+                     "WHERE id = ?", (status, waiting_on, max_attempts, step_id))
+
+    # -- claims, leases and outcomes -------------------------------------------------------
+    def claim(self, owner: str, token: str, limit: int, lease: float,
+              tasks: Sequence[str]) -> list[ClaimedStep]:
+        rows = self.execute(
+            f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
+            f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
+            f"finished_at = NULL, timeout_at = {{now}} + timeout "
+            f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
+            f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
+            f"RETURNING id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
+            f"timeout", (owner, token, lease, *tasks, limit)).fetchall()
+        return [ClaimedStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8],
+                            token, r[9]) for r in rows]
+
+    def next_ready_at(self, tasks: Sequence[str]) -> float | None:
+        row = self.execute(f"SELECT MIN(ready_at) FROM steps WHERE status = 'ready' AND "
+                           f"task IN ({marks(len(tasks))})", tasks).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def succeed(self, step_id: int, token: str, output: str) -> HeldStep | None:
+        row = self.execute(
+            f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
+            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND lease_token = ? AND "
+            f"status = 'running' AND {_LIVE} AND (timeout_at IS NULL OR timeout_at > {{now}}) "
+            f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
+            (output, step_id, token)).fetchone()
+        return None if row is None else HeldStep(*row)
+
+    def end_attempt(self, step_id: int, token: str, outcome: str, error: str,
+                    expired: bool) -> HeldStep | None:
+        """Record a failed or lost attempt, if `token` still holds the step (live lease for
+        a worker's report, expired lease for the sweeper's)."""
+        cond = _DEAD if expired else _LIVE
+        row = self.execute(
+            f"SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
+            f"lease_owner, started_at FROM steps WHERE id = ? AND lease_token = ? AND "
+            f"status = 'running' AND {cond} {{lock}}", (step_id, token)).fetchone()
+        if row is None:
+            return None
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, {now})",
+                     (step_id, row[6], row[8], outcome, error, row[9]))
+        return HeldStep(*row[:8])
+
+    def retry_later(self, step_id: int, delay: float, error: str) -> None:
+        self.execute(f"UPDATE steps SET status = 'ready', ready_at = {{now}} + ?, error = ?, "
+                     f"{_CLEAR_LEASE} WHERE id = ?", (delay, error, step_id))
+
+    def fail(self, step_id: int, error: str) -> None:
+        self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
+                     f"{_CLEAR_LEASE} WHERE id = ?", (error, step_id))
+
+    def renew(self, owner: str, lease: float) -> int:
+        cur = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
+                           f"lease_owner = ? AND status = 'running' AND {_LIVE}", (lease, owner))
+        return int(cur.rowcount)
+
+    def expired(self, limit: int) -> list[Expired]:
+        rows = self.execute(
+            f"SELECT id, run_id, lease_token, lease_owner, CASE WHEN timeout_at <= {{now}} THEN "
+            f"'timeout' ELSE 'lost' END FROM steps WHERE status = 'running' AND "
+            f"lease_token IS NOT NULL AND {_DEAD} ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [Expired(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def release_held(self, owner: str) -> int:
+        """Give back what a stopping worker holds, without charging an attempt."""
+        cur = self.execute(f"UPDATE steps SET status = 'ready', attempts = attempts - 1, "
+                           f"ready_at = {{now}}, started_at = NULL, {_CLEAR_LEASE} "
+                           f"WHERE lease_owner = ? AND status = 'running'", (owner,))
+        return int(cur.rowcount)
+
+    def expire_owner(self, owner: str) -> int:
+        cur = self.execute("UPDATE steps SET lease_expires_at = {now} WHERE lease_owner = ? "
+                           "AND status = 'running'", (owner,))
+        return int(cur.rowcount)
+
+    # -- workers and leader election -------------------------------------------------------
+    def register_worker(self, worker_id: str, host: str, pid: int) -> None:
+        self.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
+                     "VALUES (?, ?, ?, {now}, {now})", (worker_id, host, pid))
+
+    def worker_alive(self, worker_id: str) -> None:
+        self.execute("UPDATE workers SET heartbeat_at = {now} WHERE id = ?", (worker_id,))
+
+    def remove_worker(self, worker_id: str) -> None:
+        self.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def workers_on(self, host: str) -> list[tuple[str, int]]:
+        rows = self.execute("SELECT id, pid FROM workers WHERE host = ?", (host,)).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def forget_stale_workers(self, older_than: float) -> None:
+        self.execute("DELETE FROM workers WHERE heartbeat_at < {now} - ?", (older_than,))
+
+    def try_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or keep a named lease (the sweeper's election)."""
+        row = self.execute(
+            "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, {now} + ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at WHERE leases.owner = excluded.owner "
+            "OR leases.expires_at < {now} RETURNING owner", (name, owner, seconds)).fetchone()
+        return row is not None

@@ -1,0 +1,83 @@
+"""SQLite: one file, WAL, durable commits, several processes on one machine."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import StoreError
+from .base import Store
+from .sql import SqlTx
+
+_SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
+
+
+class SqliteTx(SqlTx):
+    # Unix seconds with millisecond resolution from SQLite's own clock.
+    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+    tx_class = SqliteTx
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        parts = urlsplit(url)
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if parts.netloc:
+            path = parts.netloc + "/" + path
+        if not path:
+            raise StoreError(f"no file in SQLite URL {url!r}; use sqlite:///path/to/file.db")
+        self.path = path
+        options = parse_qs(parts.query)
+        sync = options.get("synchronous", ["full"])[0].lower()
+        if sync not in _SYNC:
+            raise StoreError(f"synchronous={sync!r}: use one of {', '.join(_SYNC)}")
+        self.synchronous = _SYNC[sync]
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot open SQLite database {path!r}: no directory {parent}")
+        self._connection: sqlite3.Connection | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        self._connection = conn
+
+    def _conn(self) -> Any:
+        assert self._connection is not None
+        return self._connection
+
+    def _begin(self, write: bool) -> None:
+        self._conn().execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _commit(self) -> None:
+        self._conn().execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn()
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        # "database is locked" / "busy" never reach a task as a failure: retry instead.
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+    def _reconnect(self) -> None:
+        """SQLite connections do not drop; a busy database only needs another try."""
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
