@@ -100,12 +100,15 @@ class Worker:
             self._ready.set()
             log.exception("worker %s stopped on an error", self.id)
 
-    def stop(self, grace: float = 10.0) -> None:
+    def request_stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running attempts finish for `grace` seconds, then give back
-        whatever is still held so another worker takes it at once."""
+        whatever is still held so another worker takes it at once. Safe in a signal handler."""
         self._grace = grace
         self._stop.set()
         self._queue.put(_WAKE)
+
+    def stop(self, grace: float = 10.0) -> None:
+        self.request_stop(grace)
         if self._thread is not None:
             self._thread.join(grace + 30)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -25,6 +26,10 @@ class PostgresTx(SqlTx):
 
     def sql(self, text: str) -> str:
         return super().sql(text).replace("?", "%s")
+
+    def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(self.sql(text), list(rows))
 
     def notify(self) -> None:
         self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))

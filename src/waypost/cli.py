@@ -1,0 +1,219 @@
+"""The `waypost` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InputError, WaypostError
+from .store import DEFAULT_URL
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "ready": "cyan",
+                "pending": "dim", "upstream_failed": "magenta"}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns every WaypostError into one clear line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WaypostError as exc:
+            fail(str(exc).replace("[", "\\["), exc.exit_code)
+
+
+def _engine(ctx: click.Context) -> Any:
+    from .runtime.engine import Engine
+
+    return Engine(ctx.obj["db"])
+
+
+@click.group(cls=_Group)
+@click.option("--db", envvar="WAYPOST_DB", default=DEFAULT_URL, show_default=True,
+              help="Database URL (or WAYPOST_DB): sqlite:///file.db or postgresql://...")
+@click.version_option(package_name="waypost")
+@click.pass_context
+def main(ctx: click.Context, db: str) -> None:
+    """waypost: durable workflows that survive crashes."""
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+@main.command()
+@click.argument("module")
+@click.option("--concurrency", "-c", default=8, show_default=True, type=click.IntRange(1, 1024),
+              help="Attempts run at once.")
+@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a claim lasts without a heartbeat.")
+@click.option("--poll", default=0.5, show_default=True, type=click.FloatRange(0.001),
+              help="Longest pause between looks for work when idle.")
+@click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to let running attempts finish on shutdown.")
+@click.option("--name", default=None, help="Worker id (default host:pid:random).")
+@click.pass_context
+def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll: float,
+           grace: float, name: str | None) -> None:
+    """Serve the tasks of MODULE until SIGINT or SIGTERM."""
+    from .dag.task import registered_tasks
+    from .runtime.loader import import_module
+    from .runtime.worker import Worker
+
+    import_module(module)
+    if not registered_tasks():
+        fail(f"module {module} defines no task", 2)
+    w = Worker(ctx.obj["db"], concurrency=concurrency, lease=lease, poll=poll, name=name)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        err.print(f"{signal.Signals(signum).name}: finishing running attempts (up to {grace:g}s)")
+        w.request_stop(grace)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    err.print(f"worker {w.id} serving {len(w.tasks)} tasks from {module} "
+              f"(concurrency {concurrency})")
+    w.serve()
+    s = w.stats
+    err.print(f"worker {w.id} stopped: {s.succeeded} succeeded, {s.failed} failed, "
+              f"{s.rejected} discarded")
+    stuck = [t for t in threading.enumerate() if t.name.startswith("waypost-task") and t.is_alive()]
+    if stuck:  # a task body that never returns must not keep a stopped worker alive
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _parse_input(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--input is not valid JSON: {exc.msg} at line {exc.lineno} "
+                         f"column {exc.colno}") from None
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:FLOW")
+@click.option("--input", "input_", default="{}", show_default=True,
+              help="The flow's parameters as a JSON object.")
+@click.option("--key", default=None, help="Idempotency key: starting twice gives one run.")
+@click.pass_context
+def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None:
+    """Start a run of FLOW and print its id."""
+    from .runtime.loader import load_flow
+
+    data = _parse_input(input_)
+    flow = load_flow(target)
+    flow.bind_input(data)  # bad input is refused before the database is touched
+    click.echo(_engine(ctx).start(flow, data, key=key))
+
+
+@main.command()
+@click.option("--status", default=None, help="Only runs with this status.")
+@click.option("--flow", default=None, help="Only runs of this flow (name or MODULE:FLOW).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
+         as_json: bool) -> None:
+    """A table of runs, newest first."""
+    rows = _engine(ctx).runs(status=status, flow=flow, limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table("run", "flow", "status", "key", "created", "duration", box=None)
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        table.add_row(r["id"], r["flow"], f"[{style}]{r['status']}[/]", r["key"] or "",
+                      (r["created_at"] or "")[:23], _secs(r["duration"]))
+    out.print(table)
+
+
+def _secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}s"
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object.")
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Every step of RUN: status, attempts, times, input, key, output or error."""
+    engine = _engine(ctx)
+    view = engine.show(engine.resolve(run))
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    style = STATUS_STYLE.get(view["status"], "")
+    out.print(f"[bold]run[/] {view['id']}  [bold]flow[/] {view['flow']}  "
+              f"[bold]status[/] [{style}]{view['status']}[/]  [bold]key[/] {view['key'] or '-'}")
+    out.print(f"input {_short(view['input'], 200)}  ({view['input_checksum']})")
+    if view["status"] == "succeeded":
+        out.print(f"output {_short(view['output'], 200)}")
+    if view["error"]:
+        out.print(f"[red]error[/] {view['error']}")
+    table = Table("step", "status", "att", "started", "duration", "input", "checksum",
+                  "idempotency key", "output / error", box=None)
+    for s in view["steps"]:
+        style = STATUS_STYLE.get(s["status"], "")
+        result = s["output"] if s["error"] is None else f"{s['error']['type']}: {s['error']['message']}"
+        table.add_row(s["name"], f"[{style}]{s['status']}[/]", str(s["attempts"]),
+                      (s["started_at"] or "")[11:23], _secs(s["duration"]),
+                      _short(s["input"], 30) if s["input"] is not None else "",
+                      (s["input_checksum"] or "")[7:19], s["idempotency_key"][:12],
+                      _short(result, 40) if result is not None else "")
+    out.print(table)
+    for s in view["steps"]:
+        for attempt in s["history"]:
+            if attempt["error"] and attempt["error"].get("traceback"):
+                out.print(f"\n[bold]{s['name']}[/] attempt {attempt['attempt']} "
+                          f"({attempt['outcome']}):")
+                out.print(attempt["error"]["traceback"].rstrip(), markup=False)
+            elif attempt["error"]:
+                out.print(f"\n[bold]{s['name']}[/] attempt {attempt['attempt']} "
+                          f"({attempt['outcome']}): {attempt['error']['message']}", markup=False)
+
+
+@main.command()
+@click.argument("run")
+@click.pass_context
+def resume(ctx: click.Context, run: str) -> None:
+    """Continue a failed RUN from its failed steps; succeeded steps are kept."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    reset = engine.resume(run_id)
+    click.echo(f"run {run_id} resumed: {reset} steps will run again")
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's database and print its path.")
+def demo(keep: bool) -> None:
+    """Run an example, kill its worker with SIGKILL part-way, restart it, and watch the
+    run finish without redoing finished steps."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(out, keep=keep))
+
+
+if __name__ == "__main__":
+    main()
