@@ -24,6 +24,7 @@ class GraphBuilder:
     def __init__(self, flow: str) -> None:
         self.flow = flow
         self.nodes: dict[str, Node] = {}
+        self._counts: dict[str, int] = {}
         self._token: contextvars.Token[GraphBuilder | None] | None = None
 
     def __enter__(self) -> GraphBuilder:
@@ -35,12 +36,11 @@ class GraphBuilder:
         _builder.reset(self._token)
 
     def _unique(self, base: str) -> str:
-        if base not in self.nodes:
-            return base
-        n = 2
-        while f"{base}#{n}" in self.nodes:
-            n += 1
-        return f"{base}#{n}"
+        n = self._counts[base] = self._counts.get(base, 0) + 1
+        name = base if n == 1 else f"{base}#{n}"
+        if name in self.nodes:
+            raise DefinitionError(f"two tasks in flow {self.flow} would both be named {name!r}")
+        return name
 
     def add(self, task: Task[Any, Any], kind: str, args: list[Any], kwargs: dict[str, Any],
             over: Any = None) -> Ref:

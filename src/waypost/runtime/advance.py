@@ -55,7 +55,7 @@ class _Pending:
     tx: SqlTx
     open_delta: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runs: dict[str, RunInfo] = field(default_factory=dict)
-    notify: bool = False
+    made_ready: int = 0
 
 
 class Advancer:
@@ -115,14 +115,17 @@ class Advancer:
         return run_id, True
 
     # -- outcomes --------------------------------------------------------------------------
-    def record(self, tx: SqlTx, outcomes: list[Outcome]) -> list[bool]:
-        """Record outcomes (one transaction, any number of runs); True where accepted."""
+    def record(self, tx: SqlTx, outcomes: list[Outcome],
+               notify: bool = True) -> tuple[list[bool], int]:
+        """Record outcomes (one transaction, any number of runs). Returns which were
+        accepted and how many steps became ready. A worker that will claim in the same
+        transaction passes notify=False and wakes others only for what it leaves."""
         pending = _Pending(tx)
         accepted = {}
         for o in sorted(outcomes, key=lambda o: (o.run_id, o.step_id)):
             accepted[id(o)] = self._record_one(pending, o)
-        self._settle(pending)
-        return [accepted[id(o)] for o in outcomes]
+        self._settle(pending, notify)
+        return [accepted[id(o)] for o in outcomes], pending.made_ready
 
     def _record_one(self, p: _Pending, o: Outcome) -> bool:
         tx = p.tx
@@ -190,14 +193,14 @@ class Advancer:
             action = run.driver.activate(name, outputs, run.params)
             if isinstance(action, Ready):
                 tx.make_ready(run.id, name, action.input, action.checksum)
-                p.notify = True
+                p.made_ready += 1
             elif isinstance(action, Expand):
                 children = action.children
                 tx.start_map(run.id, name, len(children))
                 if children:
                     tx.insert_steps(run.id, children, [step_key(run.id, c.name) for c in children])
                     p.open_delta[run.id] += len(children)
-                    p.notify = True
+                    p.made_ready += len(children)
                 else:
                     self._gather(p, run, name)
             else:
@@ -205,13 +208,13 @@ class Advancer:
                 p.open_delta[run.id] -= 1
                 self._block(p, run, name)
 
-    def _settle(self, p: _Pending) -> None:
+    def _settle(self, p: _Pending, notify: bool = True) -> None:
         tx = p.tx
         for run_id in sorted(p.open_delta):
             delta = p.open_delta[run_id]
             if delta and tx.add_open(run_id, delta) == 0:
                 self._finish(p, self._run(p, run_id))
-        if p.notify:
+        if notify and p.made_ready:
             tx.notify()
 
     def _finish(self, p: _Pending, run: RunInfo) -> None:
@@ -264,7 +267,7 @@ class Advancer:
                 if waiting == 0:
                     to_activate.append(s["name"])
         tx.reopen_run(run_id, open_steps)
-        p = _Pending(tx, notify=True)
+        p = _Pending(tx, made_ready=reset)
         self._activate(p, run, to_activate)
         self._settle(p)
         return reset

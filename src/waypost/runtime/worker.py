@@ -121,15 +121,13 @@ class Worker:
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
-        listener = self._start_listener()
+        self._start_listener()
         try:
             store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid()))
             self._ready.set()
             self._loop(store, executor)
         finally:
             executor.shutdown()
-            if listener is not None:
-                listener.join(2)
             try:
                 store.patience = 5.0
                 store.transact(lambda tx: tx.remove_worker(self.id))
@@ -137,9 +135,11 @@ class Worker:
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             store.close()
 
-    def _start_listener(self) -> threading.Thread | None:
+    def _start_listener(self) -> None:
+        """PostgreSQL only: a daemon thread turns NOTIFY into a wake-up of the loop. It is
+        not joined on stop; it notices within a second and closes its own connection."""
         if not self.url.startswith(("postgresql:", "postgres:")):
-            return None
+            return
 
         def listen() -> None:
             store = open_store(self.url)
@@ -150,9 +150,7 @@ class Worker:
             finally:
                 store.close()
 
-        thread = threading.Thread(target=listen, name="waypost-listen", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=listen, name="waypost-listen", daemon=True).start()
 
     def _loop(self, store: Store, executor: Executor) -> None:
         held: dict[int, _Held] = {}
@@ -231,8 +229,10 @@ class Worker:
         token = uuid.uuid4().hex[:16]
 
         def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
-            accepted = self.advancer.record(tx, outcomes) if outcomes else []
+            accepted, made_ready = self.advancer.record(tx, outcomes, notify=False)
             claimed = tx.claim(self.id, token, free, self.lease, names) if free > 0 else []
+            if made_ready and len(claimed) == free:
+                tx.notify()  # we could not take everything we made ready: wake the others
             if claimed:
                 tx.mark_runs_running(sorted({c.run_id for c in claimed}))
             next_due = math.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -118,15 +119,17 @@ class PostgresStore(Store):
         tx.execute("SELECT pg_advisory_xact_lock(7366127)")
 
     def wait_for_wakeup(self, timeout: float) -> bool:
+        # select() in our own hands: it sleeps without the GIL, so a listening thread never
+        # slows the worker loop that shares the process.
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = self._open()
                 self._listener.execute(f'LISTEN "{self.channel}"')
-            got = False
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                got = True
-            return got
-        except psycopg.Error:
+            readable, _, _ = select.select([self._listener.fileno()], [], [], timeout)
+            if not readable:
+                return False
+            return bool(list(self._listener.notifies(timeout=0)))
+        except (psycopg.Error, StoreError, OSError):
             if self._listener is not None:
                 self._listener.close()
             self._listener = None
