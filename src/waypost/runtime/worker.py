@@ -174,7 +174,7 @@ class Worker:
                 if claimed:
                     poll_wait = 0.01
                 else:
-                    poll_wait = min(poll_wait * 2, self.poll)
+                    poll_wait = min(max(poll_wait * 2, 0.01), self.poll)
                 claim_at = now if len(claimed) == free else now + min(poll_wait, next_due)
             if now >= heartbeat_at:
                 self._heartbeat(store, held)
@@ -189,10 +189,14 @@ class Worker:
             wait = min(claim_at if free > 0 and not stopping else math.inf, heartbeat_at, sweep_at,
                        stop_deadline, min((h.deadline for h in held.values()), default=math.inf))
             if not outcomes:
-                outcomes += self._wait(held, max(0.0, wait - time.monotonic()))
+                finished, woken = self._wait(held, max(0.0, wait - time.monotonic()))
+                outcomes += finished
+                if woken:
+                    claim_at = poll_wait = 0.0
 
-    def _wait(self, held: dict[int, _Held], timeout: float) -> list[Outcome]:
-        """Block until an attempt finishes or someone wakes us; collect what finished."""
+    def _wait(self, held: dict[int, _Held], timeout: float) -> tuple[list[Outcome], bool]:
+        """Block until an attempt finishes or someone wakes us; collect what finished and
+        whether new work was announced."""
         got: list[Any] = []
         try:
             got.append(self._queue.get(timeout=timeout))
@@ -200,9 +204,10 @@ class Worker:
                 got.append(self._queue.get_nowait())
         except queue.Empty:
             pass
-        outcomes = []
+        outcomes, woken = [], False
         for item in got:
             if item is _WAKE:
+                woken = True
                 continue
             step_id, future = item
             entry = held.get(step_id)
@@ -212,7 +217,7 @@ class Worker:
             if entry.abandoned or future.cancelled():
                 continue
             outcomes.append(future.result())
-        return outcomes
+        return outcomes, woken
 
     def _submit(self, executor: Executor, step: ClaimedStep) -> _Held:
         task = self.tasks[step.task]
