@@ -176,7 +176,8 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
                   "idempotency key", "output / error", box=None)
     for s in view["steps"]:
         style = STATUS_STYLE.get(s["status"], "")
-        result = s["output"] if s["error"] is None else f"{s['error']['type']}: {s['error']['message']}"
+        error = s["error"]
+        result = s["output"] if error is None else f"{error['type']}: {error['message']}"
         table.add_row(s["name"], f"[{style}]{s['status']}[/]", str(s["attempts"]),
                       (s["started_at"] or "")[11:23], _secs(s["duration"]),
                       _short(s["input"], 30) if s["input"] is not None else "",

@@ -12,22 +12,8 @@ from typing import Any
 
 from .. import codec
 from ..retry import Backoff
+from ..store.records import NewStep
 from .graph import Graph, render, template_refs
-
-
-@dataclass
-class NewStep:
-    name: str
-    node: str
-    task: str
-    kind: str  # task | map | item
-    status: str  # pending | ready
-    waiting_on: int
-    max_attempts: int
-    timeout: float | None
-    input: str | None = None
-    input_checksum: str | None = None
-    map_index: int | None = None
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class Flow(Generic[P, R]):
     def _build(self) -> Graph:
         params = list(self.signature.parameters)
         with GraphBuilder(self.name) as builder:
-            out = self.fn(**{p: Ref(("param", p)) for p in params})  # type: ignore[call-arg]
+            placeholders: dict[str, Any] = {p: Ref(("param", p)) for p in params}
+            out = self.fn(**placeholders)  # type: ignore[call-arg]
         if not builder.nodes:
             raise DefinitionError(f"flow {self.name} calls no task")
         return Graph(self.name, params, builder.nodes, to_template(out))
@@ -74,8 +75,9 @@ class Flow(Generic[P, R]):
             allowed = _JSON_TYPES.get(self.signature.parameters[name].annotation)
             if allowed and (not isinstance(value, allowed) or
                             (isinstance(value, bool) and bool not in allowed)):
+                got = f"{type(value).__name__} {value!r:.40}"
                 raise InputError(f"flow {self.name}: parameter {name!r} expects "
-                                 f"{allowed[-1].__name__}, got {type(value).__name__} {value!r:.40}")
+                                 f"{allowed[-1].__name__}, got {got}")
         return dict(bound.arguments)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -44,7 +44,7 @@ class Ref:
 
     __bool__ = _refuse
     __len__ = _refuse
-    __eq__ = _refuse  # type: ignore[assignment]
+    __eq__ = _refuse
     __hash__ = None  # type: ignore[assignment]
 
     def __iter__(self) -> Iterator[Any]:
@@ -87,7 +87,7 @@ def template_refs(template: Any) -> list[str]:
                 return
             if PARAM in t:
                 return
-            for v in (t[LITERAL] if LITERAL in t else t).values():
+            for v in (t.get(LITERAL, t)).values():
                 walk(v)
         elif isinstance(t, list):
             for v in t:
@@ -112,7 +112,7 @@ def render(template: Any, outputs: dict[str, Any], params: dict[str, Any]) -> An
                 src = template.get(REF) or template.get(PARAM)
                 raise LookupError(f"{src}{template['path']}: no {key!r} in {value!r:.80}") from exc
         return value
-    inner = template[LITERAL] if LITERAL in template else template
+    inner = template.get(LITERAL, template)
     return {k: render(v, outputs, params) for k, v in inner.items()}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ..context import Context
 from ..errors import DefinitionError
@@ -74,21 +74,22 @@ class Task(Generic[P, R]):
         except TypeError as exc:
             raise DefinitionError(f"task {self.short_name}: {exc}") from None
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    # Loosely typed on purpose: inside a flow the `ctx` parameter is supplied by the runtime.
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
         builder = current_builder()
         if builder is None:
             return self.fn(*args, **kwargs)
         self._check_call(args, kwargs)
-        return builder.add(self, "task", list(args), dict(kwargs))  # type: ignore[no-any-return]
+        return cast(R, builder.add(self, "task", list(args), dict(kwargs)))
 
     def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
         """One step per element of `items` (an upstream output or a flow parameter), each
         called as `task(element, *args, **kwargs)`; the result is the list of outputs."""
         builder = current_builder()
         if builder is None:
-            return [self.fn(item, *args, **kwargs) for item in items]  # type: ignore[arg-type]
+            return [self.fn(item, *args, **kwargs) for item in items]
         self._check_call(args, kwargs, extra=1)
-        return builder.add(self, "map", list(args), dict(kwargs), over=items)  # type: ignore[no-any-return]
+        return cast(list[R], builder.add(self, "map", list(args), dict(kwargs), over=items))
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

@@ -171,10 +171,7 @@ class Worker:
                 claimed, next_due = self._commit(store, batch, free, names)
                 for step in claimed:
                     held[step.id] = self._submit(executor, step)
-                if claimed:
-                    poll_wait = 0.01
-                else:
-                    poll_wait = min(max(poll_wait * 2, 0.01), self.poll)
+                poll_wait = 0.01 if claimed else min(max(poll_wait * 2, 0.01), self.poll)
                 claim_at = now if len(claimed) == free else now + min(poll_wait, next_due)
             if now >= heartbeat_at:
                 self._heartbeat(store, held)
@@ -211,7 +208,7 @@ class Worker:
                 continue
             step_id, future = item
             entry = held.get(step_id)
-            if entry is None or entry.future is not future:
+            if entry is None or entry.future is not future or future is None:
                 continue
             del held[step_id]
             if entry.abandoned or future.cancelled():
@@ -226,7 +223,10 @@ class Worker:
             entry.deadline = time.monotonic() + step.timeout
         future = executor.submit(task, step)
         entry.future = future
-        future.add_done_callback(lambda f, sid=step.id: self._queue.put((sid, f)))
+        def done(f: concurrent.futures.Future[Outcome], sid: int = step.id) -> None:
+            self._queue.put((sid, f))
+
+        future.add_done_callback(done)
         return entry
 
     def _commit(self, store: Store, outcomes: list[Outcome], free: int,

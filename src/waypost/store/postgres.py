@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import time
@@ -67,10 +68,9 @@ class PostgresStore(Store):
             raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
         if self.schema != "public":
-            try:
+            # Another process may create it at the same moment.
+            with contextlib.suppress(pg_errors.UniqueViolation):
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            except pg_errors.UniqueViolation:
-                pass  # another process created it at the same moment
             conn.execute(f'SET search_path TO "{self.schema}"')
         return conn
 
@@ -110,10 +110,8 @@ class PostgresStore(Store):
         if conn is not None and (conn.closed or conn.broken):
             conn.close()
             self._connection = None
-            try:
+            with contextlib.suppress(StoreError):  # the next try of transact() tries again
                 self._connect()
-            except StoreError:
-                pass  # the next attempt of transact() tries again
 
     def _migration_lock(self, tx: SqlTx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(7366127)")

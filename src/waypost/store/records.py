@@ -46,5 +46,23 @@ class Expired:
     reason: str  # lost | timeout
 
 
+@dataclass
+class NewStep:
+    """A step row to insert; `status` is pending (waiting on `waiting_on` others) or ready."""
+
+    name: str
+    node: str
+    task: str
+    kind: str  # task | map | item
+    status: str  # pending | ready
+    waiting_on: int
+    max_attempts: int
+    timeout: float | None
+    input: str | None = None
+    input_checksum: str | None = None
+    map_index: int | None = None
+
+
+
 RunRow = dict[str, Any]
 StepRow = dict[str, Any]

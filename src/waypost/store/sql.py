@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..dag.driver import NewStep
-from .records import ClaimedStep, Expired, HeldStep, RunRow, StepRow
+from .records import ClaimedStep, Expired, HeldStep, NewStep, RunRow, StepRow
 
 RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
                "output", "error", "open_steps", "created_at", "started_at", "finished_at")

@@ -1,0 +1,45 @@
+"""Guards on interfaces users rely on: the public exports and the documented CLI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import waypost
+from waypost.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_public_exports_are_pinned() -> None:
+    assert set(waypost.__all__) == {
+        "Backoff", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
+        "IdempotencyConflict", "InputError", "ResultTimeout", "RunFailed", "StoreError",
+        "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "task",
+    }
+    for name in waypost.__all__:
+        assert hasattr(waypost, name), name
+
+
+def test_every_cli_command_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in main.commands if f"`waypost {name}" not in readme]
+    assert not missing, f"commands not documented in README.md: {missing}"
+
+
+def test_imports_flow_one_way() -> None:
+    """The store never imports the runtime; the DAG front-end never imports the runtime."""
+    for layer, forbidden in (("store", ("runtime", "cli")), ("dag", ("runtime", "cli"))):
+        for path in (ROOT / "src" / "waypost" / layer).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    target = node.module.lstrip(".").split(".")[0]
+                    assert target not in forbidden, f"{path.name} imports {node.module}"
+
+
+def test_store_does_not_import_definitions() -> None:
+    for path in (ROOT / "src" / "waypost" / "store").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.lstrip(".").startswith("dag"), path.name
