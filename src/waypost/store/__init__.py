@@ -21,7 +21,11 @@ def open_store(url: str) -> Store:
     else:
         raise StoreError(f"unsupported database URL {url!r}: use sqlite:///file.db or "
                          "postgresql://user@host/db")
-    store.migrate()
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
     return store
 
 

@@ -1,0 +1,148 @@
+"""The store contract, on SQLite and PostgreSQL alike: migrations, idempotent run
+creation, claims, and the lease fencing every outcome depends on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import waypost as wp
+from waypost.errors import SchemaVersionError
+from waypost.runtime.advance import Advancer
+from waypost.runtime.outcome import Outcome
+from waypost.store import Store, open_store
+from waypost.store.records import ClaimedStep
+from waypost.store.sql import SqlTx
+
+
+@wp.task()
+def double(x: int) -> int:
+    return 2 * x
+
+
+@wp.task()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@wp.flow()
+def pair(x: int) -> int:
+    return add(double(x), double(x))
+
+
+TASKS = [double.name, add.name]
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def start(store: Store, x: int = 1, key: str | None = None) -> str:
+    run_id, _ = store.transact(lambda tx: Advancer().start(tx, pair, {"x": x}, key))
+    return run_id
+
+
+def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.0,
+          limit: int = 10) -> list[ClaimedStep]:
+    return store.transact(lambda tx: tx.claim(owner, token, limit, lease, TASKS))
+
+
+def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: Store) -> None:
+    assert store.migrate() == store.migrate() == 1
+    store.transact(lambda tx: tx.execute("INSERT INTO waypost_schema (version) VALUES (999)"))
+    with pytest.raises(SchemaVersionError, match="999"):
+        open_store(db_url)
+
+
+def test_new_run_has_its_roots_ready_and_the_rest_pending(store: Store) -> None:
+    run_id = start(store)
+    steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
+    assert {n: s["status"] for n, s in steps.items()} == {
+        "double": "ready", "double#2": "ready", "add": "pending"}
+    assert steps["add"]["waiting_on"] == 2
+    assert len({s["idempotency_key"] for s in steps.values()}) == 3
+
+
+def test_same_key_same_input_is_one_run_other_input_is_refused(store: Store) -> None:
+    first = start(store, 1, key="k-1")
+    assert start(store, 1, key="k-1") == first
+    with pytest.raises(wp.IdempotencyConflict, match="k-1"):
+        start(store, 2, key="k-1")
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 10))) == 1
+
+
+def test_a_step_is_claimed_once(store: Store) -> None:
+    start(store)
+    a = claim(store, "w1", "t1")
+    b = claim(store, "w2", "t2")
+    assert len(a) == 2 and b == []
+
+
+def test_outcome_needs_the_live_lease_token(store: Store) -> None:
+    run_id = start(store)
+    step = claim(store)[0]
+    advancer = Advancer()
+
+    def report(token: str) -> list[bool]:
+        o = Outcome(step.id, run_id, token, output="2")
+        return store.transact(lambda tx: advancer.record(tx, [o])[0])
+
+    assert report("stolen") == [False]
+    assert report("t1") == [True]
+    assert report("t1") == [False], "the same attempt cannot record a second outcome"
+
+
+def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
+    run_id = start(store)
+    steps = claim(store, lease=0.2)
+    time.sleep(0.35)
+    assert store.transact(lambda tx: tx.renew("w1", 30.0)) == 0
+    late = Outcome(steps[0].id, run_id, "t1", output="2")
+    assert store.transact(lambda tx: Advancer().record(tx, [late])[0]) == [False]
+    expired = store.read(lambda tx: tx.expired(10))
+    assert {e.step_id for e in expired} == {s.id for s in steps}
+
+
+def test_sweeper_requeues_expired_attempts_as_lost(store: Store) -> None:
+    from waypost.runtime.sweeper import sweep
+
+    run_id = start(store)
+    claim(store, lease=0.1)
+    time.sleep(0.25)
+    assert store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0)) == 2
+    steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
+    history = store.read(lambda tx: tx.attempts_of(run_id))
+    # no retries declared: a lost attempt is the step's last
+    assert steps["double"]["status"] == "failed"
+    assert {h["outcome"] for h in history} == {"lost"}
+    assert store.read(lambda tx: tx.get_run(run_id))["status"] == "failed"
+
+
+def test_only_one_sweeper_holds_the_lease(store: Store) -> None:
+    def take(owner: str) -> bool:
+        return store.transact(lambda tx: tx.try_lease("sweeper", owner, 5.0))
+
+    assert take("a") and take("a")
+    assert not take("b")
+
+
+def test_database_clock_is_used(store: Store) -> None:
+    now = store.read(lambda tx: tx.now())
+    assert abs(now - time.time()) < 5
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    run_id = start(store)
+
+    def half(tx: SqlTx) -> None:
+        tx.finish_run(run_id, "succeeded", "1", None)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.transact(half)
+    assert store.read(lambda tx: tx.get_run(run_id))["status"] == "pending"
