@@ -171,28 +171,41 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     if view["status"] == "succeeded":
         out.print(f"output {_short(view['output'], 200)}")
     if view["error"]:
-        out.print(f"[red]error[/] {view['error']}")
-    table = Table("step", "status", "att", "started", "duration", "input", "checksum",
-                  "idempotency key", "output / error", box=None)
-    for s in view["steps"]:
-        style = STATUS_STYLE.get(s["status"], "")
-        error = s["error"]
-        result = s["output"] if error is None else f"{error['type']}: {error['message']}"
-        table.add_row(s["name"], f"[{style}]{s['status']}[/]", str(s["attempts"]),
-                      (s["started_at"] or "")[11:23], _secs(s["duration"]),
-                      _short(s["input"], 30) if s["input"] is not None else "",
-                      (s["input_checksum"] or "")[7:19], s["idempotency_key"][:12],
-                      _short(result, 40) if result is not None else "")
-    out.print(table)
-    for s in view["steps"]:
-        for attempt in s["history"]:
-            if attempt["error"] and attempt["error"].get("traceback"):
-                out.print(f"\n[bold]{s['name']}[/] attempt {attempt['attempt']} "
-                          f"({attempt['outcome']}):")
-                out.print(attempt["error"]["traceback"].rstrip(), markup=False)
-            elif attempt["error"]:
-                out.print(f"\n[bold]{s['name']}[/] attempt {attempt['attempt']} "
-                          f"({attempt['outcome']}): {attempt['error']['message']}", markup=False)
+        e = view["error"]
+        out.print(f"[red]error[/] at step {e.get('step')}: {e.get('type')}: {e.get('message')}",
+                  highlight=False)
+    for step in view["steps"]:
+        _print_step(step)
+
+
+def _print_step(s: dict[str, Any]) -> None:
+    style = STATUS_STYLE.get(s["status"], "")
+    times = ""
+    if s["started_at"]:
+        times = f"  {s['started_at'][11:23]} → {(s['finished_at'] or '…')[11:23]}"
+        times += f" ({_secs(s['duration'])})" if s["duration"] is not None else ""
+    attempts = f"{s['attempts']}/{s['max_attempts']} attempts"
+    out.print(f"\n[bold]{s['name']}[/]  [{style}]{s['status']}[/]  {attempts}{times}")
+    rows = [("input", f"{_short(s['input'], 120)}  {s['input_checksum']}"
+             if s["input"] is not None else "-"),
+            ("key", s["idempotency_key"])]
+    if s["status"] == "succeeded":
+        rows.append(("output", _short(s["output"], 160)))
+    if s["ready_at"]:
+        rows.append(("ready at", s["ready_at"]))
+    if s["status"] == "running" and s["worker"]:
+        rows.append(("worker", s["worker"]))
+    for label, value in rows:
+        out.print(f"  {label:<8} {value}", markup=False)
+    for attempt in s["history"]:
+        e = attempt["error"] or {}
+        out.print(f"  attempt {attempt['attempt']} {attempt['outcome']}: "
+                  f"{e.get('type')}: {e.get('message')}", markup=False)
+    if s["error"] and s["error"].get("traceback"):
+        out.print("  " + s["error"]["traceback"].rstrip().replace("\n", "\n  "), markup=False)
+    elif s["error"] and not s["history"]:
+        out.print(f"  error    {s['error'].get('type')}: {s['error'].get('message')}",
+                  markup=False)
 
 
 @main.command()

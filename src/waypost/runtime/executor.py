@@ -21,10 +21,13 @@ from .outcome import Outcome
 
 
 def error_of(exc: BaseException) -> dict[str, Any]:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # start the traceback at the user's code, not ours
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, tb)),
     }
 
 
