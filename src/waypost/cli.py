@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import InputError, WaypostError
@@ -136,11 +137,18 @@ def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
         for row in rows:
             click.echo(json.dumps(row))
         return
-    table = Table("run", "flow", "status", "key", "created", "duration", box=None)
+    table = Table(box=None)
+    table.add_column("run", no_wrap=True, min_width=24)
+    table.add_column("flow", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("key", overflow="fold")
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("duration", no_wrap=True, justify="right")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
-        table.add_row(r["id"], r["flow"], f"[{style}]{r['status']}[/]", r["key"] or "",
-                      (r["created_at"] or "")[:23], _secs(r["duration"]))
+        table.add_row(r["id"], escape(r["flow"]), f"[{style}]{r['status']}[/]",
+                      escape(r["key"] or ""),
+                      (r["created_at"] or "")[:19].replace("T", " "), _secs(r["duration"]))
     out.print(table)
 
 
@@ -165,15 +173,16 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         click.echo(json.dumps(view, indent=2))
         return
     style = STATUS_STYLE.get(view["status"], "")
-    out.print(f"[bold]run[/] {view['id']}  [bold]flow[/] {view['flow']}  "
-              f"[bold]status[/] [{style}]{view['status']}[/]  [bold]key[/] {view['key'] or '-'}")
-    out.print(f"input {_short(view['input'], 200)}  ({view['input_checksum']})")
+    out.print(f"[bold]run[/] {view['id']}  [bold]flow[/] {escape(view['flow'])}  "
+              f"[bold]status[/] [{style}]{view['status']}[/]  "
+              f"[bold]key[/] {escape(view['key'] or '-')}")
+    out.print(f"input {_short(view['input'], 200)}  ({view['input_checksum']})", markup=False)
     if view["status"] == "succeeded":
-        out.print(f"output {_short(view['output'], 200)}")
+        out.print(f"output {_short(view['output'], 200)}", markup=False)
     if view["error"]:
         e = view["error"]
-        out.print(f"[red]error[/] at step {e.get('step')}: {e.get('type')}: {e.get('message')}",
-                  highlight=False)
+        out.print(f"[red]error[/] at step {escape(str(e.get('step')))}: "
+                  f"{escape(str(e.get('type')))}: {escape(str(e.get('message')))}")
     for step in view["steps"]:
         _print_step(step)
 
@@ -185,7 +194,7 @@ def _print_step(s: dict[str, Any]) -> None:
         times = f"  {s['started_at'][11:23]} → {(s['finished_at'] or '…')[11:23]}"
         times += f" ({_secs(s['duration'])})" if s["duration"] is not None else ""
     attempts = f"{s['attempts']}/{s['max_attempts']} attempts"
-    out.print(f"\n[bold]{s['name']}[/]  [{style}]{s['status']}[/]  {attempts}{times}")
+    out.print(f"\n[bold]{escape(s['name'])}[/]  [{style}]{s['status']}[/]  {attempts}{times}")
     rows = [("input", f"{_short(s['input'], 120)}  {s['input_checksum']}"
              if s["input"] is not None else "-"),
             ("key", s["idempotency_key"])]
