@@ -17,7 +17,8 @@ from rich.table import Table
 from .errors import InputError, WaypostError
 from .store import DEFAULT_URL
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output keeps every value on one line, so `waypost runs | grep KEY` works.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "ready": "cyan",
@@ -86,9 +87,8 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    err.print(f"worker {w.id} serving {len(w.tasks)} tasks from {module} "
-              f"(concurrency {concurrency})")
-    w.serve()
+    w.serve(on_ready=lambda: err.print(
+        f"worker {w.id} serving {len(w.tasks)} tasks from {module} (concurrency {concurrency})"))
     s = w.stats
     err.print(f"worker {w.id} stopped: {s.succeeded} succeeded, {s.failed} failed, "
               f"{s.rejected} discarded")

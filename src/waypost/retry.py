@@ -23,7 +23,12 @@ class Backoff:
 
     def base_delay(self, failed_attempts: int) -> float:
         """The declared delay after the n-th failed attempt (n >= 1)."""
-        return float(min(self.initial * self.factor ** (failed_attempts - 1), self.max))
+        delay = self.initial
+        for _ in range(failed_attempts - 1):  # stops at the cap, so it can never overflow
+            if delay >= self.max:
+                break
+            delay *= self.factor
+        return float(min(delay, self.max))
 
     def delay(self, failed_attempts: int, rand: float | None = None) -> float:
         base = self.base_delay(failed_attempts)

@@ -217,3 +217,18 @@ def wobbly(x: int, workdir: str) -> int:
 @wp.flow()
 def wobbly_fanout(workdir: str, n: int) -> int:
     return total(wobbly.map(numbers(n), workdir))
+
+
+@wp.task()
+def settings() -> dict:
+    return {"size": 3}
+
+
+@wp.flow()
+def map_over_dict() -> list:
+    return square.map(settings())
+
+
+@wp.flow()
+def pick(n: int) -> int:
+    return square(numbers(n)[3])

@@ -9,6 +9,8 @@ import pytest
 
 import waypost as wp
 
+from .helpers import join_listeners
+
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[wp.Engine]:
@@ -17,6 +19,7 @@ def engine(db_url: str) -> Iterator[wp.Engine]:
         yield eng
     finally:
         eng.close()
+        join_listeners()
 
 
 @pytest.fixture

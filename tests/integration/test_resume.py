@@ -7,13 +7,13 @@ import pytest
 import waypost as wp
 from tests.flows import behaviour as flows
 
-from .helpers import step_of
+from .helpers import result_of, step_of
 
 
 def _fail_first(engine: wp.Engine, flow: wp.Flow, params: dict) -> str:
     run_id = engine.start(flow, params)
-    with engine.serving(), pytest.raises(wp.RunFailed):
-        engine.result(run_id, timeout=30)
+    with engine.serving() as worker, pytest.raises(wp.RunFailed):
+        result_of(engine, worker, run_id)
     return run_id
 
 
@@ -30,8 +30,8 @@ def test_resume_after_a_fix_reruns_only_what_failed(engine: wp.Engine, workdir: 
     flows.apply_fix(workdir)
     assert engine.resume(run_id) == 2  # gated and finish
     assert engine.status(run_id) == "running"
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == {"result": 42, "side": "side done"}
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == {"result": 42, "side": "side done"}
 
     # Succeeded steps were not executed again; the failed one ran once more.
     assert flows.executions(workdir, "fetch") == 1
@@ -59,16 +59,16 @@ def test_resume_after_a_fix_reruns_only_what_failed(engine: wp.Engine, workdir: 
 def test_resume_without_the_fix_fails_again(engine: wp.Engine, workdir: str):
     run_id = _fail_first(engine, flows.fixable, {"workdir": workdir})
     engine.resume(run_id)
-    with engine.serving(), pytest.raises(wp.RunFailed) as info:
-        engine.result(run_id, timeout=30)
+    with engine.serving() as worker, pytest.raises(wp.RunFailed) as info:
+        result_of(engine, worker, run_id)
     assert "the fix is not deployed yet" in str(info.value)
     assert flows.executions(workdir, "gated") == 2
     assert flows.executions(workdir, "fetch") == 1
     # ...and a second resume after the fix still works.
     flows.apply_fix(workdir)
     engine.resume(run_id)
-    with engine.serving():
-        assert engine.result(run_id, timeout=30)["result"] == 42
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id)["result"] == 42
     assert flows.executions(workdir, "gated") == 3
     assert flows.executions(workdir, "fetch") == 1
 
@@ -82,8 +82,8 @@ def test_resume_a_failed_map_reruns_only_the_failed_item(engine: wp.Engine, work
 
     flows.apply_fix(workdir)
     assert engine.resume(run_id) == 3  # the item, its map node, the fan-in
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == sum(x * 10 for x in range(6))
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == sum(x * 10 for x in range(6))
     assert [flows.executions(workdir, f"fragile-{x}") for x in range(6)] == [1, 1, 1, 1, 2, 1]
     assert engine.show(run_id)["status"] == "succeeded"
 
@@ -95,8 +95,8 @@ def test_only_a_failed_run_can_resume(engine: wp.Engine, outcome: str):
             engine.resume("0000deadbeef")
         return
     run_id = engine.start(flows.adder, {"a": 1})
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == 3
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == 3
     with pytest.raises(wp.InputError, match="only a failed run can resume"):
         engine.resume(run_id)
     assert engine.status(run_id) == "succeeded"

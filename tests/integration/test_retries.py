@@ -7,7 +7,7 @@ import pytest
 import waypost as wp
 from tests.flows import behaviour as flows
 
-from .helpers import step_of, ts
+from .helpers import result_of, step_of, ts
 
 # Times in `show` are ISO 8601 with milliseconds (truncated): allow for that rounding.
 CLOCK = 0.002
@@ -22,8 +22,8 @@ def _gaps(step: dict) -> list[float]:
 
 def test_fails_twice_then_succeeds_after_declared_backoff(engine: wp.Engine, workdir: str):
     run_id = engine.start(flows.flaky_flow, {"workdir": workdir, "failures": 2})
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == "ok on attempt 3"
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == "ok on attempt 3"
 
     view = engine.show(run_id)
     assert view["status"] == "succeeded"
@@ -48,8 +48,8 @@ def test_fails_twice_then_succeeds_after_declared_backoff(engine: wp.Engine, wor
 
 def test_jitter_never_shortens_the_declared_delay(engine: wp.Engine, workdir: str):
     run_id = engine.start(flows.jittery_flow, {"workdir": workdir, "failures": 2})
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == "ok on attempt 3"
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == "ok on attempt 3"
     step = step_of(engine.show(run_id), "jittery")
     assert step["attempts"] == 3
     for n, gap in enumerate(_gaps(step), start=1):
@@ -60,8 +60,8 @@ def test_jitter_never_shortens_the_declared_delay(engine: wp.Engine, workdir: st
 def test_backoff_is_capped_at_max(engine: wp.Engine, workdir: str):
     # initial 0.1, factor 20: uncapped the third delay would be 40s; max is 0.2s.
     run_id = engine.start(flows.capped_flow, {"workdir": workdir, "failures": 3})
-    with engine.serving():
-        assert engine.result(run_id, timeout=30) == "ok on attempt 4"
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id) == "ok on attempt 4"
     step = step_of(engine.show(run_id), "capped")
     assert step["attempts"] == 4
     gaps = _gaps(step)
@@ -73,8 +73,8 @@ def test_backoff_is_capped_at_max(engine: wp.Engine, workdir: str):
 
 def test_fatal_fails_at_once_without_retries(engine: wp.Engine, workdir: str):
     run_id = engine.start(flows.fatal_flow, {"workdir": workdir})
-    with engine.serving(), pytest.raises(wp.RunFailed) as info:
-        engine.result(run_id, timeout=30)
+    with engine.serving() as worker, pytest.raises(wp.RunFailed) as info:
+        result_of(engine, worker, run_id)
     assert info.value.run_id == run_id
     assert "card declined" in str(info.value)
     assert flows.executions(workdir, "declines") == 1
@@ -94,8 +94,8 @@ def test_fatal_fails_at_once_without_retries(engine: wp.Engine, workdir: str):
 def test_exhausted_retries_fail_the_run_and_keep_the_traceback(engine: wp.Engine,
                                                                workdir: str):
     run_id = engine.start(flows.exhausted_flow, {"workdir": workdir})
-    with engine.serving(), pytest.raises(wp.RunFailed) as info:
-        engine.result(run_id, timeout=30)
+    with engine.serving() as worker, pytest.raises(wp.RunFailed) as info:
+        result_of(engine, worker, run_id)
     assert "always_fails" in str(info.value)
     assert "boom 2" in str(info.value)
 

@@ -101,7 +101,7 @@ class DagDriver:
         """The output of a map node from its items' (status, output, error), or a Broken."""
         failed = [c for c in children if c[0] != "succeeded"]
         if failed:
-            first = failed[0][2] or {}
+            first = codec.loads(failed[0][2]) or {}
             return Broken({"type": "MapItemFailed",
                            "message": f"{len(failed)} of {len(children)} items of {node} failed; "
                                       f"first: {first.get('type')}: {first.get('message')}"})

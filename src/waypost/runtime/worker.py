@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,17 +117,22 @@ class Worker:
         self._queue.put(_WAKE)
 
     # -- the loop ------------------------------------------------------------------------------
-    def serve(self) -> None:
-        """Run until `stop()`; the CLI calls this on its main thread."""
+    def serve(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until `stop()`; the CLI calls this on its main thread. `on_ready` runs once
+        the worker is registered in the store."""
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
-        self._start_listener()
+        listener = self._start_listener()
         try:
             store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid()))
             self._ready.set()
+            if on_ready is not None:
+                on_ready()
             self._loop(store, executor)
         finally:
+            self._stop.set()
+            self._stop_listener(listener)
             executor.shutdown()
             try:
                 store.patience = 5.0
@@ -135,22 +141,41 @@ class Worker:
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             store.close()
 
-    def _start_listener(self) -> None:
-        """PostgreSQL only: a daemon thread turns NOTIFY into a wake-up of the loop. It is
-        not joined on stop; it notices within a second and closes its own connection."""
+    def _start_listener(self) -> threading.Thread | None:
+        """PostgreSQL only: a thread turns NOTIFY into a wake-up of the loop. A pipe
+        interrupts its wait on stop, so stopping never waits for a poll interval."""
         if not self.url.startswith(("postgresql:", "postgres:")):
-            return
+            return None
+        self._interrupt_r, self._interrupt_w = os.pipe()
 
         def listen() -> None:
-            store = open_store(self.url)
-            try:
-                while not self._stop.is_set():
-                    if store.wait_for_wakeup(1.0):
+            store: Store | None = None
+            while not self._stop.is_set():
+                try:
+                    if store is None:
+                        store = open_store(self.url)
+                    if store.wait_for_wakeup(5.0, self._interrupt_r):
                         self._queue.put(_WAKE)
-            finally:
+                except Exception as exc:  # database away: the loop still polls
+                    log.debug("listener: %s", exc)
+                    if store is not None:
+                        store.close()
+                        store = None
+                    self._stop.wait(1.0)
+            if store is not None:
                 store.close()
 
-        threading.Thread(target=listen, name="waypost-listen", daemon=True).start()
+        thread = threading.Thread(target=listen, name="waypost-listen", daemon=True)
+        thread.start()
+        return thread
+
+    def _stop_listener(self, thread: threading.Thread | None) -> None:
+        if thread is None:
+            return
+        os.write(self._interrupt_w, b"x")
+        thread.join(10)
+        os.close(self._interrupt_r)
+        os.close(self._interrupt_w)
 
     def _loop(self, store: Store, executor: Executor) -> None:
         held: dict[int, _Held] = {}

@@ -57,8 +57,9 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
-    def wait_for_wakeup(self, timeout: float) -> bool:
-        """Block until another process says work is ready (where the database can)."""
+    def wait_for_wakeup(self, timeout: float, interrupt: int | None = None) -> bool:
+        """Block until another process says work is ready (where the database can), or
+        `interrupt` (a file descriptor) becomes readable."""
         time.sleep(timeout)
         return False
 

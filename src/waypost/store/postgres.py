@@ -114,17 +114,18 @@ class PostgresStore(Store):
                 self._connect()
 
     def _migration_lock(self, tx: SqlTx) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(7366127)")
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"waypost:{self.schema}",))
 
-    def wait_for_wakeup(self, timeout: float) -> bool:
+    def wait_for_wakeup(self, timeout: float, interrupt: int | None = None) -> bool:
         # select() in our own hands: it sleeps without the GIL, so a listening thread never
         # slows the worker loop that shares the process.
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = self._open()
                 self._listener.execute(f'LISTEN "{self.channel}"')
-            readable, _, _ = select.select([self._listener.fileno()], [], [], timeout)
-            if not readable:
+            fds = [self._listener.fileno()] + ([] if interrupt is None else [interrupt])
+            readable, _, _ = select.select(fds, [], [], timeout)
+            if self._listener.fileno() not in readable:
                 return False
             return bool(list(self._listener.notifies(timeout=0)))
         except (psycopg.Error, StoreError, OSError):
