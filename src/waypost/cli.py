@@ -63,7 +63,7 @@ def main(ctx: click.Context, db: str) -> None:
               help="Attempts run at once.")
 @click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a claim lasts without a heartbeat.")
-@click.option("--poll", default=0.5, show_default=True, type=click.FloatRange(0.001),
+@click.option("--poll", default=0.25, show_default=True, type=click.FloatRange(0.001),
               help="Longest pause between looks for work when idle.")
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let running attempts finish on shutdown.")

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import DefinitionError
@@ -163,10 +164,19 @@ class Graph:
         return cls(data["flow"], data["params"], nodes, data["output"])
 
     def body(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return self._body
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.body().encode()).hexdigest()[:24]
+        return self._fingerprint
+
+    # A graph never changes once built, so its text and fingerprint are computed once.
+    @cached_property
+    def _body(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        return hashlib.sha256(self._body.encode()).hexdigest()[:24]
 
     def downstream(self, name: str) -> list[str]:
         """Every node that transitively needs `name`, in discovery order."""

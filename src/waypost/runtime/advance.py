@@ -65,6 +65,9 @@ class Advancer:
         self._drivers: dict[str, DagDriver] = {}
         self._runs: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._cache_size = cache_size
+        #: Definitions known to be committed in this store; the caller adds a fingerprint
+        #: once the transaction that stored it has committed.
+        self.stored: set[str] = set()
 
     # -- loading --------------------------------------------------------------------------
     def _driver(self, tx: SqlTx, fingerprint: str) -> DagDriver:
@@ -95,7 +98,8 @@ class Advancer:
         graph = flow.graph
         fingerprint = graph.fingerprint()
         driver = self._drivers.setdefault(fingerprint, DagDriver(graph))
-        tx.put_definition(fingerprint, flow.name, "dag", graph.body())
+        if fingerprint not in self.stored:
+            tx.put_definition(fingerprint, flow.name, "dag", graph.body())
         text = codec.dumps(params)
         checksum = codec.checksum(text)
         run_id = new_run_id()

@@ -25,7 +25,7 @@ class Engine:
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, lease: float = 30.0, concurrency: int = 8,
-                 poll: float = 0.5) -> None:
+                 poll: float = 0.25) -> None:
         self.url = url
         self.lease = lease
         self.concurrency = concurrency
@@ -54,6 +54,7 @@ class Engine:
         params = target.bind_input(input)
         run_id, _ = self._store().transact(
             lambda tx: self._advancer.start(tx, target, params, key))
+        self._advancer.stored.add(target.graph.fingerprint())
         for worker in self._workers:
             worker.wake()
         return run_id
@@ -77,7 +78,7 @@ class Engine:
     def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait for a run to finish; its output, or RunFailed with the error."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
+        delay = 0.001
         while True:
             row = self._store().read(lambda tx: tx.get_run(run_id))
             if row is None:
@@ -90,7 +91,7 @@ class Engine:
                 raise ResultTimeout(f"run {run_id} is still {row['status']} after {timeout}s")
             wait = delay if deadline is None else min(delay, max(0, deadline - time.monotonic()))
             time.sleep(wait)
-            delay = min(delay * 1.5, 0.1)
+            delay = min(delay * 1.5, 0.02)
 
     def run(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
             key: str | None = None, timeout: float | None = None) -> Any:

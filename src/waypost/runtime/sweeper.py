@@ -37,13 +37,16 @@ def process_gone(pid: int) -> bool:
 
 
 def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200) -> int:
-    """One pass; returns how many expired attempts were handled."""
-    if not tx.try_lease("sweeper", me, lease):
-        return 0
+    """One pass; returns how many expired attempts were handled.
+
+    The dead-process check comes before the election: after a kill -9 the dead worker
+    usually still holds the sweeper lease, and nobody should wait for it to run out."""
     for worker_id, pid in tx.workers_on(HOST):
         if worker_id != me and process_gone(pid):
             tx.expire_owner(worker_id)
             tx.remove_worker(worker_id)
+    if not tx.try_lease("sweeper", me, lease):
+        return 0
     tx.forget_stale_workers(max(10 * lease, 300.0))
     outcomes = [Outcome(e.step_id, e.run_id, e.lease_token, error=_error(e.reason, e.owner, lease),
                         kind=e.reason, expired=True) for e in tx.expired(batch)]

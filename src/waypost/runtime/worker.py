@@ -61,7 +61,7 @@ class Worker:
         tasks: dict[str, Task[Any, Any]] | None = None,
         concurrency: int = 8,
         lease: float = 30.0,
-        poll: float = 0.5,
+        poll: float = 0.25,
         name: str | None = None,
     ) -> None:
         if concurrency < 1:
@@ -82,6 +82,8 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        # Runs this worker has already marked running (insertion-ordered, bounded).
+        self._running_runs: dict[str, None] = {}
 
     # -- control -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -263,16 +265,21 @@ class Worker:
             claimed = tx.claim(self.id, token, free, self.lease, names) if free > 0 else []
             if made_ready and len(claimed) == free:
                 tx.notify()  # we could not take everything we made ready: wake the others
-            if claimed:
-                tx.mark_runs_running(sorted({c.run_id for c in claimed}))
+            new_runs = sorted({c.run_id for c in claimed if c.run_id not in self._running_runs})
+            if new_runs:
+                tx.mark_runs_running(new_runs)
             next_due = math.inf
-            if len(claimed) < free:
+            if not claimed and free > 0:
                 due = tx.next_ready_at(names)
                 if due is not None:
                     next_due = max(0.0, due - tx.now())
             return accepted, claimed, next_due
 
         accepted, claimed, next_due = store.transact(work)
+        for c in claimed:
+            self._running_runs[c.run_id] = None
+        while len(self._running_runs) > 10_000:
+            self._running_runs.pop(next(iter(self._running_runs)))
         self.stats.transactions += 1
         self.stats.claimed += len(claimed)
         for outcome, ok in zip(outcomes, accepted, strict=True):

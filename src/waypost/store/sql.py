@@ -305,7 +305,9 @@ class SqlTx:
         self.execute("UPDATE workers SET heartbeat_at = {now} WHERE id = ?", (worker_id,))
 
     def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker and give up the leases (the sweeper's) it held."""
         self.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+        self.execute("DELETE FROM leases WHERE owner = ?", (worker_id,))
 
     def workers_on(self, host: str) -> list[tuple[str, int]]:
         rows = self.execute("SELECT id, pid FROM workers WHERE host = ?", (host,)).fetchall()
