@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from tests.flows.crash import LEDGER_ENV
+from waypost.store.postgres import split_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -58,14 +61,33 @@ class Workers:
         return "\n".join(f"--- worker pid {p.pid} (rc {p.returncode}) ---\n{self.log(p)}"
                          for p in self.procs)
 
+    def pause(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGSTOP the worker, but never in the middle of a transaction: a stopped process
+        holding SQLite's write lock (or PostgreSQL row locks) would stall every other
+        process, which is not what the tests that pause a worker are about."""
+        for _ in range(50):
+            proc.send_signal(signal.SIGSTOP)
+            if store_unlocked(self.url):
+                return
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        raise AssertionError(f"worker {proc.pid} always held a lock when paused")
+
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL and reap: once this returns the process is gone, not a zombie."""
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def wait_serving(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+        """Until the worker has installed its signal handlers and says it is serving."""
+        wait_for(lambda: " serving " in self.log(proc) or proc.poll() is not None, timeout,
+                 f"worker {proc.pid} to start serving")
+        assert proc.poll() is None, f"worker exited at start-up:\n{self.log(proc)}"
+
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
         """SIGTERM (graceful stop) and reap; returns the exit code."""
         if proc.poll() is None:
+            self.wait_serving(proc)
             proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
             proc.send_signal(signal.SIGTERM)
         return proc.wait(timeout=timeout)
@@ -75,12 +97,37 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # should never happen
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - should never happen
-                pass
         for f in self._files:
             f.close()
+
+
+def store_unlocked(url: str) -> bool:
+    """Whether a write transaction could take every lock a worker takes, right now."""
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '200ms'")
+                conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                for table in ("steps", "runs", "leases", "workers"):
+                    conn.execute(f"SELECT 1 FROM {table} FOR UPDATE").fetchall()
+                conn.execute("LOCK TABLE attempts IN SHARE ROW EXCLUSIVE MODE")
+            return True
+        except psycopg.errors.LockNotAvailable:
+            return False
 
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
