@@ -95,14 +95,22 @@ def test_run_survives_repeated_kill_9(db_url: str, workers: Workers, ref_url: st
                 # anywhere from interpreter start-up through migration, registration, the
                 # sweeper's first pass and the first claims
                 modes["blind"] += 1
-                time.sleep(rng.uniform(0.0, 0.2 if tight else 0.5))
+                time.sleep(rng.uniform(0.0, 0.1 if tight else 0.3))
             else:
                 # just after a task body finished: a delay of 0 to a few ms lands between the
                 # body's return and the commit of its outcome, or inside that commit. Letting
                 # a few executions through first spreads the kills over the whole run.
                 target = len(read_ledger(ledger)) + (1 if tight else rng.choice([1, 1, 2, 3]))
-                wait_for(lambda t=target, p=proc: ledger_lines(ledger) >= t or p.poll() is not None,
-                         30, f"progress of the run {why}", interval=0.0005)
+                try:
+                    # (the run may also have just finished: then there is no progress to see)
+                    wait_for(lambda t=target, p=proc: ledger_lines(ledger) >= t or
+                             p.poll() is not None or engine.status(run_id) == "succeeded",
+                             30, f"progress of the run {why}", interval=0.0005)
+                except AssertionError as exc:
+                    state = [(s["name"], s["status"], s["worker"], s["attempts"])
+                             for s in engine.show(run_id)["steps"]
+                             if s["status"] not in ("succeeded", "pending")]
+                    raise AssertionError(f"{exc}\nsteps: {state}\n{workers.all_logs()}") from None
                 r = rng.random()
                 if r < 0.35 or (tight and r < 0.7):
                     modes["at once"] += 1

@@ -61,7 +61,7 @@ def mix(*values: int) -> int:
 @wp.task(retries=MANY, backoff=FAST)
 def link(x: int, salt: int, ctx: wp.Context) -> int:
     started = time.monotonic()
-    time.sleep(random.uniform(0.005, 0.02))
+    time.sleep(random.uniform(0.02, 0.04))
     out = mix(x, salt)
     record(ctx, started)
     return out
@@ -70,7 +70,7 @@ def link(x: int, salt: int, ctx: wp.Context) -> int:
 @wp.task(retries=MANY, backoff=FAST)
 def join(a: int, b: int, c: int, ctx: wp.Context) -> int:
     started = time.monotonic()
-    time.sleep(random.uniform(0.005, 0.02))
+    time.sleep(random.uniform(0.02, 0.04))
     out = mix(a, b, c)
     record(ctx, started)
     return out
