@@ -63,7 +63,8 @@ class PostgresStore(Store):
 
     def _open(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5,
+                                   application_name=f"waypost:{self.schema}")
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: "
                              f"{str(exc).strip().splitlines()[0]}") from exc
