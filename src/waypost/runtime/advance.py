@@ -56,6 +56,9 @@ class _Pending:
     open_delta: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runs: dict[str, RunInfo] = field(default_factory=dict)
     made_ready: int = 0
+    # Items of map nodes that ended here, counted per (run, node) and applied in one
+    # statement per node: a fan-out then costs one parent update per batch, not per item.
+    items_ended: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Advancer:
@@ -125,23 +128,27 @@ class Advancer:
         accepted and how many steps became ready. A worker that will claim in the same
         transaction passes notify=False and wakes others only for what it leaves."""
         pending = _Pending(tx)
-        accepted = {}
-        for o in sorted(outcomes, key=lambda o: (o.run_id, o.step_id)):
-            accepted[id(o)] = self._record_one(pending, o)
+        accepted: dict[int, bool] = {}
+        ordered = sorted(outcomes, key=lambda o: (o.run_id, o.step_id))
+        successes = [o for o in ordered if o.ok]
+        held_steps = tx.succeed_many([(o.step_id, o.token, o.output or "") for o in successes])
+        for o, held in zip(successes, held_steps, strict=True):
+            accepted[id(o)] = held is not None
+            if held is not None:
+                run = self._run(pending, held.run_id)
+                pending.open_delta[run.id] -= 1
+                self._after_end(pending, run, held, succeeded=True)
+        for o in ordered:
+            if not o.ok:
+                accepted[id(o)] = self._record_failure(pending, o)
+        for (run_id, node), count in sorted(pending.items_ended.items()):
+            if tx.item_done(run_id, node, count) == 0:
+                self._gather(pending, self._run(pending, run_id), node)
         self._settle(pending, notify)
         return [accepted[id(o)] for o in outcomes], pending.made_ready
 
-    def _record_one(self, p: _Pending, o: Outcome) -> bool:
+    def _record_failure(self, p: _Pending, o: Outcome) -> bool:
         tx = p.tx
-        if o.ok:
-            assert o.output is not None
-            held = tx.succeed(o.step_id, o.token, o.output)
-            if held is None:
-                return False
-            run = self._run(p, held.run_id)
-            p.open_delta[run.id] -= 1
-            self._after_end(p, run, held, succeeded=True)
-            return True
         error = codec.dumps(o.error)
         held = tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
         if held is None:
@@ -164,8 +171,7 @@ class Advancer:
 
     def _after_end(self, p: _Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
         if held.kind == "item":
-            if p.tx.item_done(run.id, held.node) == 0:
-                self._gather(p, run, held.node)
+            p.items_ended[(run.id, held.node)] += 1
         elif succeeded:
             self._release(p, run, held.node)
         else:

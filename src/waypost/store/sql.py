@@ -169,11 +169,11 @@ class SqlTx:
         self.execute("UPDATE steps SET status = 'running', waiting_on = ?, started_at = {now}, "
                      "attempts = 1 WHERE run_id = ? AND name = ?", (children, run_id, name))
 
-    def item_done(self, run_id: str, node: str) -> int:
-        """One item of a map finished; returns how many are still open."""
-        row = self.execute("UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = ? AND "
+    def item_done(self, run_id: str, node: str, count: int = 1) -> int:
+        """`count` items of a map ended; returns how many are still open."""
+        row = self.execute("UPDATE steps SET waiting_on = waiting_on - ? WHERE run_id = ? AND "
                            "name = ? AND status = 'running' RETURNING waiting_on",
-                           (run_id, node)).fetchone()
+                           (count, run_id, node)).fetchone()
         return int(row[0])
 
     def map_items(self, run_id: str, node: str) -> list[tuple[str, str | None, str | None]]:
@@ -239,13 +239,19 @@ class SqlTx:
                            f"task IN ({marks(len(tasks))})", tasks).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    def succeed_many(self, done: Sequence[tuple[int, str, str]]) -> list[HeldStep | None]:
+        """Record successful attempts (step id, lease token, output); None where the token
+        no longer holds the step."""
+        return [self.succeed(*d) for d in done]
+
+    SUCCEED = (
+        f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
+        f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND lease_token = ? AND "
+        f"status = 'running' AND {_LIVE} AND (timeout_at IS NULL OR timeout_at > {{now}}) "
+        f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts")
+
     def succeed(self, step_id: int, token: str, output: str) -> HeldStep | None:
-        row = self.execute(
-            f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
-            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND lease_token = ? AND "
-            f"status = 'running' AND {_LIVE} AND (timeout_at IS NULL OR timeout_at > {{now}}) "
-            f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
-            (output, step_id, token)).fetchone()
+        row = self.execute(self.SUCCEED, (output, step_id, token)).fetchone()
         return None if row is None else HeldStep(*row)
 
     def end_attempt(self, step_id: int, token: str, outcome: str, error: str,
