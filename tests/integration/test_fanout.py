@@ -42,6 +42,18 @@ def test_fan_out_of_a_thousand_and_fan_in(engine: wp.Engine):
                                                   *by_name}
 
 
+@pytest.mark.slow
+def test_fan_out_holds_ten_thousand_items(engine: wp.Engine):
+    n = 10_000
+    run_id = engine.start(flows.squares, {"n": n})
+    with engine.serving(concurrency=32) as worker:
+        out = result_of(engine, worker, run_id, timeout=120)
+    assert out == {"sum": sum(x * x for x in range(n)), "count": n}
+    view = engine.show(run_id)
+    items = [s for s in view["steps"] if s["kind"] == "item"]
+    assert len(items) == n and all(s["status"] == "succeeded" for s in items)
+
+
 def test_map_over_an_empty_list(engine: wp.Engine):
     run_id = engine.start(flows.squares, {"n": 0})
     with engine.serving() as worker:
