@@ -104,5 +104,16 @@ class Executor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        loop, thread = self._loop, self._loop_thread
+        if loop is None or thread is None:
+            return
+
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.call_soon(loop.stop)  # after the cancellations have been delivered
+
+        loop.call_soon_threadsafe(cancel_all)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()

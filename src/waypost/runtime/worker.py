@@ -250,6 +250,7 @@ class Worker:
             entry.deadline = time.monotonic() + step.timeout
         future = executor.submit(task, step)
         entry.future = future
+
         def done(f: concurrent.futures.Future[Outcome], sid: int = step.id) -> None:
             self._queue.put((sid, f))
 
@@ -313,6 +314,7 @@ class Worker:
         for entry in held.values():
             if not entry.abandoned and now >= entry.deadline:
                 entry.abandoned = True
+                entry.deadline = math.inf  # reported; no reason to wake for it again
                 assert entry.future is not None
                 entry.future.cancel()
                 step = entry.step
