@@ -113,11 +113,20 @@ class Advancer:
             if existing_flow == flow.name and existing_checksum == checksum:
                 return existing, False
             raise IdempotencyConflict(key, existing)
+        # Root tasks need nothing but the input: insert them ready, saving an update each.
+        later = []
+        for step in steps:
+            if step.waiting_on == 0:
+                action = driver.activate(step.name, {}, params)
+                if isinstance(action, Ready):
+                    step.status, step.input, step.input_checksum = \
+                        "ready", action.input, action.checksum
+                else:
+                    later.append(step.name)
         tx.insert_steps(run_id, steps, [step_key(run_id, s.name) for s in steps])
         self._runs[run_id] = (fingerprint, params)
-        pending = _Pending(tx)
-        run = RunInfo(run_id, driver, params)
-        self._activate(pending, run, driver.roots())
+        pending = _Pending(tx, made_ready=sum(s.status == "ready" for s in steps))
+        self._activate(pending, RunInfo(run_id, driver, params), later)
         self._settle(pending)
         return run_id, True
 
