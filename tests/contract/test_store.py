@@ -117,9 +117,25 @@ def test_sweeper_requeues_expired_attempts_as_lost(store: Store) -> None:
     assert store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0)) == 2
     steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
     history = store.read(lambda tx: tx.attempts_of(run_id))
-    # no retries declared: a lost attempt is the step's last
-    assert steps["double"]["status"] == "failed"
+    # A lost worker is not the task's failure: ready again, without using up its retries.
+    assert steps["double"]["status"] == "ready"
+    assert (steps["double"]["attempts"], steps["double"]["max_attempts"]) == (1, 2)
     assert {h["outcome"] for h in history} == {"lost"}
+    assert store.read(lambda tx: tx.get_run(run_id))["status"] == "pending"
+
+
+def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> None:
+    from waypost.dag.driver import LOST_ATTEMPTS_LIMIT
+    from waypost.runtime.sweeper import sweep
+
+    run_id = start(store)
+    for _ in range(LOST_ATTEMPTS_LIMIT):
+        claim(store, lease=0.05)
+        time.sleep(0.1)
+        store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0))
+    steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
+    assert steps["double"]["status"] == "failed"
+    assert str(LOST_ATTEMPTS_LIMIT) in steps["double"]["error"]
     assert store.read(lambda tx: tx.get_run(run_id))["status"] == "failed"
 
 

@@ -21,10 +21,8 @@ import waypost as wp
 
 LEDGER_ENV = "WAYPOST_TEST_LEDGER"
 
-#: Lost attempts (kill -9, SIGSTOP past the lease) count against `retries`: leave plenty
-#: of room, and retry at once, so the tests measure the engine and not the back-off.
-FAST = wp.Backoff(initial=0.05, factor=1.0, max=0.05, jitter=False)
-MANY = 1000
+# The tasks declare no retries on purpose: an attempt lost with its worker (kill -9,
+# SIGSTOP past the lease) is not the task's failure and must not need any.
 
 
 def record(ctx: wp.Context, started: float, **extra: object) -> None:
@@ -58,7 +56,7 @@ def mix(*values: int) -> int:
 # -- the 50-step crash flow -----------------------------------------------------------------
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def link(x: int, salt: int, ctx: wp.Context) -> int:
     started = time.monotonic()
     time.sleep(random.uniform(0.02, 0.04))
@@ -67,7 +65,7 @@ def link(x: int, salt: int, ctx: wp.Context) -> int:
     return out
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def join(a: int, b: int, c: int, ctx: wp.Context) -> int:
     started = time.monotonic()
     time.sleep(random.uniform(0.02, 0.04))
@@ -102,7 +100,7 @@ def crash_chain(seed: int) -> dict[str, object]:
 # -- the small flow for many runs and several workers ------------------------------------------
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def first(n: int, ctx: wp.Context) -> int:
     started = time.monotonic()
     time.sleep(0.002)
@@ -110,7 +108,7 @@ def first(n: int, ctx: wp.Context) -> int:
     return n * 3 + 1
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def second(x: int, ctx: wp.Context) -> int:
     started = time.monotonic()
     time.sleep(0.002)
@@ -118,7 +116,7 @@ def second(x: int, ctx: wp.Context) -> int:
     return x * 7 - 2
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def third(x: int, n: int, ctx: wp.Context) -> dict[str, int]:
     started = time.monotonic()
     time.sleep(0.002)
@@ -138,7 +136,7 @@ def small_expected(n: int) -> dict[str, int]:
 # -- one step that takes its time, for SIGSTOP past the lease -----------------------------------
 
 
-@wp.task(retries=MANY, backoff=FAST)
+@wp.task()
 def hold(seconds: float, ctx: wp.Context) -> int:
     started = time.monotonic()
     time.sleep(seconds)

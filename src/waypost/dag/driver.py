@@ -15,6 +15,9 @@ from ..retry import Backoff
 from ..store.records import NewStep
 from .graph import Graph, render, template_refs
 
+#: A step whose attempts were lost this many times (worker gone each time) is dead.
+LOST_ATTEMPTS_LIMIT = 10
+
 
 @dataclass(frozen=True)
 class Retry:
@@ -89,6 +92,13 @@ class DagDriver:
                 timeout=node.options["timeout"], input=text, input_checksum=checksum,
                 map_index=i))
         return Expand(children)
+
+    def on_lost(self, lost_before: int) -> Retry | Dead:
+        """An attempt whose worker vanished (crash, kill -9, partition) is the worker's
+        failure, not the task's: it is retried at once without using up the task's
+        retries, unless the step has lost so many workers that it is probably what kills
+        them."""
+        return Dead() if lost_before + 1 >= LOST_ATTEMPTS_LIMIT else Retry(0.0)
 
     def on_failure(self, node: str, attempts: int, max_attempts: int, fatal: bool,
                    rand: float | None = None) -> Retry | Dead:

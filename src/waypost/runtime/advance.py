@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..dag.driver import Broken, DagDriver, Expand, Ready, Retry
+from ..dag.driver import LOST_ATTEMPTS_LIMIT, Broken, DagDriver, Dead, Expand, Ready, Retry
 from ..dag.flow import Flow
 from ..dag.graph import Graph
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
@@ -163,9 +163,18 @@ class Advancer:
         if held is None:
             return False
         run = self._run(p, held.run_id)
-        decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts, o.fatal)
+        decision: Retry | Dead
+        if o.kind == "lost":
+            decision = run.driver.on_lost(tx.lost_attempts(held.id) - 1)
+            if isinstance(decision, Dead):
+                error = codec.dumps({**(o.error or {}), "message": (
+                    f"{held.name} lost its worker {LOST_ATTEMPTS_LIMIT} times; it may be what "
+                    "crashes it (memory, a native library): see the workers' logs")})
+        else:
+            decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts,
+                                             o.fatal)
         if isinstance(decision, Retry):
-            tx.retry_later(held.id, decision.delay, error)
+            tx.retry_later(held.id, decision.delay, error, extra_attempt=o.kind == "lost")
             return True
         tx.fail(held.id, error)
         p.open_delta[run.id] -= 1

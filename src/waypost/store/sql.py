@@ -270,9 +270,18 @@ class SqlTx:
                      (step_id, row[6], row[8], outcome, error, row[9]))
         return HeldStep(*row[:8])
 
-    def retry_later(self, step_id: int, delay: float, error: str) -> None:
+    def retry_later(self, step_id: int, delay: float, error: str,
+                    extra_attempt: bool = False) -> None:
+        """Back to ready after `delay`; `extra_attempt` adds one to the step's budget (an
+        attempt that was not the task's fault)."""
         self.execute(f"UPDATE steps SET status = 'ready', ready_at = {{now}} + ?, error = ?, "
-                     f"{_CLEAR_LEASE} WHERE id = ?", (delay, error, step_id))
+                     f"max_attempts = max_attempts + ?, {_CLEAR_LEASE} WHERE id = ?",
+                     (delay, error, int(extra_attempt), step_id))
+
+    def lost_attempts(self, step_id: int) -> int:
+        row = self.execute("SELECT COUNT(*) FROM attempts WHERE step_id = ? AND "
+                           "outcome = 'lost'", (step_id,)).fetchone()
+        return int(row[0])
 
     def fail(self, step_id: int, error: str) -> None:
         self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
