@@ -65,9 +65,6 @@ class DagDriver:
             for n in self.graph.nodes.values()
         ]
 
-    def roots(self) -> list[str]:
-        return [n.name for n in self.graph.nodes.values() if not n.deps]
-
     def activate(self, name: str, outputs: dict[str, Any],
                  params: dict[str, Any]) -> Ready | Expand | Broken:
         """What a node becomes once all its dependencies succeeded."""

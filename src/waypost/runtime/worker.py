@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..dag.task import Task, registered_tasks
@@ -50,7 +50,6 @@ class WorkerStats:
     rejected: int = 0
     transactions: int = 0
     lost_leases: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class Worker:
