@@ -149,7 +149,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
 def _report(console: Console, engine: wp.Engine, run_id: str, steps: list[dict[str, Any]],
             ledger: Path, done_before_kill: set[str]) -> int:
     runs = Counter(json.loads(line)["step"] for line in ledger.read_text().splitlines())
-    table = Table("step", "status", "attempts", "executions", "note", box=None)
+    table = Table("step", "status", "attempts", "bodies finished", "note", box=None)
     redone = []
     for s in steps:
         n = runs.get(s["name"], 0)
