@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -175,3 +176,22 @@ def fresh_store_like(url: str, tmp_path: Path) -> Iterator[str]:
 
 def steps_by_name(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in view["steps"]}
+
+
+def hold_step_on_first_worker(workers: Workers, engine: Any, options: tuple[str, ...],
+                              seconds: float) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Start a worker and a run of `held`, and wait until that worker is running its step.
+    Returns the worker process, the prefix of its worker id, and the run id."""
+    from tests.flows.crash import held
+
+    first = workers.start(*options)
+    workers.wait_serving(first)
+    first_id = f"{socket.gethostname()}:{first.pid}:"
+    run_id = engine.start(held, {"seconds": seconds})
+
+    def held_by_first() -> bool:
+        step = engine.show(run_id)["steps"][0]
+        return step["status"] == "running" and (step["worker"] or "").startswith(first_id)
+
+    wait_for(held_by_first, 20, "the first worker to claim the step")
+    return first, first_id, run_id

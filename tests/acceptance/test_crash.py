@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -21,11 +20,12 @@ from typing import Any
 import pytest
 
 import waypost as wp
-from tests.flows.crash import CRASH_STEPS, LEDGER_ENV, crash_chain, held
+from tests.flows.crash import CRASH_STEPS, LEDGER_ENV, crash_chain
 
 from ._support import (
     Workers,
     fresh_store_like,
+    hold_step_on_first_worker,
     ledger_lines,
     read_ledger,
     steps_by_name,
@@ -229,18 +229,9 @@ def test_restart_after_kill_9_does_not_wait_out_the_lease(db_url: str,
     "its leases are expired at once, which is what makes restarts after a crash fast"),
     not only after the dead worker's 30 s lease."""
     options = ("--lease", "30", "--poll", "0.05", "--concurrency", "1")
-    first = workers.start(*options)
-    workers.wait_serving(first)
-    first_id = f"{socket.gethostname()}:{first.pid}:"
     engine = wp.Engine(db_url)
     try:
-        run_id = engine.start(held, {"seconds": 1.0})
-
-        def held_by_first() -> bool:
-            step = engine.show(run_id)["steps"][0]
-            return step["status"] == "running" and (step["worker"] or "").startswith(first_id)
-
-        wait_for(held_by_first, 20, "the first worker to claim the step")
+        first, first_id, run_id = hold_step_on_first_worker(workers, engine, options, 1.0)
         workers.kill(first)
         killed = time.monotonic()
         second = workers.start(*options)

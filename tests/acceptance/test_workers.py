@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections import defaultdict
@@ -17,9 +16,9 @@ from typing import Any
 import pytest
 
 import waypost as wp
-from tests.flows.crash import held, small, small_expected
+from tests.flows.crash import small, small_expected
 
-from ._support import Workers, read_ledger, wait_for
+from ._support import Workers, hold_step_on_first_worker, read_ledger, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -137,19 +136,9 @@ def test_worker_paused_past_its_lease_records_nothing(db_url: str, workers: Work
     """SIGSTOP a worker while its task runs, let another worker take the step over and
     finish it, then SIGCONT the first: its late outcome must be discarded."""
     options = ("--concurrency", "1", "--lease", "1", "--poll", "0.05", "--grace", "5")
-    first = workers.start(*options)
-    workers.wait_serving(first)
-    first_id = f"{socket.gethostname()}:{first.pid}:"
-
     engine = wp.Engine(db_url)
     try:
-        run_id = engine.start(held, {"seconds": 1.5})
-
-        def held_by_first() -> bool:
-            step = engine.show(run_id)["steps"][0]
-            return step["status"] == "running" and (step["worker"] or "").startswith(first_id)
-
-        wait_for(held_by_first, 20, "the first worker to claim the step")
+        first, first_id, run_id = hold_step_on_first_worker(workers, engine, options, 1.5)
         workers.pause(first)
         paused = time.monotonic()
 
