@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Advancer:
         self._drivers: dict[str, DagDriver] = {}
         self._runs: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # an Engine shares one Advancer between threads
         #: Definitions known to be committed in this store; the caller adds a fingerprint
         #: once the transaction that stored it has committed.
         self.stored: set[str] = set()
@@ -89,10 +91,15 @@ class Advancer:
             if row is None:
                 raise UnknownTargetError(f"no run {run_id}")
             head = (row[0], codec.loads(row[1]))
+            self._remember(run_id, head)
+        return RunInfo(run_id, self._driver(tx, head[0]), head[1])
+
+    def _remember(self, run_id: str, head: tuple[str, dict[str, Any]]) -> None:
+        """Runs' definitions and inputs never change, so they are cached (bounded)."""
+        with self._lock:
             self._runs[run_id] = head
             if len(self._runs) > self._cache_size:
                 self._runs.popitem(last=False)
-        return RunInfo(run_id, self._driver(tx, head[0]), head[1])
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, tx: SqlTx, flow: Flow[Any, Any], params: dict[str, Any],
@@ -124,7 +131,7 @@ class Advancer:
                 else:
                     later.append(step.name)
         tx.insert_steps(run_id, steps, [step_key(run_id, s.name) for s in steps])
-        self._runs[run_id] = (fingerprint, params)
+        self._remember(run_id, (fingerprint, params))
         pending = _Pending(tx, made_ready=sum(s.status == "ready" for s in steps))
         self._activate(pending, RunInfo(run_id, driver, params), later)
         self._settle(pending)

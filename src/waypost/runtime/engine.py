@@ -15,8 +15,6 @@ from .loader import load_flow
 from .view import run_view
 from .worker import Worker
 
-FINAL = ("succeeded", "failed")
-
 
 class Engine:
     """`Engine("sqlite:///waypost.db")` or `Engine("postgresql://...")`.
