@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from .. import codec
 from ..errors import DefinitionError, InputError
 from .build import GraphBuilder
 from .graph import Graph, Ref, to_template
@@ -78,7 +79,12 @@ class Flow(Generic[P, R]):
                 got = f"{type(value).__name__} {value!r:.40}"
                 raise InputError(f"flow {self.name}: parameter {name!r} expects "
                                  f"{allowed[-1].__name__}, got {got}")
-        return dict(bound.arguments)
+        arguments = dict(bound.arguments)
+        try:
+            codec.dumps(arguments)
+        except TypeError as exc:
+            raise InputError(f"input of flow {self.name} must be JSON: {exc}") from None
+        return arguments
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         raise DefinitionError(f"start flow {self.name} with engine.start() or engine.run()")
