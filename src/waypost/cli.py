@@ -202,6 +202,8 @@ def _print_step(s: dict[str, Any]) -> None:
         rows.append(("output", _short(s["output"], 160)))
     if s["ready_at"]:
         rows.append(("ready at", s["ready_at"]))
+    if s["waiting"]:
+        rows.append(("waiting", s["waiting"]))
     if s["status"] == "running" and s["worker"]:
         rows.append(("worker", s["worker"]))
     for label, value in rows:

@@ -53,10 +53,24 @@ def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.
 
 
 def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: Store) -> None:
-    assert store.migrate() == store.migrate() == 1
+    assert store.migrate() == store.migrate() == 2
     store.transact(lambda tx: tx.execute("INSERT INTO waypost_schema (version) VALUES (999)"))
     with pytest.raises(SchemaVersionError, match="999"):
         open_store(db_url)
+
+
+def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> None:
+    def downgrade(tx: SqlTx) -> None:  # what a database of waypost schema 1 looks like
+        tx.execute("ALTER TABLE workers DROP COLUMN tasks")
+        tx.execute("DELETE FROM waypost_schema WHERE version = 2")
+
+    store.transact(downgrade)
+    again = open_store(db_url)
+    try:
+        again.transact(lambda tx: tx.register_worker("w", "h", 1, '["t"]'))
+        assert again.read(lambda tx: tx.served_tasks(60.0)) == {"t"}
+    finally:
+        again.close()
 
 
 def test_new_run_has_its_roots_ready_and_the_rest_pending(store: Store) -> None:

@@ -23,7 +23,8 @@ def _duration(start: float | None, end: float | None) -> float | None:
 
 
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
-             attempts: list[dict[str, Any]] | None) -> dict[str, Any]:
+             attempts: list[dict[str, Any]] | None,
+             served: set[str] | None = None) -> dict[str, Any]:
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -40,11 +41,15 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
                 "attempt": a["attempt"], "outcome": a["outcome"], "worker": a["worker"],
                 "error": codec.loads(a["error"]), "started_at": iso(a["started_at"]),
                 "finished_at": iso(a["finished_at"])})
-        view["steps"] = [step_view(s, history.get(s["id"], [])) for s in steps]
+        view["steps"] = [step_view(s, history.get(s["id"], []), served) for s in steps]
     return view
 
 
-def step_view(step: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+def step_view(step: dict[str, Any], history: list[dict[str, Any]],
+              served: set[str] | None = None) -> dict[str, Any]:
+    waiting = None
+    if step["status"] == "ready" and served is not None and step["task"] not in served:
+        waiting = f"no live worker serves task {step['task']}"
     return {
         "name": step["name"], "task": step["task"], "kind": step["kind"],
         "status": step["status"], "attempts": step["attempts"],
@@ -54,5 +59,5 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, 
         "started_at": iso(step["started_at"]), "finished_at": iso(step["finished_at"]),
         "duration": _duration(step["started_at"], step["finished_at"]),
         "ready_at": iso(step["ready_at"]) if step["status"] == "ready" else None,
-        "worker": step["lease_owner"], "history": history,
+        "worker": step["lease_owner"], "history": history, "waiting": waiting,
     }

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import codec
 from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
 from ..store.records import ClaimedStep
@@ -126,7 +127,8 @@ class Worker:
         executor = Executor(self.concurrency)
         listener = self._start_listener()
         try:
-            store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid()))
+            tasks = codec.dumps(sorted(self.tasks))
+            store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid(), tasks))
             self._ready.set()
             if on_ready is not None:
                 on_ready()

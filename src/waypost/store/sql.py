@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .. import codec
 from .records import ClaimedStep, Expired, HeldStep, NewStep, RunRow, StepRow
 
 RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
@@ -312,9 +313,15 @@ class SqlTx:
         return int(cur.rowcount)
 
     # -- workers and leader election -------------------------------------------------------
-    def register_worker(self, worker_id: str, host: str, pid: int) -> None:
-        self.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at) "
-                     "VALUES (?, ?, ?, {now}, {now})", (worker_id, host, pid))
+    def register_worker(self, worker_id: str, host: str, pid: int, tasks: str) -> None:
+        self.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at, tasks) "
+                     "VALUES (?, ?, ?, {now}, {now}, ?)", (worker_id, host, pid, tasks))
+
+    def served_tasks(self, fresh_within: float) -> set[str]:
+        """Tasks some worker with a recent heartbeat serves."""
+        rows = self.execute("SELECT tasks FROM workers WHERE heartbeat_at > {now} - ?",
+                            (fresh_within,)).fetchall()
+        return {t for r in rows if r[0] for t in codec.loads(r[0])}
 
     def worker_alive(self, worker_id: str) -> None:
         self.execute("UPDATE workers SET heartbeat_at = {now} WHERE id = ?", (worker_id,))
