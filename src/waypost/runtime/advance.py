@@ -60,6 +60,9 @@ class _Pending:
     # Items of map nodes that ended here, counted per (run, node) and applied in one
     # statement per node: a fan-out then costs one parent update per batch, not per item.
     items_ended: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # Outputs recorded in this transaction, by (run, step name): a successor whose inputs
+    # are all here needs no read (in a chain, that is every step).
+    known: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Advancer:
@@ -152,6 +155,7 @@ class Advancer:
             accepted[id(o)] = held is not None
             if held is not None:
                 run = self._run(pending, held.run_id)
+                pending.known[(run.id, held.name)] = o.output or "null"
                 pending.open_delta[run.id] -= 1
                 self._after_end(pending, run, held, succeeded=True)
         for o in ordered:
@@ -209,7 +213,9 @@ class Advancer:
             p.tx.end_node(run.id, node, "failed", None, codec.dumps(result.error))
             self._block(p, run, node)
         else:
-            p.tx.end_node(run.id, node, "succeeded", codec.dumps(result), None)
+            text = codec.dumps(result)
+            p.tx.end_node(run.id, node, "succeeded", text, None)
+            p.known[(run.id, node)] = text
             self._release(p, run, node)
 
     def _release(self, p: _Pending, run: RunInfo, node: str) -> None:
@@ -224,7 +230,10 @@ class Advancer:
         tx = p.tx
         for name in names:
             deps = run.driver.graph.nodes[name].deps
-            outputs = {k: codec.loads(v) for k, v in tx.outputs(run.id, deps).items()}
+            raw = {d: p.known[(run.id, d)] for d in deps if (run.id, d) in p.known}
+            if len(raw) < len(deps):
+                raw.update(tx.outputs(run.id, [d for d in deps if d not in raw]))
+            outputs = {k: codec.loads(v) for k, v in raw.items()}
             action = run.driver.activate(name, outputs, run.params)
             if isinstance(action, Ready):
                 tx.make_ready(run.id, name, action.input, action.checksum)
