@@ -124,7 +124,6 @@ class Worker:
         the worker is registered in the store."""
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
-        store.prefer_index_order()
         executor = Executor(self.concurrency)
         listener = self._start_listener()
         try:

@@ -57,10 +57,6 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
-    def prefer_index_order(self) -> None:
-        """Tune this connection for claiming (a worker's loop); a no-op where the planner
-        needs no help."""
-
     def wait_for_wakeup(self, timeout: float, interrupt: int | None = None) -> bool:
         """Block until another process says work is ready (where the database can), or
         `interrupt` (a file descriptor) becomes readable."""

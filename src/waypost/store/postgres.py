@@ -15,7 +15,7 @@ from psycopg import errors as pg_errors
 
 from ..errors import StoreError
 from .base import Store
-from .records import HeldStep
+from .records import ClaimedStep, HeldStep
 from .sql import SqlTx
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -51,6 +51,15 @@ class PostgresTx(SqlTx):
                     break
         return held
 
+    def claim(self, owner: str, token: str, limit: int, lease: float,
+              tasks: Sequence[str]) -> list[ClaimedStep]:
+        # Take ready steps in index order and stop at `limit`. Planner statistics lag behind
+        # a big fan-out (10,000 fresh ready rows look like a handful), and the plan they
+        # suggest sorts every ready row on every claim. Only for this transaction: for a
+        # whole session it ruins the plans of other statements.
+        self.conn.execute("SET LOCAL enable_sort = off")
+        return super().claim(owner, token, limit, lease, tasks)
+
     def notify(self) -> None:
         self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
@@ -77,7 +86,6 @@ class PostgresStore(Store):
         self.channel = channel
         self._connection: psycopg.Connection[Any] | None = None
         self._listener: psycopg.Connection[Any] | None = None
-        self._tune = False
         self._connect()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -100,8 +108,6 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._connection = self._open()
-        if self._tune:
-            self._connection.execute("SET enable_sort = off")
 
     def _conn(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -134,15 +140,6 @@ class PostgresStore(Store):
             self._connection = None
             with contextlib.suppress(StoreError):  # the next try of transact() tries again
                 self._connect()
-
-    def prefer_index_order(self) -> None:
-        # Claims must take ready steps in index order and stop at `limit`. Planner
-        # statistics lag behind a big fan-out (10,000 fresh ready rows look like a handful),
-        # and the plan they suggest sorts every ready row on every claim. Every ordered
-        # query of a worker has an index that gives its order, so sorting is discouraged
-        # for the worker's whole session (a re-established connection gets it again).
-        self._tune = True
-        self._conn().execute("SET enable_sort = off")
 
     def _migration_lock(self, tx: SqlTx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"waypost:{self.schema}",))
