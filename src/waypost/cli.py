@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -68,10 +69,15 @@ def main(ctx: click.Context, db: str) -> None:
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let running attempts finish on shutdown.")
 @click.option("--name", default=None, help="Worker id (default host:pid:random).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="What the worker logs to stderr.")
 @click.pass_context
 def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll: float,
-           grace: float, name: str | None) -> None:
+           grace: float, name: str | None, log_level: str) -> None:
     """Serve the tasks of MODULE until SIGINT or SIGTERM."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .dag.task import registered_tasks
     from .runtime.loader import import_module
     from .runtime.worker import Worker
