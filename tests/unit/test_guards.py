@@ -43,3 +43,14 @@ def test_store_does_not_import_definitions() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.lstrip(".").startswith("dag"), path.name
+
+
+def test_every_cli_option_is_in_the_guide() -> None:
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    missing = []
+    for name, command in main.commands.items():
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt != "--help" and opt not in guide:
+                    missing.append(f"waypost {name} {opt}")
+    assert not missing, f"options not documented in docs/guide.md: {missing}"
