@@ -147,13 +147,14 @@ def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
     table.add_column("run", no_wrap=True, min_width=24)
     table.add_column("flow", overflow="fold")
     table.add_column("status", no_wrap=True)
+    table.add_column("steps", no_wrap=True, justify="right")
     table.add_column("key", overflow="fold")
     table.add_column("created (UTC)", no_wrap=True)
     table.add_column("duration", no_wrap=True, justify="right")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
         table.add_row(r["id"], escape(r["flow"]), f"[{style}]{r['status']}[/]",
-                      escape(r["key"] or ""),
+                      f"{r['steps_succeeded']}/{r['steps_total']}", escape(r["key"] or ""),
                       (r["created_at"] or "")[:19].replace("T", " "), _secs(r["duration"]))
     out.print(table)
 

@@ -194,6 +194,8 @@ def test_runs_lists_and_filters(db_url: str, engine: wp.Engine, workdir: str):
     assert [r["id"] for r in listed("--flow", "adder")] == [good]
     assert [r["id"] for r in listed("--flow", f"{MODULE}:fatal_flow")] == [bad]
     assert listed("--status", "running") == []
+    (row,) = listed("--status", "succeeded")
+    assert (row["steps_succeeded"], row["steps_total"]) == (1, 1)
 
 
 def test_runs_table_keeps_values_whole_when_piped(db_url: str, engine: wp.Engine):

@@ -119,8 +119,17 @@ class Engine:
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._store().read(lambda tx: tx.list_runs(status, flow, limit))
-        return [run_view(r, None, None) for r in rows]
+        def load(tx: Any) -> tuple[Any, dict[str, tuple[int, int]]]:
+            rows = tx.list_runs(status, flow, limit)
+            return rows, tx.step_counts([r["id"] for r in rows])
+
+        rows, counts = self._store().read(load)
+        views = []
+        for r in rows:
+            view = run_view(r, None, None)
+            view["steps_succeeded"], view["steps_total"] = counts.get(r["id"], (0, 0))
+            views.append(view)
+        return views
 
     # -- embedded workers ---------------------------------------------------------------------
     def worker(self, **options: Any) -> Worker:

@@ -136,6 +136,16 @@ class SqlTx:
                             (*params, limit)).fetchall()
         return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
 
+    def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(succeeded, all) steps of each run."""
+        if not run_ids:
+            return {}
+        rows = self.execute(
+            f"SELECT run_id, SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), COUNT(*) "
+            f"FROM steps WHERE run_id IN ({marks(len(run_ids))}) GROUP BY run_id",
+            run_ids).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
     # -- steps: creation and the DAG's bookkeeping -----------------------------------------
     def insert_steps(self, run_id: str, steps: Sequence[NewStep], keys: Sequence[str]) -> None:
         self.executemany(
