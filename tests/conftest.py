@@ -14,7 +14,7 @@ import pytest
 PG_BASE = os.environ.get("WAYPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_schema_url() -> Iterator[str]:
+def pg_schema_url() -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield f"{PG_BASE}?schema={schema}"
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
@@ -27,4 +27,4 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'waypost.db'}"
     else:
-        yield from _pg_schema_url()
+        yield from pg_schema_url()
