@@ -209,6 +209,8 @@ class Worker:
                 sweep_at = now + min(1.0, self.lease / 3)
             outcomes += self._expire_local(held, now)
             if stopping and (not held or now >= stop_deadline):
+                if outcomes:  # timeouts just reported: record them, do not give them back
+                    self._commit(store, outcomes, 0, names)
                 self._release(store, held)
                 return
             wait = min(claim_at if free > 0 and not stopping else math.inf, heartbeat_at, sweep_at,
