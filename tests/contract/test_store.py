@@ -176,3 +176,9 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
     with pytest.raises(RuntimeError):
         store.transact(half)
     assert store.read(lambda tx: tx.get_run(run_id))["status"] == "pending"
+
+
+def test_a_worker_without_tasks_claims_nothing(store: Store) -> None:
+    start(store)
+    assert store.transact(lambda tx: tx.claim("w", "t", 5, 30.0, [])) == []
+    assert store.read(lambda tx: tx.next_ready_at([])) is None

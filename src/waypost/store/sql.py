@@ -234,6 +234,8 @@ class SqlTx:
     # -- claims, leases and outcomes -------------------------------------------------------
     def claim(self, owner: str, token: str, limit: int, lease: float,
               tasks: Sequence[str]) -> list[ClaimedStep]:
+        if not tasks or limit < 1:
+            return []
         rows = self.execute(
             f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
             f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
@@ -246,6 +248,8 @@ class SqlTx:
                             token, r[9]) for r in rows]
 
     def next_ready_at(self, tasks: Sequence[str]) -> float | None:
+        if not tasks:
+            return None
         row = self.execute(f"SELECT MIN(ready_at) FROM steps WHERE status = 'ready' AND "
                            f"task IN ({marks(len(tasks))})", tasks).fetchone()
         return None if row is None or row[0] is None else float(row[0])
