@@ -106,8 +106,11 @@ class Advancer:
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, tx: SqlTx, flow: Flow[Any, Any], params: dict[str, Any],
-              key: str | None) -> tuple[str, bool]:
-        """Create a run, or return the run that already has `key` with the same input."""
+              key: str | None, run_id: str | None = None) -> tuple[str, bool]:
+        """Create a run, or return the run that already has `key` with the same input.
+
+        Pass a `run_id` chosen outside the transaction: if a first try's commit went
+        through unacknowledged, the retry finds that run instead of making a second."""
         graph = flow.graph
         fingerprint = graph.fingerprint()
         driver = self._drivers.setdefault(fingerprint, DagDriver(graph))
@@ -115,9 +118,11 @@ class Advancer:
             tx.put_definition(fingerprint, flow.name, "dag", graph.body())
         text = codec.dumps(params)
         checksum = codec.checksum(text)
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         steps = driver.steps()
         if not tx.insert_run(run_id, flow.name, fingerprint, key, text, checksum, len(steps)):
+            if tx.run_head(run_id) is not None:
+                return run_id, False
             assert key is not None
             existing, existing_flow, existing_checksum = tx.run_by_key(key)
             if existing_flow == flow.name and existing_checksum == checksum:
@@ -275,12 +280,15 @@ class Advancer:
                         None)
 
     # -- resume ----------------------------------------------------------------------------
-    def resume(self, tx: SqlTx, run_id: str) -> int:
+    def resume(self, tx: SqlTx, run_id: str, retry: bool = False) -> int:
         """Reopen a failed run: failed steps start again, succeeded steps stay done.
-        Returns how many steps were reset."""
+        Returns how many steps were reset. `retry`: this transaction is being tried again,
+        so a run that is no longer failed may be this resume's own unacknowledged work."""
         row = tx.get_run(run_id)
         if row is None:
             raise UnknownTargetError(f"no run {run_id}")
+        if retry and row["status"] != "failed":
+            return 0
         if row["status"] != "failed":
             raise InputError(f"run {run_id} is {row['status']}; only a failed run can resume")
         run = self.run_info(tx, run_id)

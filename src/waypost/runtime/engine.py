@@ -10,7 +10,7 @@ from .. import codec
 from ..dag.flow import Flow
 from ..errors import ResultTimeout, RunFailed, UnknownTargetError
 from ..store import DEFAULT_URL, Store, open_store
-from .advance import Advancer
+from .advance import Advancer, new_run_id
 from .loader import load_flow
 from .view import run_view
 from .worker import Worker
@@ -50,8 +50,9 @@ class Engine:
         the existing run; a different input raises IdempotencyConflict and creates nothing."""
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
+        chosen = new_run_id()
         run_id, _ = self._store().transact(
-            lambda tx: self._advancer.start(tx, target, params, key))
+            lambda tx: self._advancer.start(tx, target, params, key, chosen))
         self._advancer.stored.add(target.graph.fingerprint())
         for worker in self._workers:
             worker.wake()
@@ -100,7 +101,14 @@ class Engine:
 
     def resume(self, run_id: str) -> int:
         """Continue a failed run from its failed steps; returns how many were reset."""
-        reset = self._store().transact(lambda tx: self._advancer.resume(tx, run_id))
+        tries = 0
+
+        def work(tx: Any) -> int:
+            nonlocal tries
+            tries += 1
+            return self._advancer.resume(tx, run_id, retry=tries > 1)
+
+        reset = self._store().transact(work)
         for worker in self._workers:
             worker.wake()
         return reset

@@ -263,10 +263,16 @@ class Worker:
     def _commit(self, store: Store, outcomes: list[Outcome], free: int,
                 names: list[str]) -> tuple[list[ClaimedStep], float]:
         token = uuid.uuid4().hex[:16]
+        tries = 0
 
         def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
+            nonlocal tries
+            tries += 1
             accepted, made_ready = self.advancer.record(tx, outcomes, notify=False)
-            claimed = tx.claim(self.id, token, free, self.lease, names) if free > 0 else []
+            # A retry after a lost connection: the first try's commit may have gone through,
+            # and what it claimed is ours to run (under this same token).
+            claimed = tx.claimed_with(self.id, token) if tries > 1 and free > 0 else []
+            claimed += tx.claim(self.id, token, free - len(claimed), self.lease, names)
             if made_ready and len(claimed) == free:
                 tx.notify()  # we could not take everything we made ready: wake the others
             new_runs = sorted({c.run_id for c in claimed if c.run_id not in self._running_runs})

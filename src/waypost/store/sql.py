@@ -75,11 +75,12 @@ class SqlTx:
     # -- runs ---------------------------------------------------------------------------
     def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
                    input: str, checksum: str, open_steps: int) -> bool:
-        """Insert unless the idempotency key exists: the unique constraint is the check."""
+        """Insert unless the idempotency key (or the id) exists: the unique constraints are
+        the check, never a read before the write."""
         row = self.execute(
             "INSERT INTO runs (id, flow, fingerprint, key, status, input, input_checksum, "
             "open_steps, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, {now}) "
-            "ON CONFLICT (key) DO NOTHING RETURNING id",
+            "ON CONFLICT DO NOTHING RETURNING id",
             (run_id, flow, fingerprint, key, input, checksum, open_steps)).fetchone()
         return row is not None
 
@@ -232,6 +233,17 @@ class SqlTx:
                      "WHERE id = ?", (status, waiting_on, max_attempts, step_id))
 
     # -- claims, leases and outcomes -------------------------------------------------------
+    _CLAIMED = "id, run_id, name, node, kind, task, input, attempts, idempotency_key, timeout"
+
+    def claimed_with(self, owner: str, token: str) -> list[ClaimedStep]:
+        """Steps already claimed under `token`: a transaction retried after its commit was
+        in fact applied (the acknowledgement was lost) finds its own earlier claims here,
+        instead of leaving them running with nobody working on them."""
+        rows = self.execute(f"SELECT {self._CLAIMED} FROM steps WHERE lease_owner = ? AND "
+                            f"lease_token = ? AND status = 'running'", (owner, token)).fetchall()
+        return [ClaimedStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8],
+                            token, r[9]) for r in rows]
+
     def claim(self, owner: str, token: str, limit: int, lease: float,
               tasks: Sequence[str]) -> list[ClaimedStep]:
         if not tasks or limit < 1:
@@ -329,7 +341,8 @@ class SqlTx:
     # -- workers and leader election -------------------------------------------------------
     def register_worker(self, worker_id: str, host: str, pid: int, tasks: str) -> None:
         self.execute("INSERT INTO workers (id, host, pid, started_at, heartbeat_at, tasks) "
-                     "VALUES (?, ?, ?, {now}, {now}, ?)", (worker_id, host, pid, tasks))
+                     "VALUES (?, ?, ?, {now}, {now}, ?) ON CONFLICT (id) DO UPDATE SET "
+                     "heartbeat_at = excluded.heartbeat_at", (worker_id, host, pid, tasks))
 
     def served_tasks(self, fresh_within: float) -> set[str]:
         """Tasks some worker with a recent heartbeat serves."""
