@@ -6,6 +6,7 @@ from .context import Context
 from .dag.flow import Flow, flow
 from .dag.task import Task, task
 from .errors import (
+    Cancelled,
     DefinitionError,
     Fatal,
     IdempotencyConflict,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backoff",
+    "Cancelled",
     "Context",
     "DefinitionError",
     "Engine",

@@ -153,7 +153,10 @@ def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
     table.add_column("duration", no_wrap=True, justify="right")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
-        table.add_row(r["id"], escape(r["flow"]), f"[{style}]{r['status']}[/]",
+        status = f"[{style}]{r['status']}[/]"
+        if r["steps_suspicious"]:
+            status += f" [red]({r['steps_suspicious']} suspicious)[/]"
+        table.add_row(r["id"], escape(r["flow"]), status,
                       f"{r['steps_succeeded']}/{r['steps_total']}", escape(r["key"] or ""),
                       (r["created_at"] or "")[:19].replace("T", " "), _secs(r["duration"]))
     out.print(table)
@@ -201,7 +204,9 @@ def _print_step(s: dict[str, Any]) -> None:
         times = f"  {s['started_at'][11:23]} → {(s['finished_at'] or '…')[11:23]}"
         times += f" ({_secs(s['duration'])})" if s["duration"] is not None else ""
     attempts = f"{s['attempts']}/{s['max_attempts']} attempts"
-    out.print(f"\n[bold]{escape(s['name'])}[/]  [{style}]{s['status']}[/]  {attempts}{times}")
+    flag = "  [bold red]suspicious: missed 2 heartbeats[/]" if s["suspicious"] else ""
+    out.print(f"\n[bold]{escape(s['name'])}[/]  [{style}]{s['status']}[/]  {attempts}{times}"
+              f"{flag}")
     rows = [("input", f"{_short(s['input'], 120)}  {s['input_checksum']}"
              if s["input"] is not None else "-"),
             ("key", s["idempotency_key"])]
@@ -211,6 +216,8 @@ def _print_step(s: dict[str, Any]) -> None:
         rows.append(("ready at", s["ready_at"]))
     if s["waiting"]:
         rows.append(("waiting", s["waiting"]))
+    if s["heartbeat_at"] and s["status"] == "running":
+        rows.append(("beat", f"{s['heartbeat_at'][11:23]} {_short(s['heartbeat_details'], 80)}"))
     if s["status"] == "running" and s["worker"]:
         rows.append(("worker", s["worker"]))
     for label, value in rows:

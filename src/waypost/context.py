@@ -1,8 +1,35 @@
-"""What a running task may know about itself."""
+"""What a running task may know about itself, and how it tells its worker it is alive."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import codec
+from .errors import Cancelled
+
+_NOTHING = object()
+
+
+class Heart:
+    """Links one running attempt to its worker: beats go out (the worker writes the latest
+    to the store), cancellation comes in. Safe to use from the task's thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Any = _NOTHING
+        self.cancelled = threading.Event()
+
+    def beat(self, details: Any) -> None:
+        with self._lock:
+            self._pending = details
+
+    def take(self) -> tuple[bool, Any]:
+        """(whether the task beat since the last take, the latest details)."""
+        with self._lock:
+            pending, self._pending = self._pending, _NOTHING
+        return pending is not _NOTHING, None if pending is _NOTHING else pending
 
 
 @dataclass(frozen=True)
@@ -18,3 +45,18 @@ class Context:
     step: str
     attempt: int
     idempotency_key: str
+    _heart: Heart | None = field(default=None, repr=False, compare=False)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Say this attempt is alive (JSON `details` are stored and shown). Raises
+        `wp.Cancelled` once the attempt has been cancelled."""
+        codec.dumps(details)  # refuse what could not be stored, here, in the task
+        if self._heart is None:
+            return
+        self._heart.beat(details)
+        if self._heart.cancelled.is_set():
+            raise Cancelled(f"attempt {self.attempt} of step {self.step} was cancelled")
+
+    @property
+    def cancelled(self) -> bool:
+        return self._heart is not None and self._heart.cancelled.is_set()

@@ -13,7 +13,7 @@ WaypostError                 code  exit
 ```
 
 `Fatal` is not a `WaypostError`: it is raised by user code to say "do not retry me".
-Cancellation (issue 3) will be a `BaseException` so `except Exception` cannot swallow it.
+`Cancelled` is a `BaseException`, so a task's `except Exception` cannot swallow it.
 """
 
 from __future__ import annotations
@@ -83,3 +83,8 @@ class ResultTimeout(WaypostError):
 
 class Fatal(Exception):
     """Raise inside a task to fail its step at once, without retries."""
+
+
+class Cancelled(BaseException):
+    """Raised by `ctx.heartbeat()` once the attempt was cancelled (missed heartbeats, lost
+    lease): stop work and let it propagate."""

@@ -53,7 +53,7 @@ def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.
 
 
 def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: Store) -> None:
-    assert store.migrate() == store.migrate() == 2
+    assert store.migrate() == store.migrate() == 3
     store.transact(lambda tx: tx.execute("INSERT INTO waypost_schema (version) VALUES (999)"))
     with pytest.raises(SchemaVersionError, match="999"):
         open_store(db_url)
@@ -62,7 +62,9 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: St
 def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> None:
     def downgrade(tx: SqlTx) -> None:  # what a database of waypost schema 1 looks like
         tx.execute("ALTER TABLE workers DROP COLUMN tasks")
-        tx.execute("DELETE FROM waypost_schema WHERE version = 2")
+        for column in ("heartbeat", "heartbeat_at", "heartbeat_details"):
+            tx.execute(f"ALTER TABLE steps DROP COLUMN {column}")
+        tx.execute("DELETE FROM waypost_schema WHERE version > 1")
 
     store.transact(downgrade)
     again = open_store(db_url)
@@ -115,7 +117,7 @@ def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
     run_id = start(store)
     steps = claim(store, lease=0.2)
     time.sleep(0.35)
-    assert store.transact(lambda tx: tx.renew("w1", 30.0)) == 0
+    assert store.transact(lambda tx: tx.renew("w1", 30.0)) == set()
     late = Outcome(steps[0].id, run_id, "t1", output="2")
     assert store.transact(lambda tx: Advancer().record(tx, [late])[0]) == [False]
     expired = store.read(lambda tx: tx.expired(10))

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_public_exports_are_pinned() -> None:
     assert set(waypost.__all__) == {
-        "Backoff", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
+        "Backoff", "Cancelled", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
         "IdempotencyConflict", "InputError", "ResultTimeout", "RunFailed", "StoreError",
         "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "task",
     }

@@ -61,7 +61,7 @@ class DagDriver:
         return [
             NewStep(name=n.name, node=n.name, task=n.task, kind=n.kind, status="pending",
                     waiting_on=len(n.deps), max_attempts=n.options["max_attempts"],
-                    timeout=n.options["timeout"])
+                    timeout=n.options["timeout"], heartbeat=n.options.get("heartbeat"))
             for n in self.graph.nodes.values()
         ]
 
@@ -87,7 +87,7 @@ class DagDriver:
                 name=f"{name}[{i}]", node=name, task=node.task, kind="item", status="ready",
                 waiting_on=0, max_attempts=node.options["max_attempts"],
                 timeout=node.options["timeout"], input=text, input_checksum=checksum,
-                map_index=i))
+                map_index=i, heartbeat=node.options.get("heartbeat")))
         return Expand(children)
 
     def on_lost(self, lost_before: int) -> Retry | Dead:

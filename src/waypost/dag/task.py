@@ -44,17 +44,21 @@ class Task(Generic[P, R]):
         retries: int = 0,
         backoff: Backoff | None = None,
         timeout: float | None = None,
+        heartbeat: float | None = None,
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
         if timeout is not None and timeout <= 0:
             raise DefinitionError(f"task {fn.__qualname__}: timeout must be > 0 seconds")
+        if heartbeat is not None and heartbeat <= 0:
+            raise DefinitionError(f"task {fn.__qualname__}: heartbeat must be > 0 seconds")
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.short_name = fn.__name__
         self.retries = retries
         self.backoff = backoff or Backoff()
         self.timeout = timeout
+        self.heartbeat = heartbeat
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -63,8 +67,11 @@ class Task(Generic[P, R]):
         _REGISTRY[self.name] = self
 
     def options(self) -> dict[str, Any]:
-        return {"max_attempts": self.retries + 1, "backoff": self.backoff.to_json(),
-                "timeout": self.timeout}
+        options = {"max_attempts": self.retries + 1, "backoff": self.backoff.to_json(),
+                   "timeout": self.timeout}
+        if self.heartbeat is not None:  # absent otherwise, so older graphs keep their prints
+            options["heartbeat"] = self.heartbeat
+        return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
         params = [p for p in self.signature.parameters.values() if p.name != self.context_param]
@@ -100,18 +107,22 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
-    timeout: float | None = None,
+    timeout: float | None = None, heartbeat: float | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
     backoff: Backoff | None = None, timeout: float | None = None,
+    heartbeat: float | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
-    `timeout` (seconds) bounds one attempt from start to finish."""
+    `timeout` (seconds) bounds one attempt from start to finish; with `heartbeat` (seconds)
+    the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
+    suspicious, 3 cancel the attempt and retry it."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
-        return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout)
+        return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
+                    heartbeat=heartbeat)
 
     return wrap(fn) if fn is not None else wrap

@@ -115,19 +115,19 @@ class Engine:
 
     def show(self, run_id: str) -> dict[str, Any]:
         """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
-        def load(tx: Any) -> tuple[Any, Any, Any, set[str]]:
+        def load(tx: Any) -> tuple[Any, Any, Any, set[str], float]:
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return (tx.get_run(run_id), tx.steps_of(run_id), tx.attempts_of(run_id),
-                    tx.served_tasks(self.lease))
+                    tx.served_tasks(self.lease), tx.now())
 
-        run, steps, attempts, served = self._store().read(load)
+        run, steps, attempts, served, now = self._store().read(load)
         if run is None:
             raise UnknownTargetError(f"no run {run_id}")
-        return run_view(run, steps, attempts, served)
+        return run_view(run, steps, attempts, served, now)
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
-        def load(tx: Any) -> tuple[Any, dict[str, tuple[int, int]]]:
+        def load(tx: Any) -> tuple[Any, dict[str, tuple[int, int, int]]]:
             rows = tx.list_runs(status, flow, limit)
             return rows, tx.step_counts([r["id"] for r in rows])
 
@@ -135,7 +135,9 @@ class Engine:
         views = []
         for r in rows:
             view = run_view(r, None, None)
-            view["steps_succeeded"], view["steps_total"] = counts.get(r["id"], (0, 0))
+            done, total, suspicious = counts.get(r["id"], (0, 0, 0))
+            view["steps_succeeded"], view["steps_total"] = done, total
+            view["steps_suspicious"] = suspicious
             views.append(view)
         return views
 

@@ -13,9 +13,9 @@ import traceback
 from typing import Any
 
 from .. import codec
-from ..context import Context
+from ..context import Context, Heart
 from ..dag.task import Task
-from ..errors import Fatal
+from ..errors import Cancelled, Fatal
 from ..store.records import ClaimedStep
 from .outcome import Outcome
 
@@ -31,13 +31,14 @@ def error_of(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _call_args(task: Task[Any, Any], step: ClaimedStep) -> tuple[list[Any], dict[str, Any]]:
+def _call_args(task: Task[Any, Any], step: ClaimedStep,
+               heart: Heart) -> tuple[list[Any], dict[str, Any]]:
     data = codec.loads(step.input)
     kwargs = dict(data["kwargs"])
     if task.context_param:
         kwargs[task.context_param] = Context(
             run_id=step.run_id, step=step.name, attempt=step.attempts,
-            idempotency_key=step.idempotency_key)
+            idempotency_key=step.idempotency_key, _heart=heart)
     return list(data["args"]), kwargs
 
 
@@ -50,23 +51,24 @@ def _finish(step: ClaimedStep, result: Any) -> Outcome:
     return Outcome(step.id, step.run_id, step.lease_token, output=output)
 
 
-def _failed(step: ClaimedStep, exc: Exception) -> Outcome:
+def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
     kind = "timeout" if isinstance(exc, TimeoutError) else "failed"
     return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
                    fatal=isinstance(exc, Fatal), kind=kind)
 
 
-def run_sync(task: Task[Any, Any], step: ClaimedStep) -> Outcome:
+def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
-        args, kwargs = _call_args(task, step)
+        args, kwargs = _call_args(task, step, heart)
         return _finish(step, task.fn(*args, **kwargs))
-    except Exception as exc:
+    except (Exception, Cancelled) as exc:
+        # A cancelled attempt's end is already recorded; this report will be refused.
         return _failed(step, exc)
 
 
-async def run_async(task: Task[Any, Any], step: ClaimedStep) -> Outcome:
+async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
-        args, kwargs = _call_args(task, step)
+        args, kwargs = _call_args(task, step, heart)
         coro = task.fn(*args, **kwargs)
         if step.timeout:
             result = await asyncio.wait_for(coro, step.timeout)
@@ -76,7 +78,7 @@ async def run_async(task: Task[Any, Any], step: ClaimedStep) -> Outcome:
     except TimeoutError:
         exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
         return _failed(step, exc)
-    except Exception as exc:
+    except (Exception, Cancelled) as exc:
         return _failed(step, exc)
 
 
@@ -89,10 +91,12 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
 
-    def submit(self, task: Task[Any, Any], step: ClaimedStep) -> concurrent.futures.Future[Outcome]:
+    def submit(self, task: Task[Any, Any], step: ClaimedStep,
+               heart: Heart) -> concurrent.futures.Future[Outcome]:
         if task.is_async:
-            return asyncio.run_coroutine_threadsafe(run_async(task, step), self._event_loop())
-        return self._pool.submit(run_sync, task, step)
+            return asyncio.run_coroutine_threadsafe(run_async(task, step, heart),
+                                                    self._event_loop())
+        return self._pool.submit(run_sync, task, step, heart)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -58,6 +58,9 @@ def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:
     if reason == "timeout":
         message = "the attempt ran past its timeout"
         kind = "TimeoutError"
+    elif reason == "heartbeat":
+        message = "no heartbeat for 3 intervals: the attempt was cancelled"
+        kind = "HeartbeatTimeout"
     else:
         message = f"worker {owner} stopped renewing its lease (crashed, paused or cut off)"
         kind = "LeaseExpired"

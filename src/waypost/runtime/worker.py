@@ -18,10 +18,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
+from ..context import Heart
 from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
 from ..store.records import ClaimedStep
@@ -38,6 +39,7 @@ _WAKE = object()
 @dataclass
 class _Held:
     step: ClaimedStep
+    heart: Heart = field(default_factory=Heart)
     future: concurrent.futures.Future[Outcome] | None = None
     deadline: float = math.inf
     abandoned: bool = False
@@ -181,7 +183,7 @@ class Worker:
         os.close(self._interrupt_w)
 
     def _loop(self, store: Store, executor: Executor) -> None:
-        held: dict[int, _Held] = {}
+        held: dict[tuple[int, str], _Held] = {}
         outcomes: list[Outcome] = []
         names = sorted(self.tasks)
         now = time.monotonic()
@@ -198,12 +200,14 @@ class Worker:
                 batch, outcomes = outcomes, []
                 claimed, next_due = self._commit(store, batch, free, names)
                 for step in claimed:
-                    held[step.id] = self._submit(executor, step)
+                    held[(step.id, step.lease_token)] = self._submit(executor, step)
+                if claimed:  # a task that promised heartbeats needs them passed on soon
+                    heartbeat_at = min(heartbeat_at, now + self._heartbeat_period(held))
                 poll_wait = 0.01 if claimed else min(max(poll_wait * 2, 0.01), self.poll)
                 claim_at = now if len(claimed) == free else now + min(poll_wait, next_due)
             if now >= heartbeat_at:
                 self._heartbeat(store, held)
-                heartbeat_at = now + self.lease / 3
+                heartbeat_at = now + self._heartbeat_period(held)
             if now >= sweep_at:
                 store.transact(lambda tx: sweep(tx, self.advancer, self.id, self.lease))
                 sweep_at = now + min(1.0, self.lease / 3)
@@ -221,7 +225,8 @@ class Worker:
                 if woken:
                     claim_at = poll_wait = 0.0
 
-    def _wait(self, held: dict[int, _Held], timeout: float) -> tuple[list[Outcome], bool]:
+    def _wait(self, held: dict[tuple[int, str], _Held],
+              timeout: float) -> tuple[list[Outcome], bool]:
         """Block until an attempt finishes or someone wakes us; collect what finished and
         whether new work was announced."""
         got: list[Any] = []
@@ -236,11 +241,11 @@ class Worker:
             if item is _WAKE:
                 woken = True
                 continue
-            step_id, future = item
-            entry = held.get(step_id)
+            key, future = item
+            entry = held.get(key)
             if entry is None or entry.future is not future or future is None:
                 continue
-            del held[step_id]
+            del held[key]
             if entry.abandoned or future.cancelled():
                 continue
             outcomes.append(future.result())
@@ -251,11 +256,12 @@ class Worker:
         entry = _Held(step)
         if step.timeout:
             entry.deadline = time.monotonic() + step.timeout
-        future = executor.submit(task, step)
+        future = executor.submit(task, step, entry.heart)
         entry.future = future
 
-        def done(f: concurrent.futures.Future[Outcome], sid: int = step.id) -> None:
-            self._queue.put((sid, f))
+        def done(f: concurrent.futures.Future[Outcome],
+                 key: tuple[int, str] = (step.id, step.lease_token)) -> None:
+            self._queue.put((key, f))
 
         future.add_done_callback(done)
         return entry
@@ -304,19 +310,44 @@ class Worker:
                 self.stats.failed += 1
         return claimed, next_due
 
-    def _heartbeat(self, store: Store, held: dict[int, _Held]) -> None:
-        def work(tx: SqlTx) -> int:
+    def _heartbeat_period(self, held: dict[tuple[int, str], _Held]) -> float:
+        """Renew leases every third of a lease, and pass on task heartbeats at least twice
+        per interval any held task promised."""
+        intervals = [h.step.heartbeat for h in held.values() if h.step.heartbeat]
+        return min([self.lease / 3, *(i / 2 for i in intervals)])
+
+    def _heartbeat(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
+        beats = []
+        for entry in held.values():
+            beat, details = entry.heart.take()
+            if beat and not entry.abandoned:
+                beats.append((entry.step.id, entry.step.lease_token, codec.dumps(details)))
+
+        def work(tx: SqlTx) -> set[tuple[int, str]]:
             tx.worker_alive(self.id)
+            for step_id, token, details in beats:
+                tx.beat(step_id, token, details)
             return tx.renew(self.id, self.lease)
 
-        renewed = store.transact(work)
-        live = sum(not h.abandoned for h in held.values())
-        if renewed < live:
-            self.stats.lost_leases += live - renewed
-            log.warning("worker %s: %d attempts lost their lease; their outcomes will be "
-                        "discarded", self.id, live - renewed)
+        alive = store.transact(work)
+        for key, entry in held.items():
+            if not entry.abandoned and key not in alive:
+                self._cancel(entry)
 
-    def _expire_local(self, held: dict[int, _Held], now: float) -> list[Outcome]:
+    def _cancel(self, entry: _Held) -> None:
+        """The attempt was ended elsewhere (lease lost, heartbeats missed, cancelled): tell
+        the running code, and ignore whatever it reports now."""
+        self.stats.lost_leases += 1
+        log.warning("step %s of run %s: attempt %d no longer holds its lease (expired, "
+                    "cancelled or taken over); cancelling it", entry.step.name,
+                    entry.step.run_id, entry.step.attempts)
+        entry.heart.cancelled.set()
+        entry.abandoned = True
+        entry.deadline = math.inf
+        assert entry.future is not None
+        entry.future.cancel()  # an async body is cancelled; a thread is told via ctx
+
+    def _expire_local(self, held: dict[tuple[int, str], _Held], now: float) -> list[Outcome]:
         """Fail attempts that ran past their timeout; a thread cannot be killed, so its
         late result is simply ignored (the slot frees when the thread returns)."""
         out = []
@@ -332,7 +363,7 @@ class Worker:
                                    kind="timeout"))
         return out
 
-    def _release(self, store: Store, held: dict[int, _Held]) -> None:
+    def _release(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
         if held:
             released = store.transact(lambda tx: tx.release_held(self.id))
             log.info("worker %s released %d steps it could not finish", self.id, released)

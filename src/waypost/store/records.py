@@ -21,6 +21,7 @@ class ClaimedStep:
     idempotency_key: str
     lease_token: str
     timeout: float | None
+    heartbeat: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class NewStep:
     input: str | None = None
     input_checksum: str | None = None
     map_index: int | None = None
+    heartbeat: float | None = None
 
 
 

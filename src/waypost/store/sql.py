@@ -24,10 +24,18 @@ RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_che
 STEP_COLUMNS = ("id", "name", "node", "kind", "task", "map_index", "status", "waiting_on",
                 "attempts", "max_attempts", "timeout", "ready_at", "input", "input_checksum",
                 "idempotency_key", "output", "error", "lease_owner", "lease_expires_at",
-                "started_at", "finished_at")
+                "started_at", "finished_at", "heartbeat", "heartbeat_at", "heartbeat_details")
 _CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL"
 _LIVE = "lease_expires_at > {now}"
-_DEAD = "(lease_expires_at <= {now} OR timeout_at <= {now})"
+# An attempt is over when its lease ran out, its timeout passed, or it missed 3 heartbeats.
+_MISSED_2 = "heartbeat_at + 2 * heartbeat <= {now}"  # suspicious
+_MISSED_3 = "heartbeat_at + 3 * heartbeat <= {now}"
+_DEAD = f"(lease_expires_at <= {{now}} OR timeout_at <= {{now}} OR {_MISSED_3})"
+
+
+def _claimed(row: Sequence[Any], token: str) -> ClaimedStep:
+    return ClaimedStep(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6],
+                       int(row[7]), row[8], token, row[9], row[10])
 
 
 def marks(n: int) -> str:
@@ -137,24 +145,25 @@ class SqlTx:
                             (*params, limit)).fetchall()
         return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
 
-    def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """(succeeded, all) steps of each run."""
+    def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """(succeeded, all, suspicious) steps of each run."""
         if not run_ids:
             return {}
         rows = self.execute(
-            f"SELECT run_id, SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), COUNT(*) "
+            f"SELECT run_id, SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), COUNT(*), "
+            f"SUM(CASE WHEN status = 'running' AND {_MISSED_2} THEN 1 ELSE 0 END) "
             f"FROM steps WHERE run_id IN ({marks(len(run_ids))}) GROUP BY run_id",
             run_ids).fetchall()
-        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3] or 0)) for r in rows}
 
     # -- steps: creation and the DAG's bookkeeping -----------------------------------------
     def insert_steps(self, run_id: str, steps: Sequence[NewStep], keys: Sequence[str]) -> None:
         self.executemany(
             "INSERT INTO steps (run_id, name, node, kind, task, map_index, status, waiting_on, "
-            "max_attempts, timeout, ready_at, input, input_checksum, idempotency_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?)",
+            "max_attempts, timeout, heartbeat, ready_at, input, input_checksum, "
+            "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?)",
             [(run_id, s.name, s.node, s.kind, s.task, s.map_index, s.status, s.waiting_on,
-              s.max_attempts, s.timeout, s.input, s.input_checksum, k)
+              s.max_attempts, s.timeout, s.heartbeat, s.input, s.input_checksum, k)
              for s, k in zip(steps, keys, strict=True)])
 
     def release(self, run_id: str, names: Sequence[str]) -> list[str]:
@@ -233,7 +242,8 @@ class SqlTx:
                      "WHERE id = ?", (status, waiting_on, max_attempts, step_id))
 
     # -- claims, leases and outcomes -------------------------------------------------------
-    _CLAIMED = "id, run_id, name, node, kind, task, input, attempts, idempotency_key, timeout"
+    _CLAIMED = ("id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
+                "timeout, heartbeat")
 
     def claimed_with(self, owner: str, token: str) -> list[ClaimedStep]:
         """Steps already claimed under `token`: a transaction retried after its commit was
@@ -241,8 +251,7 @@ class SqlTx:
         instead of leaving them running with nobody working on them."""
         rows = self.execute(f"SELECT {self._CLAIMED} FROM steps WHERE lease_owner = ? AND "
                             f"lease_token = ? AND status = 'running'", (owner, token)).fetchall()
-        return [ClaimedStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8],
-                            token, r[9]) for r in rows]
+        return [_claimed(r, token) for r in rows]
 
     def claim(self, owner: str, token: str, limit: int, lease: float,
               tasks: Sequence[str]) -> list[ClaimedStep]:
@@ -251,13 +260,12 @@ class SqlTx:
         rows = self.execute(
             f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
             f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
-            f"finished_at = NULL, timeout_at = {{now}} + timeout "
+            f"finished_at = NULL, timeout_at = {{now}} + timeout, heartbeat_at = {{now}}, "
+            f"heartbeat_details = NULL "
             f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
             f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
-            f"RETURNING id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
-            f"timeout", (owner, token, lease, *tasks, limit)).fetchall()
-        return [ClaimedStep(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8],
-                            token, r[9]) for r in rows]
+            f"RETURNING {self._CLAIMED}", (owner, token, lease, *tasks, limit)).fetchall()
+        return [_claimed(r, token) for r in rows]
 
     def next_ready_at(self, tasks: Sequence[str]) -> float | None:
         if not tasks:
@@ -314,15 +322,24 @@ class SqlTx:
         self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
                      f"{_CLEAR_LEASE} WHERE id = ?", (error, step_id))
 
-    def renew(self, owner: str, lease: float) -> int:
-        cur = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
-                           f"lease_owner = ? AND status = 'running' AND {_LIVE}", (lease, owner))
-        return int(cur.rowcount)
+    def renew(self, owner: str, lease: float) -> set[tuple[int, str]]:
+        """Extend the leases `owner` still holds; returns their (step id, lease token):
+        an attempt it thinks it holds that is not among them was lost or cancelled."""
+        rows = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
+                            f"lease_owner = ? AND status = 'running' AND {_LIVE} "
+                            f"RETURNING id, lease_token", (lease, owner)).fetchall()
+        return {(int(r[0]), str(r[1])) for r in rows}
+
+    def beat(self, step_id: int, token: str, details: str) -> None:
+        self.execute(f"UPDATE steps SET heartbeat_at = {{now}}, heartbeat_details = ? "
+                     f"WHERE id = ? AND lease_token = ? AND status = 'running' AND {_LIVE}",
+                     (details, step_id, token))
 
     def expired(self, limit: int) -> list[Expired]:
         rows = self.execute(
             f"SELECT id, run_id, lease_token, lease_owner, CASE WHEN timeout_at <= {{now}} THEN "
-            f"'timeout' ELSE 'lost' END FROM steps WHERE status = 'running' AND "
+            f"'timeout' WHEN {_MISSED_3} THEN 'heartbeat' ELSE 'lost' END "
+            f"FROM steps WHERE status = 'running' AND "
             f"lease_token IS NOT NULL AND {_DEAD} ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [Expired(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
