@@ -245,6 +245,22 @@ def resume(ctx: click.Context, run: str) -> None:
 
 
 @main.command()
+@click.argument("token")
+@click.option("--output", default="null", show_default=True,
+              help="The step's output as JSON.")
+@click.pass_context
+def complete(ctx: click.Context, token: str, output: str) -> None:
+    """Complete a step that waits for another system, with its completion TOKEN."""
+    try:
+        value = json.loads(output)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--output is not valid JSON: {exc.msg} at line {exc.lineno} "
+                         f"column {exc.colno}") from None
+    run_id = _engine(ctx).complete(token, value)
+    click.echo(f"completed; run {run_id} continues")
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's database and print its path.")
 def demo(keep: bool) -> None:
     """Run an example, kill its worker with SIGKILL part-way, restart it, and watch the

@@ -45,6 +45,8 @@ class Context:
     step: str
     attempt: int
     idempotency_key: str
+    #: For `completes_externally` tasks: hand it to the system that will finish the step.
+    completion_token: str | None = None
     _heart: Heart | None = field(default=None, repr=False, compare=False)
 
     def heartbeat(self, details: Any = None) -> None:

@@ -45,6 +45,7 @@ class Task(Generic[P, R]):
         backoff: Backoff | None = None,
         timeout: float | None = None,
         heartbeat: float | None = None,
+        completes_externally: bool = False,
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
@@ -59,6 +60,7 @@ class Task(Generic[P, R]):
         self.backoff = backoff or Backoff()
         self.timeout = timeout
         self.heartbeat = heartbeat
+        self.completes_externally = completes_externally
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -69,8 +71,11 @@ class Task(Generic[P, R]):
     def options(self) -> dict[str, Any]:
         options = {"max_attempts": self.retries + 1, "backoff": self.backoff.to_json(),
                    "timeout": self.timeout}
-        if self.heartbeat is not None:  # absent otherwise, so older graphs keep their prints
+        # Absent unless set, so the graphs (and fingerprints) of older flows do not change.
+        if self.heartbeat is not None:
             options["heartbeat"] = self.heartbeat
+        if self.completes_externally:
+            options["completes_externally"] = True
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -108,21 +113,24 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
     timeout: float | None = None, heartbeat: float | None = None,
+    completes_externally: bool = False,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
     backoff: Backoff | None = None, timeout: float | None = None,
-    heartbeat: float | None = None,
+    heartbeat: float | None = None, completes_externally: bool = False,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish; with `heartbeat` (seconds)
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
-    suspicious, 3 cancel the attempt and retry it."""
+    suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
+    hands `ctx.completion_token` to another system and returns; the step stays running
+    until `engine.complete(token, output)` or `engine.fail(token, error)`."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
-                    heartbeat=heartbeat)
+                    heartbeat=heartbeat, completes_externally=completes_externally)
 
     return wrap(fn) if fn is not None else wrap

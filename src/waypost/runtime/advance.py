@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..dag.driver import LOST_ATTEMPTS_LIMIT, Broken, DagDriver, Dead, Expand, Ready, Retry
+from ..dag.driver import LOST_ATTEMPTS_LIMIT, Broken, DagDriver, Expand, Ready, Retry
 from ..dag.flow import Flow
 from ..dag.graph import Graph
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
@@ -154,48 +154,92 @@ class Advancer:
         pending = _Pending(tx)
         accepted: dict[int, bool] = {}
         ordered = sorted(outcomes, key=lambda o: (o.run_id, o.step_id))
-        successes = [o for o in ordered if o.ok]
+        for o in ordered:
+            if o.handoff is not None:
+                accepted[id(o)] = tx.hand_off(o.step_id, o.token, o.handoff)
+        successes = [o for o in ordered if o.ok and o.handoff is None]
         held_steps = tx.succeed_many([(o.step_id, o.token, o.output or "") for o in successes])
         for o, held in zip(successes, held_steps, strict=True):
             accepted[id(o)] = held is not None
             if held is not None:
-                run = self._run(pending, held.run_id)
-                pending.known[(run.id, held.name)] = o.output or "null"
-                pending.open_delta[run.id] -= 1
-                self._after_end(pending, run, held, succeeded=True)
+                self._succeeded(pending, held, o.output or "null")
         for o in ordered:
             if not o.ok:
                 accepted[id(o)] = self._record_failure(pending, o)
-        for (run_id, node), count in sorted(pending.items_ended.items()):
-            if tx.item_done(run_id, node, count) == 0:
-                self._gather(pending, self._run(pending, run_id), node)
+        self._finish_items(pending)
         self._settle(pending, notify)
         return [accepted[id(o)] for o in outcomes], pending.made_ready
 
+    def external(self, tx: SqlTx, token: str, output: Any = None,
+                 error: dict[str, Any] | None = None) -> str:
+        """Complete (or fail) a step that waits for another system; a token works once.
+        Returns the run id."""
+        try:
+            step_id = int(token.split(".")[1])
+        except (IndexError, ValueError):
+            raise InputError(f"{token!r} is not a waypost completion token") from None
+        pending = _Pending(tx)
+        if error is None:
+            text = codec.dumps(output)
+            held = tx.complete_external(step_id, token, text)
+            if held is not None:
+                self._succeeded(pending, held, text)
+        else:
+            held = tx.fail_external(step_id, token, codec.dumps(error))
+            if held is not None:
+                self._after_failure(pending, held, codec.dumps(error), "failed", False)
+        if held is None:
+            raise InputError(f"completion token {token} was already used, belongs to an "
+                             "attempt that ended, or does not exist")
+        self._finish_items(pending)
+        self._settle(pending)
+        return held.run_id
+
+    def _succeeded(self, p: _Pending, held: HeldStep, output: str) -> None:
+        run = self._run(p, held.run_id)
+        p.known[(run.id, held.name)] = output
+        p.open_delta[run.id] -= 1
+        self._after_end(p, run, held, succeeded=True)
+
+    def _finish_items(self, p: _Pending) -> None:
+        for (run_id, node), count in sorted(p.items_ended.items()):
+            if p.tx.item_done(run_id, node, count) == 0:
+                self._gather(p, self._run(p, run_id), node)
+
     def _record_failure(self, p: _Pending, o: Outcome) -> bool:
-        tx = p.tx
         error = codec.dumps(o.error)
-        held = tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
+        held = p.tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
         if held is None:
             return False
-        run = self._run(p, held.run_id)
-        decision: Retry | Dead
         if o.kind == "lost":
-            decision = run.driver.on_lost(tx.lost_attempts(held.id) - 1)
-            if isinstance(decision, Dead):
-                error = codec.dumps({**(o.error or {}), "message": (
-                    f"{held.name} lost its worker {LOST_ATTEMPTS_LIMIT} times; it may be what "
-                    "crashes it (memory, a native library): see the workers' logs")})
-        else:
-            decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts,
-                                             o.fatal)
-        if isinstance(decision, Retry):
-            tx.retry_later(held.id, decision.delay, error, extra_attempt=o.kind == "lost")
+            run = self._run(p, held.run_id)
+            lost = run.driver.on_lost(p.tx.lost_attempts(held.id) - 1)
+            if isinstance(lost, Retry):
+                p.tx.retry_later(held.id, lost.delay, error, extra_attempt=True)
+                return True
+            error = codec.dumps({**(o.error or {}), "message": (
+                f"{held.name} lost its worker {LOST_ATTEMPTS_LIMIT} times; it may be what "
+                "crashes it (memory, a native library): see the workers' logs")})
+            self._dead(p, held, error)
             return True
-        tx.fail(held.id, error)
+        self._after_failure(p, held, error, o.kind, o.fatal)
+        return True
+
+    def _after_failure(self, p: _Pending, held: HeldStep, error: str, kind: str,
+                       fatal: bool) -> None:
+        """Retry per the task's policy, or the step is dead."""
+        run = self._run(p, held.run_id)
+        decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts, fatal)
+        if isinstance(decision, Retry):
+            p.tx.retry_later(held.id, decision.delay, error)
+        else:
+            self._dead(p, held, error)
+
+    def _dead(self, p: _Pending, held: HeldStep, error: str) -> None:
+        run = self._run(p, held.run_id)
+        p.tx.fail(held.id, error)
         p.open_delta[run.id] -= 1
         self._after_end(p, run, held, succeeded=False)
-        return True
 
     def _run(self, p: _Pending, run_id: str) -> RunInfo:
         run = p.runs.get(run_id)

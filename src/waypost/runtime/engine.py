@@ -113,6 +113,24 @@ class Engine:
             worker.wake()
         return reset
 
+    def complete(self, token: str, output: Any = None) -> str:
+        """Finish a step that waits for another system (`completes_externally`) with its
+        output; a token works once. Returns the run id."""
+        return self._external(token, output, None)
+
+    def fail(self, token: str, error: str) -> str:
+        """Fail such a step: it is retried per its task's policy (a new attempt, a new
+        token) or, out of retries, fails the run."""
+        return self._external(token, None, {"type": "ExternalFailure", "message": error,
+                                            "traceback": None})
+
+    def _external(self, token: str, output: Any, error: dict[str, Any] | None) -> str:
+        run_id = self._store().transact(
+            lambda tx: self._advancer.external(tx, token, output, error))
+        for worker in self._workers:
+            worker.wake()
+        return run_id
+
     def show(self, run_id: str) -> dict[str, Any]:
         """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
         def load(tx: Any) -> tuple[Any, Any, Any, set[str], float]:

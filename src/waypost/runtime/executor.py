@@ -38,8 +38,16 @@ def _call_args(task: Task[Any, Any], step: ClaimedStep,
     if task.context_param:
         kwargs[task.context_param] = Context(
             run_id=step.run_id, step=step.name, attempt=step.attempts,
-            idempotency_key=step.idempotency_key, _heart=heart)
+            idempotency_key=step.idempotency_key,
+            completion_token=completion_token(step) if task.completes_externally else None,
+            _heart=heart)
     return list(data["args"]), kwargs
+
+
+def completion_token(step: ClaimedStep) -> str:
+    """Names the step and this attempt's (random) lease token: it completes this attempt
+    and no other."""
+    return f"wp1.{step.id}.{step.lease_token}"
 
 
 def _finish(step: ClaimedStep, result: Any) -> Outcome:
@@ -60,7 +68,11 @@ def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
 def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
         args, kwargs = _call_args(task, step, heart)
-        return _finish(step, task.fn(*args, **kwargs))
+        result = task.fn(*args, **kwargs)
+        if task.completes_externally:
+            return Outcome(step.id, step.run_id, step.lease_token, output="null",
+                           handoff=completion_token(step))
+        return _finish(step, result)
     except (Exception, Cancelled) as exc:
         # A cancelled attempt's end is already recorded; this report will be refused.
         return _failed(step, exc)
@@ -74,6 +86,9 @@ async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Ou
             result = await asyncio.wait_for(coro, step.timeout)
         else:
             result = await coro
+        if task.completes_externally:
+            return Outcome(step.id, step.run_id, step.lease_token, output="null",
+                           handoff=completion_token(step))
         return _finish(step, result)
     except TimeoutError:
         exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")

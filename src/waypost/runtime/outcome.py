@@ -16,6 +16,7 @@ class Outcome:
     fatal: bool = False
     kind: str = "failed"  # failed | timeout | lost (how a failure happened)
     expired: bool = False  # reported by the sweeper about an expired lease
+    handoff: str | None = None  # a completion token: the step now waits for another system
 
     @property
     def ok(self) -> bool:

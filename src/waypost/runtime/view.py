@@ -57,6 +57,8 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
     waiting = None
     if step["status"] == "ready" and served is not None and step["task"] not in served:
         waiting = f"no live worker serves task {step['task']}"
+    elif step["status"] == "running" and step["completion_token"]:
+        waiting = "for another system to complete it with its completion token"
     return {
         "name": step["name"], "task": step["task"], "kind": step["kind"],
         "status": step["status"], "attempts": step["attempts"],
@@ -69,5 +71,5 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
         "worker": step["lease_owner"], "history": history, "waiting": waiting,
         "heartbeat": step["heartbeat"], "heartbeat_at": iso(step["heartbeat_at"]),
         "heartbeat_details": codec.loads(step["heartbeat_details"]),
-        "suspicious": _suspicious(step, now),
+        "suspicious": _suspicious(step, now), "completion_token": step["completion_token"],
     }

@@ -24,8 +24,10 @@ RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_che
 STEP_COLUMNS = ("id", "name", "node", "kind", "task", "map_index", "status", "waiting_on",
                 "attempts", "max_attempts", "timeout", "ready_at", "input", "input_checksum",
                 "idempotency_key", "output", "error", "lease_owner", "lease_expires_at",
-                "started_at", "finished_at", "heartbeat", "heartbeat_at", "heartbeat_details")
-_CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, timeout_at = NULL"
+                "started_at", "finished_at", "heartbeat", "heartbeat_at", "heartbeat_details",
+                "completion_token")
+_CLEAR_LEASE = ("lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
+                "timeout_at = NULL, completion_token = NULL")
 _LIVE = "lease_expires_at > {now}"
 # An attempt is over when its lease ran out, its timeout passed, or it missed 3 heartbeats.
 _MISSED_2 = "heartbeat_at + 2 * heartbeat <= {now}"  # suspicious
@@ -288,6 +290,38 @@ class SqlTx:
     def succeed(self, step_id: int, token: str, output: str) -> HeldStep | None:
         row = self.execute(self.SUCCEED, (output, step_id, token)).fetchone()
         return None if row is None else HeldStep(*row)
+
+    def hand_off(self, step_id: int, token: str, completion_token: str) -> bool:
+        """The task handed its work to another system: the step stays running, holds no
+        lease (nobody is working on it here), and waits for `completion_token`."""
+        cur = self.execute(
+            f"UPDATE steps SET completion_token = ?, lease_owner = NULL, lease_token = NULL, "
+            f"lease_expires_at = NULL WHERE id = ? AND lease_token = ? AND status = 'running' "
+            f"AND {_LIVE}", (completion_token, step_id, token))
+        return int(cur.rowcount) == 1
+
+    def complete_external(self, step_id: int, completion_token: str,
+                          output: str) -> HeldStep | None:
+        row = self.execute(
+            f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
+            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND completion_token = ? "
+            f"AND status = 'running' "
+            f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
+            (output, step_id, completion_token)).fetchone()
+        return None if row is None else HeldStep(*row)
+
+    def fail_external(self, step_id: int, completion_token: str,
+                      error: str) -> HeldStep | None:
+        row = self.execute(
+            "SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
+            "started_at FROM steps WHERE id = ? AND completion_token = ? AND "
+            "status = 'running' {lock}", (step_id, completion_token)).fetchone()
+        if row is None:
+            return None
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) VALUES (?, ?, NULL, 'failed', ?, ?, {now})",
+                     (step_id, row[6], error, row[8]))
+        return HeldStep(*row[:8])
 
     def end_attempt(self, step_id: int, token: str, outcome: str, error: str,
                     expired: bool) -> HeldStep | None:

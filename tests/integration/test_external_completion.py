@@ -1,0 +1,91 @@
+"""Steps finished by another system, through a completion token (both stores)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import waypost as wp
+from tests.flows.external import MAILBOX_ENV, pay, tokens
+
+from .helpers import step_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "mailbox.jsonl"
+    monkeypatch.setenv(MAILBOX_ENV, str(path))
+    return path
+
+
+def _wait_token(mailbox: Path, count: int) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = tokens(mailbox)
+        if len(found) >= count:
+            return str(found[count - 1]["token"])
+        time.sleep(0.02)
+    raise AssertionError(f"no completion token #{count} was handed out")
+
+
+def test_a_step_waits_for_its_token_and_a_token_works_once(engine: wp.Engine,
+                                                           mailbox: Path) -> None:
+    run_id = engine.start(pay, {"amount": 42})
+    with engine.serving():
+        token = _wait_token(mailbox, 1)
+        time.sleep(0.2)  # the step must keep waiting, holding no worker
+        view = engine.show(run_id)
+        step = step_of(view, "request_payment")
+        assert (view["status"], step["status"], step["worker"]) == ("running", "running", None)
+        assert step["completion_token"] == token
+        assert "another system" in step["waiting"]
+
+        assert engine.complete(token, {"provider": "acme"}) == run_id
+        assert engine.result(run_id, timeout=20) == "paid 42 via acme"
+        with pytest.raises(wp.InputError, match="already used"):
+            engine.complete(token, {"provider": "again"})
+    assert step_of(engine.show(run_id), "request_payment")["output"] == {"provider": "acme"}
+
+
+def test_a_failed_external_step_is_retried_with_a_new_token(engine: wp.Engine,
+                                                            mailbox: Path) -> None:
+    run_id = engine.start(pay, {"amount": 7})
+    with engine.serving():
+        first = _wait_token(mailbox, 1)
+        engine.fail(first, "card declined")
+        second = _wait_token(mailbox, 2)
+        assert second != first
+        with pytest.raises(wp.InputError):
+            engine.complete(first, {"provider": "stale"})  # the failed attempt's token is dead
+        engine.complete(second, {"provider": "acme"})
+        assert engine.result(run_id, timeout=20) == "paid 7 via acme"
+    step = step_of(engine.show(run_id), "request_payment")
+    assert step["attempts"] == 2
+    (failed,) = step["history"]
+    assert failed["error"]["message"] == "card declined"
+
+
+def test_waypost_complete_on_the_command_line(engine: wp.Engine, mailbox: Path,
+                                              db_url: str) -> None:
+    run_id = engine.start(pay, {"amount": 5})
+    with engine.serving():
+        token = _wait_token(mailbox, 1)
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "waypost.cli", "--db", db_url, *args],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+        bad = cli("complete", token, "--output", "{not json")
+        assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+        done = cli("complete", token, "--output", '{"provider": "cli"}')
+        assert done.returncode == 0, done.stderr
+        assert engine.result(run_id, timeout=20) == "paid 5 via cli"
+        again = cli("complete", token, "--output", '{"provider": "cli"}')
+    assert again.returncode == 2
+    assert len(again.stderr.strip().splitlines()) == 1 and "already used" in again.stderr
