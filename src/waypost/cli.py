@@ -23,7 +23,7 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "ready": "cyan",
-                "pending": "dim", "upstream_failed": "magenta"}
+                "pending": "dim", "upstream_failed": "magenta", "cancelled": "magenta"}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -242,6 +242,19 @@ def resume(ctx: click.Context, run: str) -> None:
     run_id = engine.resolve(run)
     reset = engine.resume(run_id)
     click.echo(f"run {run_id} resumed: {reset} steps will run again")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--reason", default="cancelled by an operator", show_default=True,
+              help="Recorded as the run's error.")
+@click.pass_context
+def cancel(ctx: click.Context, run: str, reason: str) -> None:
+    """Cancel an unfinished RUN: running attempts are cancelled, nothing else starts."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    ended = engine.cancel(run_id, reason)
+    click.echo(f"run {run_id} cancelled: {ended} unfinished steps ended")
 
 
 @main.command()

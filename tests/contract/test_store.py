@@ -66,6 +66,8 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("ALTER TABLE workers DROP COLUMN tasks")
         for column in ("heartbeat", "heartbeat_at", "heartbeat_details", "completion_token"):
             tx.execute(f"ALTER TABLE steps DROP COLUMN {column}")
+        tx.execute("DROP INDEX runs_deadline")
+        tx.execute("ALTER TABLE runs DROP COLUMN deadline_at")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")
 
     store.transact(downgrade)

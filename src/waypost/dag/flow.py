@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
@@ -33,8 +34,10 @@ def registered_flows() -> dict[str, Flow[Any, Any]]:
 
 
 class Flow(Generic[P, R]):
-    def __init__(self, fn: Callable[P, R], *, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None,
+                 deadline: timedelta | float | None = None) -> None:
         self.fn = fn
+        self.deadline = deadline
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.signature = inspect.signature(fn)
         for p in self.signature.parameters.values():
@@ -96,15 +99,18 @@ class Flow(Generic[P, R]):
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
-def flow(*, name: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(*, name: str | None = None,
+         deadline: timedelta | float | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None,
+    deadline: timedelta | float | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
-    """Declare a flow: its body calls tasks, and data passed between them are the edges."""
+    """Declare a flow: its body calls tasks, and data passed between them are the edges.
+    `deadline` (a timedelta or seconds) applies to every run unless `start` gives one."""
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
-        return Flow(f, name=name)
+        return Flow(f, name=name, deadline=deadline)
 
     return wrap(fn) if fn is not None else wrap

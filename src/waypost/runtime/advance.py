@@ -106,7 +106,8 @@ class Advancer:
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, tx: SqlTx, flow: Flow[Any, Any], params: dict[str, Any],
-              key: str | None, run_id: str | None = None) -> tuple[str, bool]:
+              key: str | None, run_id: str | None = None,
+              deadline: float | None = None) -> tuple[str, bool]:
         """Create a run, or return the run that already has `key` with the same input.
 
         Pass a `run_id` chosen outside the transaction: if a first try's commit went
@@ -139,6 +140,8 @@ class Advancer:
                 else:
                     later.append(step.name)
         tx.insert_steps(run_id, steps, [step_key(run_id, s.name) for s in steps])
+        if deadline is not None:
+            tx.set_deadline(run_id, deadline)
         self._remember(run_id, (fingerprint, params))
         pending = _Pending(tx, made_ready=sum(s.status == "ready" for s in steps))
         self._activate(pending, RunInfo(run_id, driver, params), later)
@@ -323,6 +326,30 @@ class Advancer:
         p.tx.finish_run(run.id, "succeeded", codec.dumps(run.driver.output(outputs, run.params)),
                         None)
 
+    # -- ending a run early ----------------------------------------------------------------
+    def abort(self, tx: SqlTx, run_id: str, status: str, kind: str, message: str,
+              quiet: bool = False) -> int:
+        """End an unfinished run now (cancelled, or failed past its deadline): running
+        attempts are cancelled, nothing else starts. Returns how many steps were ended;
+        a run that already ended is refused (or, `quiet`, left alone)."""
+        error = {"type": kind, "message": message}
+        if not tx.end_run(run_id, status, codec.dumps({"step": None, **error})):
+            row = tx.get_run(run_id)
+            if row is None:
+                raise UnknownTargetError(f"no run {run_id}")
+            if quiet:
+                return 0
+            raise InputError(f"run {run_id} is already {row['status']}")
+        return tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
+
+    def sweep_deadlines(self, tx: SqlTx, limit: int = 50) -> int:
+        overdue = tx.overdue_runs(limit)
+        for run_id in overdue:
+            self.abort(tx, run_id, "failed", "DeadlineExceeded",
+                       "the run's deadline passed; its unfinished steps were cancelled",
+                       quiet=True)
+        return len(overdue)
+
     # -- resume ----------------------------------------------------------------------------
     def resume(self, tx: SqlTx, run_id: str, retry: bool = False) -> int:
         """Reopen a failed run: failed steps start again, succeeded steps stay done.
@@ -331,10 +358,11 @@ class Advancer:
         row = tx.get_run(run_id)
         if row is None:
             raise UnknownTargetError(f"no run {run_id}")
-        if retry and row["status"] != "failed":
+        if retry and row["status"] not in ("failed", "cancelled"):
             return 0
-        if row["status"] != "failed":
-            raise InputError(f"run {run_id} is {row['status']}; only a failed run can resume")
+        if row["status"] not in ("failed", "cancelled"):
+            raise InputError(f"run {run_id} is {row['status']}; only a failed run can resume "
+                             "(or a cancelled one)")
         run = self.run_info(tx, run_id)
         graph = run.driver.graph
         steps = tx.steps_of(run_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from .. import codec
 from ..dag.flow import Flow
-from ..errors import ResultTimeout, RunFailed, UnknownTargetError
+from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
 from ..store import DEFAULT_URL, Store, open_store
 from .advance import Advancer, new_run_id
 from .loader import load_flow
@@ -45,14 +46,20 @@ class Engine:
 
     # -- runs ------------------------------------------------------------------------------
     def start(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
-              key: str | None = None) -> str:
+              key: str | None = None, deadline: timedelta | float | None = None) -> str:
         """Create a run and return its id. With `key`: a repeat with the same input returns
-        the existing run; a different input raises IdempotencyConflict and creates nothing."""
+        the existing run; a different input raises IdempotencyConflict and creates nothing.
+        `deadline` (or the flow's): when it passes, unfinished steps are cancelled and the
+        run fails with DeadlineExceeded."""
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
         chosen = new_run_id()
+        limit = deadline if deadline is not None else target.deadline
+        seconds = limit.total_seconds() if isinstance(limit, timedelta) else limit
+        if seconds is not None and seconds <= 0:
+            raise InputError("a deadline must be in the future")
         run_id, _ = self._store().transact(
-            lambda tx: self._advancer.start(tx, target, params, key, chosen))
+            lambda tx: self._advancer.start(tx, target, params, key, chosen, seconds))
         self._advancer.stored.add(target.graph.fingerprint())
         for worker in self._workers:
             worker.wake()
@@ -84,7 +91,7 @@ class Engine:
                 raise UnknownTargetError(f"no run {run_id}")
             if row["status"] == "succeeded":
                 return codec.loads(row["output"])
-            if row["status"] == "failed":
+            if row["status"] in ("failed", "cancelled"):
                 raise RunFailed(run_id, codec.loads(row["error"]))
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeout(f"run {run_id} is still {row['status']} after {timeout}s")
@@ -112,6 +119,13 @@ class Engine:
         for worker in self._workers:
             worker.wake()
         return reset
+
+    def cancel(self, run_id: str, reason: str = "cancelled by an operator") -> int:
+        """Cancel an unfinished run: running attempts are cancelled (their code sees
+        `wp.Cancelled` at its next heartbeat), nothing else starts. Returns how many steps
+        were ended."""
+        return self._store().transact(
+            lambda tx: self._advancer.abort(tx, run_id, "cancelled", "Cancelled", reason))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its

@@ -112,16 +112,49 @@ class SqlTx:
     def finish_run(self, run_id: str, status: str, output: str | None,
                    error: str | None) -> None:
         self.execute("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = {now}, "
-                     "started_at = COALESCE(started_at, {now}) WHERE id = ?",
-                     (status, output, error, run_id))
+                     "started_at = COALESCE(started_at, {now}) WHERE id = ? AND "
+                     "status IN ('pending', 'running')", (status, output, error, run_id))
 
     def mark_runs_running(self, run_ids: Sequence[str]) -> None:
         self.execute(f"UPDATE runs SET status = 'running', started_at = {{now}} "
                      f"WHERE id IN ({marks(len(run_ids))}) AND status = 'pending'", run_ids)
 
     def reopen_run(self, run_id: str, open_steps: int) -> None:
+        """A resumed run starts afresh: a deadline it had has passed or no longer applies."""
         self.execute("UPDATE runs SET status = 'running', error = NULL, output = NULL, "
-                     "finished_at = NULL, open_steps = ? WHERE id = ?", (open_steps, run_id))
+                     "finished_at = NULL, deadline_at = NULL, open_steps = ? WHERE id = ?",
+                     (open_steps, run_id))
+
+    def set_deadline(self, run_id: str, seconds: float) -> None:
+        self.execute("UPDATE runs SET deadline_at = created_at + ? WHERE id = ?",
+                     (seconds, run_id))
+
+    def overdue_runs(self, limit: int) -> list[str]:
+        rows = self.execute("SELECT id FROM runs WHERE deadline_at <= {now} AND status IN "
+                            "('pending', 'running') ORDER BY deadline_at LIMIT ?",
+                            (limit,)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def cancel_steps(self, run_id: str, error: str) -> int:
+        """End every unfinished step of a run: running attempts are recorded as cancelled
+        (their workers find out at their next lease renewal), the rest never start."""
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) SELECT id, attempts, lease_owner, 'cancelled', "
+                     "?, started_at, {now} FROM steps WHERE run_id = ? AND status = 'running' "
+                     "AND kind != 'map'", (error, run_id))
+        cur = self.execute(f"UPDATE steps SET status = 'cancelled', error = ?, "
+                           f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE run_id = ? AND "
+                           f"status IN ('pending', 'ready', 'running')", (error, run_id))
+        return int(cur.rowcount)
+
+    def end_run(self, run_id: str, status: str, error: str) -> bool:
+        """End a run early; False if it had already ended (the check and the write are one
+        statement, so a run finishing concurrently is never overwritten)."""
+        row = self.execute("UPDATE runs SET status = ?, error = ?, open_steps = 0, "
+                           "finished_at = {now}, started_at = COALESCE(started_at, {now}) "
+                           "WHERE id = ? AND status IN ('pending', 'running') RETURNING id",
+                           (status, error, run_id)).fetchone()
+        return row is not None
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?",
