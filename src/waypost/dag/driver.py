@@ -61,7 +61,8 @@ class DagDriver:
         return [
             NewStep(name=n.name, node=n.name, task=n.task, kind=n.kind, status="pending",
                     waiting_on=len(n.deps), max_attempts=n.options["max_attempts"],
-                    timeout=n.options["timeout"], heartbeat=n.options.get("heartbeat"))
+                    timeout=n.options["timeout"], heartbeat=n.options.get("heartbeat"),
+                    queue_timeout=n.options.get("queue_timeout"))
             for n in self.graph.nodes.values()
         ]
 
@@ -87,7 +88,8 @@ class DagDriver:
                 name=f"{name}[{i}]", node=name, task=node.task, kind="item", status="ready",
                 waiting_on=0, max_attempts=node.options["max_attempts"],
                 timeout=node.options["timeout"], input=text, input_checksum=checksum,
-                map_index=i, heartbeat=node.options.get("heartbeat")))
+                map_index=i, heartbeat=node.options.get("heartbeat"),
+                queue_timeout=node.options.get("queue_timeout")))
         return Expand(children)
 
     def on_lost(self, lost_before: int) -> Retry | Dead:

@@ -46,11 +46,14 @@ class Task(Generic[P, R]):
         timeout: float | None = None,
         heartbeat: float | None = None,
         completes_externally: bool = False,
+        queue_timeout: float | None = None,
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
         if timeout is not None and timeout <= 0:
             raise DefinitionError(f"task {fn.__qualname__}: timeout must be > 0 seconds")
+        if queue_timeout is not None and queue_timeout <= 0:
+            raise DefinitionError(f"task {fn.__qualname__}: queue_timeout must be > 0 seconds")
         if heartbeat is not None and heartbeat <= 0:
             raise DefinitionError(f"task {fn.__qualname__}: heartbeat must be > 0 seconds")
         self.fn = fn
@@ -61,6 +64,7 @@ class Task(Generic[P, R]):
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.completes_externally = completes_externally
+        self.queue_timeout = queue_timeout
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -76,6 +80,8 @@ class Task(Generic[P, R]):
             options["heartbeat"] = self.heartbeat
         if self.completes_externally:
             options["completes_externally"] = True
+        if self.queue_timeout is not None:
+            options["queue_timeout"] = self.queue_timeout
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -113,7 +119,7 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
     timeout: float | None = None, heartbeat: float | None = None,
-    completes_externally: bool = False,
+    completes_externally: bool = False, queue_timeout: float | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -121,9 +127,11 @@ def task(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
     backoff: Backoff | None = None, timeout: float | None = None,
     heartbeat: float | None = None, completes_externally: bool = False,
+    queue_timeout: float | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
-    `timeout` (seconds) bounds one attempt from start to finish; with `heartbeat` (seconds)
+    `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
+    a ready step may wait for a worker; with `heartbeat` (seconds)
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
     suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
     hands `ctx.completion_token` to another system and returns; the step stays running
@@ -131,6 +139,7 @@ def task(
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
-                    heartbeat=heartbeat, completes_externally=completes_externally)
+                    heartbeat=heartbeat, completes_externally=completes_externally,
+                    queue_timeout=queue_timeout)
 
     return wrap(fn) if fn is not None else wrap

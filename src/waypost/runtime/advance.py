@@ -342,6 +342,23 @@ class Advancer:
             raise InputError(f"run {run_id} is already {row['status']}")
         return tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
 
+    def sweep_queue_timeouts(self, tx: SqlTx, limit: int = 200) -> int:
+        """Ready steps no worker took within their queue_timeout fail (retrying would only
+        queue them again); what needs them is blocked, as for any failure."""
+        error = codec.dumps({"type": "QueueTimeout", "traceback": None,
+                             "message": "ready longer than its queue_timeout with no worker "
+                                        "taking it"})
+        expired = tx.expire_queued(error, limit)
+        if expired:
+            p = _Pending(tx)
+            for held in expired:
+                run = self._run(p, held.run_id)
+                p.open_delta[run.id] -= 1
+                self._after_end(p, run, held, succeeded=False)
+            self._finish_items(p)
+            self._settle(p)
+        return len(expired)
+
     def sweep_deadlines(self, tx: SqlTx, limit: int = 50) -> int:
         overdue = tx.overdue_runs(limit)
         for run_id in overdue:

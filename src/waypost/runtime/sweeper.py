@@ -51,7 +51,8 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
     outcomes = [Outcome(e.step_id, e.run_id, e.lease_token, error=_error(e.reason, e.owner, lease),
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)
-    return len(outcomes) + advancer.sweep_deadlines(tx)
+    return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
+            + advancer.sweep_deadlines(tx))
 
 
 def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class NewStep:
     input_checksum: str | None = None
     map_index: int | None = None
     heartbeat: float | None = None
+    queue_timeout: float | None = None
 
 
 

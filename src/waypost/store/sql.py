@@ -195,10 +195,11 @@ class SqlTx:
     def insert_steps(self, run_id: str, steps: Sequence[NewStep], keys: Sequence[str]) -> None:
         self.executemany(
             "INSERT INTO steps (run_id, name, node, kind, task, map_index, status, waiting_on, "
-            "max_attempts, timeout, heartbeat, ready_at, input, input_checksum, "
-            "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?)",
+            "max_attempts, timeout, heartbeat, queue_timeout, ready_at, input, input_checksum, "
+            "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?)",
             [(run_id, s.name, s.node, s.kind, s.task, s.map_index, s.status, s.waiting_on,
-              s.max_attempts, s.timeout, s.heartbeat, s.input, s.input_checksum, k)
+              s.max_attempts, s.timeout, s.heartbeat, s.queue_timeout, s.input,
+              s.input_checksum, k)
              for s, k in zip(steps, keys, strict=True)])
 
     def release(self, run_id: str, names: Sequence[str]) -> list[str]:
@@ -323,6 +324,18 @@ class SqlTx:
     def succeed(self, step_id: int, token: str, output: str) -> HeldStep | None:
         row = self.execute(self.SUCCEED, (output, step_id, token)).fetchone()
         return None if row is None else HeldStep(*row)
+
+    def expire_queued(self, error: str, limit: int) -> list[HeldStep]:
+        """Fail ready steps that waited longer than their queue_timeout for a worker. The
+        update is its own fence: a step claimed meanwhile is no longer ready."""
+        rows = self.execute(
+            "UPDATE steps SET status = 'failed', error = ?, finished_at = {now} "
+            "WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND "
+            "queue_timeout IS NOT NULL AND ready_at + queue_timeout <= {now} "
+            "ORDER BY ready_at LIMIT ? {skip_locked}) AND status = 'ready' "
+            "RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
+            (error, limit)).fetchall()
+        return [HeldStep(*r) for r in rows]
 
     def hand_off(self, step_id: int, token: str, completion_token: str) -> bool:
         """The task handed its work to another system: the step stays running, holds no

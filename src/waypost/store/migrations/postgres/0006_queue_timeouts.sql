@@ -1,0 +1,2 @@
+-- waypost schema 6: a step may wait in `ready` at most queue_timeout seconds for a worker.
+ALTER TABLE steps ADD COLUMN queue_timeout DOUBLE PRECISION
