@@ -105,11 +105,11 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
         os._exit(0)
 
 
-def _parse_input(text: str) -> Any:
+def _parse_json(text: str, option: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--input is not valid JSON: {exc.msg} at line {exc.lineno} "
+        raise InputError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
 
 
@@ -123,7 +123,7 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
     """Start a run of FLOW and print its id."""
     from .runtime.loader import load_flow
 
-    data = _parse_input(input_)
+    data = _parse_json(input_, "--input")
     flow = load_flow(target)
     flow.bind_input(data)  # bad input is refused before the database is touched
     click.echo(_engine(ctx).start(flow, data, key=key))
@@ -264,12 +264,7 @@ def cancel(ctx: click.Context, run: str, reason: str) -> None:
 @click.pass_context
 def complete(ctx: click.Context, token: str, output: str) -> None:
     """Complete a step that waits for another system, with its completion TOKEN."""
-    try:
-        value = json.loads(output)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--output is not valid JSON: {exc.msg} at line {exc.lineno} "
-                         f"column {exc.colno}") from None
-    run_id = _engine(ctx).complete(token, value)
+    run_id = _engine(ctx).complete(token, _parse_json(output, "--output"))
     click.echo(f"completed; run {run_id} continues")
 
 
