@@ -1,0 +1,2 @@
+-- waypost schema 7: PostgreSQL's `steps` fill factor; nothing to do on SQLite, which
+-- rewrites a row's page on every update anyway.
