@@ -21,15 +21,16 @@ class Heart:
         self._pending: Any = _NOTHING
         self.cancelled = threading.Event()
 
-    def beat(self, details: Any) -> None:
+    def beat(self, details: str) -> None:
+        """Record a beat; `details` is already JSON text."""
         with self._lock:
             self._pending = details
 
-    def take(self) -> tuple[bool, Any]:
-        """(whether the task beat since the last take, the latest details)."""
+    def take(self) -> str | None:
+        """The latest beat's details (JSON text) since the last take, or None."""
         with self._lock:
             pending, self._pending = self._pending, _NOTHING
-        return pending is not _NOTHING, None if pending is _NOTHING else pending
+        return None if pending is _NOTHING else str(pending)
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ class Context:
     def heartbeat(self, details: Any = None) -> None:
         """Say this attempt is alive (JSON `details` are stored and shown). Raises
         `wp.Cancelled` once the attempt has been cancelled."""
-        codec.dumps(details)  # refuse what could not be stored, here, in the task
+        text = codec.dumps(details)  # refuse what could not be stored, here, in the task
         if self._heart is None:
             return
-        self._heart.beat(details)
+        self._heart.beat(text)
         if self._heart.cancelled.is_set():
             raise Cancelled(f"attempt {self.attempt} of step {self.step} was cancelled")
 

@@ -147,15 +147,15 @@ class Engine:
 
     def show(self, run_id: str) -> dict[str, Any]:
         """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
-        def load(tx: Any) -> tuple[Any, Any, Any, set[str], float]:
+        def load(tx: Any) -> tuple[Any, Any, Any, set[str]]:
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return (tx.get_run(run_id), tx.steps_of(run_id), tx.attempts_of(run_id),
-                    tx.served_tasks(self.lease), tx.now())
+                    tx.served_tasks(self.lease))
 
-        run, steps, attempts, served, now = self._store().read(load)
+        run, steps, attempts, served = self._store().read(load)
         if run is None:
             raise UnknownTargetError(f"no run {run_id}")
-        return run_view(run, steps, attempts, served, now)
+        return run_view(run, steps, attempts, served)
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:

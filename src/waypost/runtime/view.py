@@ -24,7 +24,7 @@ def _duration(start: float | None, end: float | None) -> float | None:
 
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
-             served: set[str] | None = None, now: float | None = None) -> dict[str, Any]:
+             served: set[str] | None = None) -> dict[str, Any]:
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -41,19 +41,12 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
                 "attempt": a["attempt"], "outcome": a["outcome"], "worker": a["worker"],
                 "error": codec.loads(a["error"]), "started_at": iso(a["started_at"]),
                 "finished_at": iso(a["finished_at"])})
-        view["steps"] = [step_view(s, history.get(s["id"], []), served, now) for s in steps]
+        view["steps"] = [step_view(s, history.get(s["id"], []), served) for s in steps]
     return view
 
 
-def _suspicious(step: dict[str, Any], now: float | None) -> bool:
-    """Running, promised heartbeats, and missed two intervals (by the database's clock)."""
-    interval, last = step["heartbeat"], step["heartbeat_at"]
-    return (step["status"] == "running" and now is not None and interval is not None
-            and last is not None and last + 2 * interval <= now)
-
-
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
-              served: set[str] | None = None, now: float | None = None) -> dict[str, Any]:
+              served: set[str] | None = None) -> dict[str, Any]:
     waiting = None
     if step["status"] == "ready" and served is not None and step["task"] not in served:
         waiting = f"no live worker serves task {step['task']}"
@@ -71,5 +64,5 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
         "worker": step["lease_owner"], "history": history, "waiting": waiting,
         "heartbeat": step["heartbeat"], "heartbeat_at": iso(step["heartbeat_at"]),
         "heartbeat_details": codec.loads(step["heartbeat_details"]),
-        "suspicious": _suspicious(step, now), "completion_token": step["completion_token"],
+        "suspicious": step["suspicious"], "completion_token": step["completion_token"],
     }

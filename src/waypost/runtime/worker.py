@@ -319,9 +319,9 @@ class Worker:
     def _heartbeat(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
         beats = []
         for entry in held.values():
-            beat, details = entry.heart.take()
-            if beat and not entry.abandoned:
-                beats.append((entry.step.id, entry.step.lease_token, codec.dumps(details)))
+            details = entry.heart.take()
+            if details is not None and not entry.abandoned:
+                beats.append((entry.step.id, entry.step.lease_token, details))
 
         def work(tx: SqlTx) -> set[tuple[int, str]]:
             tx.worker_alive(self.id)

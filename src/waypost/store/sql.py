@@ -260,9 +260,12 @@ class SqlTx:
         return None if row is None else (str(row[0]), row[1])
 
     def steps_of(self, run_id: str) -> list[StepRow]:
-        rows = self.execute(f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? "
-                            "ORDER BY id", (run_id,)).fetchall()
-        return [dict(zip(STEP_COLUMNS, r, strict=True)) for r in rows]
+        """Every step of a run, with `suspicious` judged here by the database's clock."""
+        rows = self.execute(
+            f"SELECT {', '.join(STEP_COLUMNS)}, CASE WHEN status = 'running' AND {_MISSED_2} "
+            f"THEN 1 ELSE 0 END FROM steps WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        return [{**dict(zip(STEP_COLUMNS, r[:-1], strict=True)), "suspicious": bool(r[-1])}
+                for r in rows]
 
     def attempts_of(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.execute(
