@@ -41,15 +41,6 @@ WORKER_OPTIONS = ("--lease", LEASE, "--poll", "0.05", "--concurrency", "4", "--g
 
 
 @pytest.fixture
-def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
-    procs = Workers(db_url, tmp_path / "ledger.jsonl", tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.close()
-
-
-@pytest.fixture
 def ref_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     yield from fresh_store_like(db_url, tmp_path)
 

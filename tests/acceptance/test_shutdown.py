@@ -3,9 +3,6 @@ back the rest, uncharged, for another worker to take at once (both stores)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 import waypost as wp
@@ -13,15 +10,6 @@ import waypost as wp
 from ._support import Workers, hold_step_on_first_worker, read_ledger
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
-    procs = Workers(db_url, tmp_path / "ledger.jsonl", tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.close()
 
 
 def test_a_stopping_worker_finishes_its_attempt_within_the_grace(db_url: str,

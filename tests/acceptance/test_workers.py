@@ -9,8 +9,6 @@ import signal
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +23,6 @@ pytestmark = pytest.mark.slow
 RUNS = 500
 CONCURRENCY = 4
 STATS = re.compile(r"stopped: (\d+) succeeded, (\d+) failed, (\d+) discarded")
-
-
-@pytest.fixture
-def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
-    procs = Workers(db_url, tmp_path / "ledger.jsonl", tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.close()
 
 
 def _stats(log: str) -> tuple[int, int, int]:
