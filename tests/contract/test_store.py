@@ -69,6 +69,9 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
             tx.execute(f"ALTER TABLE steps DROP COLUMN {column}")
         tx.execute("DROP INDEX runs_deadline")
         tx.execute("ALTER TABLE runs DROP COLUMN deadline_at")
+        tx.execute("DROP TABLE dead_letters")
+        tx.execute("DROP TABLE retry_budgets")
+        tx.execute("DROP INDEX steps_waiting")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")
 
     store.transact(downgrade)

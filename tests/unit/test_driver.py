@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -101,32 +102,37 @@ def test_activate_with_a_missing_key_is_broken(driver: DagDriver):
     assert "items" in broken_map.error["message"]
 
 
+def _opts(driver: DagDriver, node: str) -> dict[str, Any]:
+    return driver.options(node, "task")
+
+
 def test_retry_while_attempts_remain_then_dead(driver: DagDriver):
     # fetch: 4 attempts, backoff 0.5 * 2^k capped at 3, no jitter.
-    decisions = [driver.on_failure("fetch", attempt, 4, fatal=False) for attempt in (1, 2, 3)]
+    decisions = [driver.on_failure(_opts(driver, "fetch"), attempt, 4, fatal=False)
+                 for attempt in (1, 2, 3)]
     assert decisions == [Retry(0.5), Retry(1.0), Retry(2.0)]
-    assert driver.on_failure("fetch", 4, 4, fatal=False) == Dead()
-    assert driver.on_failure("fetch", 5, 4, fatal=False) == Dead()
+    assert driver.on_failure(_opts(driver, "fetch"), 4, 4, fatal=False) == Dead()
+    assert driver.on_failure(_opts(driver, "fetch"), 5, 4, fatal=False) == Dead()
 
 
 def test_fatal_is_dead_at_once(driver: DagDriver):
-    assert driver.on_failure("fetch", 1, 4, fatal=True) == Dead()
+    assert driver.on_failure(_opts(driver, "fetch"), 1, 4, fatal=True) == Dead()
 
 
 def test_no_retries_is_dead_after_one_attempt(driver: DagDriver):
-    assert driver.on_failure("gather_all", 1, 1, fatal=False) == Dead()
+    assert driver.on_failure(_opts(driver, "gather_all"), 1, 1, fatal=False) == Dead()
 
 
 def test_max_attempts_comes_from_the_step_not_the_node(driver: DagDriver):
     """A resumed step gets a larger budget than its node declared."""
-    assert isinstance(driver.on_failure("gather_all", 1, 3, fatal=False), Retry)
+    assert isinstance(driver.on_failure(_opts(driver, "gather_all"), 1, 3, fatal=False), Retry)
 
 
 def test_retry_delay_of_items_uses_the_node_backoff_with_jitter(driver: DagDriver):
-    assert driver.on_failure("each", 1, 2, fatal=False, rand=0.0) == Retry(1.0)
-    assert driver.on_failure("each", 1, 2, fatal=False, rand=0.5) == Retry(1.125)
+    assert driver.on_failure(_opts(driver, "each"), 1, 2, fatal=False, rand=0.0) == Retry(1.0)
+    assert driver.on_failure(_opts(driver, "each"), 1, 2, fatal=False, rand=0.5) == Retry(1.125)
     for _ in range(50):
-        decision = driver.on_failure("each", 1, 2, fatal=False)
+        decision = driver.on_failure(_opts(driver, "each"), 1, 2, fatal=False)
         assert isinstance(decision, Retry)
         assert 1.0 <= decision.delay <= 1.25
 

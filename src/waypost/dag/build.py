@@ -26,6 +26,11 @@ class GraphBuilder:
         self.nodes: dict[str, Node] = {}
         self._counts: dict[str, int] = {}
         self._token: contextvars.Token[GraphBuilder | None] | None = None
+        # Ordering without data: the last gate or sleep, the nodes added since, and the
+        # steps named by enclosing `wp.after(...)` blocks.
+        self._barrier: str | None = None
+        self._since_barrier: list[str] = []
+        self.after_stack: list[list[str]] = []
 
     def __enter__(self) -> GraphBuilder:
         self._token = _builder.set(self)
@@ -53,6 +58,33 @@ class GraphBuilder:
         for dep in deps:
             if dep not in self.nodes:
                 raise DefinitionError(f"{name} uses {dep!r}, which belongs to another flow")
+        order = [d for d in self._ordering() if d not in deps]
         self.nodes[name] = Node(name=name, task=task.name, kind=kind, args=targs,
-                                kwargs=tkwargs, options=task.options(), over=tover, deps=deps)
+                                kwargs=tkwargs, options=task.options(), over=tover,
+                                deps=deps + order, after=order)
+        self._since_barrier.append(name)
+        return Ref(("step", name))
+
+    def _ordering(self) -> list[str]:
+        found = [self._barrier] if self._barrier else []
+        for group in self.after_stack:
+            found += [d for d in group if d not in found]
+        return found
+
+    def add_wait(self, kind: str, name: str, options: dict[str, Any]) -> Ref:
+        """A gate or a sleep: it starts once everything called before it in the body has
+        finished, and everything called after it waits for it."""
+        if kind == "gate" and name in self._counts:
+            raise DefinitionError(f"flow {self.flow} has two steps named {name!r}; "
+                                  "give each gate its own name")
+        name = self._unique(name)
+        needed = {d for n in self._since_barrier for d in self.nodes[n].deps}
+        deps = [n for n in self._since_barrier if n not in needed]
+        deps = deps or self._ordering()
+        deps += [d for d in self._ordering() if d not in deps and d != self._barrier]
+        self.nodes[name] = Node(name=name, task=f"waypost.{kind}", kind=kind, args=[],
+                                kwargs={}, options={"max_attempts": 1, "timeout": None,
+                                                    **options},
+                                deps=deps, after=list(deps))
+        self._barrier, self._since_barrier = name, []
         return Ref(("step", name))

@@ -8,6 +8,7 @@ applies what the driver decides in that same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .. import codec
@@ -17,6 +18,8 @@ from .graph import Graph, render, template_refs
 
 #: A step whose attempts were lost this many times (worker gone each time) is dead.
 LOST_ATTEMPTS_LIMIT = 10
+#: Node kinds that wait for time or a person and run no task.
+WAIT_KINDS = ("gate", "sleep")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Ready:
 @dataclass(frozen=True)
 class Expand:
     children: list[NewStep]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A gate or a sleep starts waiting; the caller knows the clock."""
+
+    options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,11 @@ class DagDriver:
         ]
 
     def activate(self, name: str, outputs: dict[str, Any],
-                 params: dict[str, Any]) -> Ready | Expand | Broken:
+                 params: dict[str, Any]) -> Ready | Expand | Wait | Broken:
         """What a node becomes once all its dependencies succeeded."""
         node = self.graph.nodes[name]
+        if node.kind in WAIT_KINDS:
+            return Wait(node.options)
         try:
             args = render(node.args, outputs, params)
             kwargs = render(node.kwargs, outputs, params)
@@ -99,12 +111,33 @@ class DagDriver:
         them."""
         return Dead() if lost_before + 1 >= LOST_ATTEMPTS_LIMIT else Retry(0.0)
 
-    def on_failure(self, node: str, attempts: int, max_attempts: int, fatal: bool,
-                   rand: float | None = None) -> Retry | Dead:
+    def options(self, node: str, kind: str) -> dict[str, Any]:
+        """The task options a step runs under: a compensation step (kind `undo`) runs
+        under its compensating task's own policy, not the one of the step it undoes."""
+        options: dict[str, Any] = self.graph.nodes[node].options
+        return options["compensate_options"] if kind == "undo" else options
+
+    def on_failure(self, options: dict[str, Any], attempts: int, max_attempts: int,
+                   fatal: bool, rand: float | None = None) -> Retry | Dead:
         if fatal or attempts >= max_attempts:
             return Dead()
-        backoff = Backoff.from_json(self.graph.nodes[node].options["backoff"])
+        backoff = Backoff.from_json(options["backoff"])
         return Retry(backoff.delay(attempts, rand))
+
+    def escalates(self, options: dict[str, Any], failures: int, fatal: bool) -> bool:
+        """Ask an operator after every `escalate_after` failed attempts (not on Fatal: it
+        says retrying cannot help, and the dead letter keeps it for a replay)."""
+        every = options.get("escalate_after") or 0
+        return every > 0 and not fatal and failures > 0 and failures % every == 0
+
+    def compensations(self) -> dict[str, str]:
+        """Nodes that have a compensating task, with that task's name."""
+        return self._compensations
+
+    @cached_property
+    def _compensations(self) -> dict[str, str]:
+        return {n.name: n.options["compensate"] for n in self.graph.nodes.values()
+                if "compensate" in n.options}
 
     def gather(self, node: str, children: list[tuple[str, str | None, Any]]) -> Any:
         """The output of a map node from its items' (status, output, error), or a Broken."""

@@ -55,6 +55,11 @@ class Ref:
         kind, name = self._source
         return f"<{kind} {name}{''.join(f'[{p!r}]' for p in self._path)}>"
 
+    def step_name(self) -> str | None:
+        """The step this placeholder is the whole output of, if it is one."""
+        kind, name = self._source
+        return name if kind == "step" and not self._path else None
+
     def to_template(self) -> dict[str, Any]:
         kind, name = self._source
         return {REF if kind == "step" else PARAM: name, "path": list(self._path)}
@@ -127,12 +132,20 @@ class Node:
     options: dict[str, Any]
     over: Any = None  # map nodes: the template of the list to map over
     deps: list[str] = field(default_factory=list)
+    #: The deps that only order this node (a gate, a sleep, `wp.after`): no data flows.
+    after: list[str] = field(default_factory=list)
+
+    @property
+    def data_deps(self) -> list[str]:
+        return [d for d in self.deps if d not in self.after] if self.after else self.deps
 
     def to_json(self) -> dict[str, Any]:
         data = {"name": self.name, "task": self.task, "kind": self.kind, "args": self.args,
                 "kwargs": self.kwargs, "options": self.options, "deps": self.deps}
         if self.kind == "map":
             data["over"] = self.over
+        if self.after:  # absent when empty, so older graphs keep their fingerprints
+            data["after"] = self.after
         return data
 
     @classmethod

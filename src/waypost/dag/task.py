@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ..context import Context
 from ..errors import DefinitionError
+from ..rates import parse_rate, seconds
 from ..retry import Backoff
 from .build import current_builder
 
@@ -47,6 +49,11 @@ class Task(Generic[P, R]):
         heartbeat: float | None = None,
         completes_externally: bool = False,
         queue_timeout: float | None = None,
+        retry_budget: str | None = None,
+        compensate: Task[..., Any] | None = None,
+        escalate_after: int | None = None,
+        escalation_timeout: timedelta | float | None = None,
+        destructive: bool = False,
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
@@ -56,6 +63,21 @@ class Task(Generic[P, R]):
             raise DefinitionError(f"task {fn.__qualname__}: queue_timeout must be > 0 seconds")
         if heartbeat is not None and heartbeat <= 0:
             raise DefinitionError(f"task {fn.__qualname__}: heartbeat must be > 0 seconds")
+        if compensate is not None and not isinstance(compensate, Task):
+            raise DefinitionError(f"task {fn.__qualname__}: compensate= takes a @wp.task "
+                                  "(compensations are durable steps with their own retries)")
+        if escalate_after is not None and escalate_after < 1:
+            raise DefinitionError(f"task {fn.__qualname__}: escalate_after must be >= 1")
+        if escalation_timeout is not None and escalate_after is None:
+            raise DefinitionError(f"task {fn.__qualname__}: escalation_timeout needs "
+                                  "escalate_after")
+        self.retry_budget = (None if retry_budget is None else
+                             parse_rate(retry_budget, f"task {fn.__qualname__}: retry_budget"))
+        self.escalation_timeout = seconds(escalation_timeout,
+                                          f"task {fn.__qualname__}: escalation_timeout")
+        self.compensate = compensate
+        self.escalate_after = escalate_after
+        self.destructive = destructive
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.short_name = fn.__name__
@@ -82,6 +104,18 @@ class Task(Generic[P, R]):
             options["completes_externally"] = True
         if self.queue_timeout is not None:
             options["queue_timeout"] = self.queue_timeout
+        if self.retry_budget is not None:
+            options["retry_budget"] = list(self.retry_budget)
+        if self.compensate is not None:
+            options["compensate"] = self.compensate.name
+            options["compensate_options"] = self.compensate.options()
+        if self.escalate_after is not None:
+            # An operator is asked after N failures, so the task gets at least N attempts.
+            options["max_attempts"] = max(self.retries + 1, self.escalate_after)
+            options["escalate_after"] = self.escalate_after
+            options["escalation_timeout"] = self.escalation_timeout
+        if self.destructive:
+            options["destructive"] = True
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -98,6 +132,8 @@ class Task(Generic[P, R]):
         if builder is None:
             return self.fn(*args, **kwargs)
         self._check_call(args, kwargs)
+        if self.compensate is not None:  # it is called as undo(output, *args, **kwargs)
+            self.compensate._check_call(args, kwargs, extra=1)
         return cast(R, builder.add(self, "task", list(args), dict(kwargs)))
 
     def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
@@ -107,6 +143,8 @@ class Task(Generic[P, R]):
         if builder is None:
             return [self.fn(item, *args, **kwargs) for item in items]
         self._check_call(args, kwargs, extra=1)
+        if self.compensate is not None:
+            self.compensate._check_call(args, kwargs, extra=2)
         return cast(list[R], builder.add(self, "map", list(args), dict(kwargs), over=items))
 
     def __repr__(self) -> str:
@@ -120,6 +158,9 @@ def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
     timeout: float | None = None, heartbeat: float | None = None,
     completes_externally: bool = False, queue_timeout: float | None = None,
+    retry_budget: str | None = None, compensate: Task[..., Any] | None = None,
+    escalate_after: int | None = None, escalation_timeout: timedelta | float | None = None,
+    destructive: bool = False,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -127,7 +168,9 @@ def task(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
     backoff: Backoff | None = None, timeout: float | None = None,
     heartbeat: float | None = None, completes_externally: bool = False,
-    queue_timeout: float | None = None,
+    queue_timeout: float | None = None, retry_budget: str | None = None,
+    compensate: Task[..., Any] | None = None, escalate_after: int | None = None,
+    escalation_timeout: timedelta | float | None = None, destructive: bool = False,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -135,11 +178,20 @@ def task(
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
     suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
     hands `ctx.completion_token` to another system and returns; the step stays running
-    until `engine.complete(token, output)` or `engine.fail(token, error)`."""
+    until `engine.complete(token, output)` or `engine.fail(token, error)`.
+
+    Failure paths: `retry_budget="10/minute"` caps this task's retries across all runs, so a
+    failing dependency is not hammered (a refused retry makes the step dead); `compensate`
+    names the task that undoes this one if the run later fails, called as
+    `undo(output, *args, **kwargs)`; `escalate_after=N` asks an operator after every N
+    failed attempts (the run waits as `needs_attention`; nobody answering within
+    `escalation_timeout` fails the step); `destructive` marks a step that cannot be undone."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
                     heartbeat=heartbeat, completes_externally=completes_externally,
-                    queue_timeout=queue_timeout)
+                    queue_timeout=queue_timeout, retry_budget=retry_budget,
+                    compensate=compensate, escalate_after=escalate_after,
+                    escalation_timeout=escalation_timeout, destructive=destructive)
 
     return wrap(fn) if fn is not None else wrap

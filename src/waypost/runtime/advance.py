@@ -24,11 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..dag.driver import LOST_ATTEMPTS_LIMIT, Broken, DagDriver, Expand, Ready, Retry
+from ..dag.driver import (
+    LOST_ATTEMPTS_LIMIT,
+    Broken,
+    DagDriver,
+    Expand,
+    Ready,
+    Retry,
+    Wait,
+    encode_input,
+)
 from ..dag.flow import Flow
 from ..dag.graph import Graph
+from ..dag.waits import due_at
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
-from ..store.records import HeldStep
+from ..store.records import HeldStep, NewStep
 from ..store.sql import SqlTx
 from .outcome import Outcome
 
@@ -63,6 +73,15 @@ class _Pending:
     # Outputs recorded in this transaction, by (run, step name): a successor whose inputs
     # are all here needs no read (in a chain, that is every step).
     known: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Runs in which a compensation step succeeded here: when such a run has nothing left
+    #: open, its compensation is complete.
+    compensated: set[str] = field(default_factory=set)
+    _now: float | None = None
+
+    def now(self) -> float:
+        if self._now is None:
+            self._now = self.tx.now()
+        return self._now
 
 
 class Advancer:
@@ -230,17 +249,43 @@ class Advancer:
 
     def _after_failure(self, p: _Pending, held: HeldStep, error: str, kind: str,
                        fatal: bool) -> None:
-        """Retry per the task's policy, or the step is dead."""
+        """Ask an operator, retry per the task's policy (and its retry budget), or the
+        step is dead."""
         run = self._run(p, held.run_id)
-        decision = run.driver.on_failure(held.node, held.attempts, held.max_attempts, fatal)
-        if isinstance(decision, Retry):
-            p.tx.retry_later(held.id, decision.delay, error)
-        else:
+        options = run.driver.options(held.node, held.kind)
+        if options.get("escalate_after") and run.driver.escalates(
+                options, p.tx.failed_attempts(held.id), fatal):
+            p.tx.escalate(held.id, error, options.get("escalation_timeout"))
+            p.tx.attention(run.id)
+            return
+        decision = run.driver.on_failure(options, held.attempts, held.max_attempts, fatal)
+        if not isinstance(decision, Retry):
             self._dead(p, held, error)
+            return
+        budget = options.get("retry_budget")
+        task = self._task_of(run, held)
+        if budget and not p.tx.spend_retry(task, budget[0], budget[1]):
+            detail = codec.loads(error) or {}
+            per = f"{budget[0]} per {budget[1]:g}s"
+            refused = {**detail, "type": "RetryBudgetExhausted",
+                       "message": f"retry refused: the retry budget of task {task} ({per}) is "
+                                  f"spent; last error: {detail.get('type')}: "
+                                  f"{detail.get('message')}"}
+            self._dead(p, held, codec.dumps(refused))
+            return
+        p.tx.retry_later(held.id, decision.delay, error)
+
+    @staticmethod
+    def _task_of(run: RunInfo, held: HeldStep) -> str:
+        node = run.driver.graph.nodes[held.node]
+        return str(node.options["compensate"]) if held.kind == "undo" else node.task
 
     def _dead(self, p: _Pending, held: HeldStep, error: str) -> None:
+        """Out of attempts: the step fails and is kept as a dead letter, with its input,
+        for `waypost dlq replay`."""
         run = self._run(p, held.run_id)
         p.tx.fail(held.id, error)
+        p.tx.add_dead_letter(held.id, error)
         p.open_delta[run.id] -= 1
         self._after_end(p, run, held, succeeded=False)
 
@@ -251,7 +296,13 @@ class Advancer:
         return run
 
     def _after_end(self, p: _Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
-        if held.kind == "item":
+        if held.kind == "undo":
+            if succeeded:
+                p.compensated.add(run.id)
+                p.tx.next_compensation(run.id, (held.map_index or 0) + 1)
+            else:  # the chain stops here, in front of an operator
+                p.tx.set_run_status(run.id, "compensation_failed", ["compensating"])
+        elif held.kind == "item":
             p.items_ended[(run.id, held.node)] += 1
         elif succeeded:
             self._release(p, run, held.node)
@@ -281,13 +332,15 @@ class Advancer:
     def _activate(self, p: _Pending, run: RunInfo, names: list[str]) -> None:
         tx = p.tx
         for name in names:
-            deps = run.driver.graph.nodes[name].deps
+            deps = run.driver.graph.nodes[name].data_deps
             raw = {d: p.known[(run.id, d)] for d in deps if (run.id, d) in p.known}
             if len(raw) < len(deps):
                 raw.update(tx.outputs(run.id, [d for d in deps if d not in raw]))
             outputs = {k: codec.loads(v) for k, v in raw.items()}
             action = run.driver.activate(name, outputs, run.params)
-            if isinstance(action, Ready):
+            if isinstance(action, Wait):
+                tx.make_waiting(run.id, name, due_at(action.options, p.now()))
+            elif isinstance(action, Ready):
                 tx.make_ready(run.id, name, action.input, action.checksum)
                 p.made_ready += 1
             elif isinstance(action, Expand):
@@ -314,17 +367,47 @@ class Advancer:
             tx.notify()
 
     def _finish(self, p: _Pending, run: RunInfo) -> None:
+        if run.id in p.compensated:
+            p.tx.end_compensation(run.id)
+            return
         failure = p.tx.first_failure(run.id)
         if failure is not None:
             step, error = failure
             detail = codec.loads(error) or {}
-            summary = {"step": step, "type": detail.get("type"), "message": detail.get("message")}
-            p.tx.finish_run(run.id, "failed", None, codec.dumps(summary))
+            summary = codec.dumps({"step": step, "type": detail.get("type"),
+                                   "message": detail.get("message")})
+            if not self._compensate(p, run, summary):
+                p.tx.finish_run(run.id, "failed", None, summary)
             return
         deps = run.driver.output_deps()
         outputs = {k: codec.loads(v) for k, v in p.tx.outputs(run.id, deps).items()}
         p.tx.finish_run(run.id, "succeeded", codec.dumps(run.driver.output(outputs, run.params)),
                         None)
+
+    def _compensate(self, p: _Pending, run: RunInfo, error: str) -> bool:
+        """Start undoing a failed run: one compensation step per succeeded step that has
+        one, run one after another, most recently finished first. False if nothing needs
+        undoing."""
+        undo_tasks = run.driver.compensations()
+        done = p.tx.compensable(run.id, list(undo_tasks)) if undo_tasks else []
+        if not done:
+            return False
+        steps = []
+        for i, d in enumerate(done):
+            call = codec.loads(d["input"])
+            text, checksum = encode_input([codec.loads(d["output"]), *call["args"]],
+                                          call["kwargs"])
+            options = run.driver.options(d["node"], "undo")
+            steps.append(NewStep(
+                name=f"compensate:{d['name']}", node=d["node"], task=undo_tasks[d["node"]],
+                kind="undo", status="ready" if i == 0 else "pending", waiting_on=min(i, 1),
+                max_attempts=options["max_attempts"], timeout=options["timeout"], input=text,
+                input_checksum=checksum, map_index=i, heartbeat=options.get("heartbeat"),
+                queue_timeout=options.get("queue_timeout")))
+        p.tx.insert_steps(run.id, steps, [step_key(run.id, s.name) for s in steps])
+        p.tx.start_compensation(run.id, error, len(steps))
+        p.made_ready += 1
+        return True
 
     # -- ending a run early ----------------------------------------------------------------
     def abort(self, tx: SqlTx, run_id: str, status: str, kind: str, message: str,
@@ -340,7 +423,11 @@ class Advancer:
             if quiet:
                 return 0
             raise InputError(f"run {run_id} is already {row['status']}")
-        return tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
+        ended = tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
+        p = _Pending(tx)
+        self._compensate(p, self._run(p, run_id), codec.dumps({"step": None, **error}))
+        self._settle(p)
+        return ended
 
     def sweep_queue_timeouts(self, tx: SqlTx, limit: int = 200) -> int:
         """Ready steps no worker took within their queue_timeout fail (retrying would only
@@ -391,7 +478,8 @@ class Advancer:
         reset, to_activate, open_steps = 0, [], 0
         for s in steps:
             status = s["status"]
-            if status in ("succeeded", "pending", "ready", "running"):
+            if status in ("succeeded", "pending", "ready", "running", "waiting",
+                          "needs_attention"):
                 open_steps += status != "succeeded"
                 continue
             reset += 1
@@ -407,6 +495,7 @@ class Advancer:
                 tx.reset_step(s["id"], "pending", waiting, budget)
                 if waiting == 0:
                     to_activate.append(s["name"])
+        tx.letters_replayed([s["id"] for s in steps if s["status"] == "failed"], None)
         tx.reopen_run(run_id, open_steps)
         p = _Pending(tx, made_ready=reset)
         self._activate(p, run, to_activate)

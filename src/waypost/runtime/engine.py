@@ -11,10 +11,14 @@ from .. import codec
 from ..dag.flow import Flow
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
 from ..store import DEFAULT_URL, Store, open_store
+from . import interventions
 from .advance import Advancer, new_run_id
 from .loader import load_flow
-from .view import run_view
+from .view import letter_view, run_view
 from .worker import Worker
+
+#: Statuses a run ends in without an output.
+ENDED_BADLY = ("failed", "cancelled", "compensated", "compensation_failed")
 
 
 class Engine:
@@ -91,7 +95,7 @@ class Engine:
                 raise UnknownTargetError(f"no run {run_id}")
             if row["status"] == "succeeded":
                 return codec.loads(row["output"])
-            if row["status"] in ("failed", "cancelled"):
+            if row["status"] in ENDED_BADLY:
                 raise RunFailed(run_id, codec.loads(row["error"]))
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeout(f"run {run_id} is still {row['status']} after {timeout}s")
@@ -145,17 +149,86 @@ class Engine:
             worker.wake()
         return run_id
 
+    # -- people: gates, escalations, dead letters ---------------------------------------------
+    def _intervene(self, fn: Any) -> Any:
+        result = self._store().transact(fn)
+        for worker in self._workers:
+            worker.wake()
+        return result
+
+    def approve(self, run_id: str, gate: str, by: str | None = None) -> None:
+        """Let a run past a `wp.gate` that waits; who and when is recorded."""
+        self._intervene(lambda tx: interventions.decide_gate(
+            self._advancer, tx, run_id, gate, True, by, None))
+
+    def reject(self, run_id: str, gate: str, reason: str, by: str | None = None) -> None:
+        """Fail a waiting gate: what follows it never runs, and the run fails (then
+        compensates)."""
+        self._intervene(lambda tx: interventions.decide_gate(
+            self._advancer, tx, run_id, gate, False, by, reason))
+
+    def retry_step(self, run_id: str, step: str, by: str | None = None) -> None:
+        """Answer a step that needs attention (or a failed compensation): try it again."""
+        self._intervene(lambda tx: interventions.answer(
+            self._advancer, tx, run_id, step, "retry", by))
+
+    def skip_step(self, run_id: str, step: str, output: Any = None,
+                  by: str | None = None) -> None:
+        """Answer it by treating it as succeeded with `output`: what follows goes on."""
+        self._intervene(lambda tx: interventions.answer(
+            self._advancer, tx, run_id, step, "skip", by, output))
+
+    def fail_step(self, run_id: str, step: str, by: str | None = None) -> None:
+        """Answer it by failing it for good (a dead letter; the run fails, then
+        compensates)."""
+        self._intervene(lambda tx: interventions.answer(
+            self._advancer, tx, run_id, step, "fail", by))
+
+    def dead_letters(self, status: str | None = "dead", run_id: str | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """Steps that ran out of attempts, newest first (`status=None` for all)."""
+        rows = self._store().read(lambda tx: tx.dead_letters(status, run_id, limit))
+        return [letter_view(r) for r in rows]
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any]:
+        """One dead letter with its input and every attempt's error and traceback."""
+        def load(tx: Any) -> tuple[Any, Any]:
+            row = tx.dead_letter(letter_id)
+            return row, (tx.attempts_of_step(row["step_id"]) if row else None)
+
+        row, attempts = self._store().read(load)
+        if row is None:
+            raise UnknownTargetError(f"no dead letter {letter_id}")
+        return letter_view(row, attempts)
+
+    def replay(self, letter_id: int, input: Any = None) -> str:
+        """Run a dead letter's step again (with a patched `input`, recorded as such);
+        its run continues from there. Returns the run id."""
+        tries = 0
+
+        def work(tx: Any) -> tuple[str, str]:
+            nonlocal tries
+            tries += 1
+            return interventions.replay(self._advancer, tx, letter_id, input, tries > 1)
+
+        run_id, _ = self._intervene(work)
+        return str(run_id)
+
     def show(self, run_id: str) -> dict[str, Any]:
         """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
-        def load(tx: Any) -> tuple[Any, Any, Any, set[str]]:
+        def load(tx: Any) -> dict[str, Any]:
+            run = tx.get_run(run_id)
+            if run is None:
+                raise UnknownTargetError(f"no run {run_id}")
+            steps = tx.steps_of(run_id)
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
-            return (tx.get_run(run_id), tx.steps_of(run_id), tx.attempts_of(run_id),
-                    tx.served_tasks(self.lease))
+            return {"run": run, "steps": steps, "attempts": tx.attempts_of(run_id),
+                    "served": tx.served_tasks(self.lease),
+                    "graph": self._advancer.run_info(tx, run_id).driver.graph,
+                    "letters": tx.dead_letters(None, run_id, 1000),
+                    "budgets": tx.retry_budgets(sorted({s["task"] for s in steps}))}
 
-        run, steps, attempts, served = self._store().read(load)
-        if run is None:
-            raise UnknownTargetError(f"no run {run_id}")
-        return run_view(run, steps, attempts, served)
+        return run_view(**self._store().read(load))
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:

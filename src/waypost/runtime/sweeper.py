@@ -17,6 +17,7 @@ from typing import Any
 
 from ..store.sql import SqlTx
 from .advance import Advancer
+from .interventions import sweep_waits
 from .outcome import Outcome
 
 HOST = socket.gethostname()
@@ -52,7 +53,7 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)
     return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
-            + advancer.sweep_deadlines(tx))
+            + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx))
 
 
 def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
+from ..dag.graph import Graph
 
 
 def iso(ts: float | None) -> str | None:
@@ -24,7 +25,9 @@ def _duration(start: float | None, end: float | None) -> float | None:
 
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
-             served: set[str] | None = None) -> dict[str, Any]:
+             served: set[str] | None = None, graph: Graph | None = None,
+             letters: list[dict[str, Any]] | None = None,
+             budgets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -37,21 +40,79 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
     if steps is not None:
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:
-            history[a["step_id"]].append({
-                "attempt": a["attempt"], "outcome": a["outcome"], "worker": a["worker"],
-                "error": codec.loads(a["error"]), "started_at": iso(a["started_at"]),
-                "finished_at": iso(a["finished_at"])})
-        view["steps"] = [step_view(s, history.get(s["id"], []), served) for s in steps]
+            history[a["step_id"]].append(attempt_view(a))
+        view["steps"] = [step_view(s, history.get(s["id"], []), served, graph, budgets or {})
+                         for s in steps]
+        view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
+                                for d in letters or []]
     return view
 
 
+def attempt_view(a: dict[str, Any]) -> dict[str, Any]:
+    """An attempt, or (numbered below zero in the store) a decision by a person or a timer:
+    those have no attempt number and `worker` says who decided."""
+    return {"attempt": a["attempt"] if a["attempt"] > 0 else None, "outcome": a["outcome"],
+            "worker": a["worker"], "error": codec.loads(a["error"]),
+            "started_at": iso(a["started_at"]), "finished_at": iso(a["finished_at"])}
+
+
+def letter_view(row: dict[str, Any],
+                attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    view = {"id": row["id"], "run_id": row["run_id"], "step": row["step"], "task": row["task"],
+            "status": row["status"], "attempts": row["attempts"],
+            "input": codec.loads(row["input"]), "error": codec.loads(row["error"]),
+            "created_at": iso(row["created_at"]), "replayed_at": iso(row["replayed_at"]),
+            "replay_input": codec.loads(row["replay_input"])}
+    if attempts is not None:
+        view["history"] = [attempt_view(a) for a in attempts]
+    return view
+
+
+def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | None) -> str | None:
+    status, due = step["status"], iso(step["ready_at"])
+    if status == "ready" and served is not None and step["task"] not in served:
+        return f"no live worker serves task {step['task']}"
+    if status == "running" and step["completion_token"]:
+        return "for another system to complete it with its completion token"
+    if status == "waiting" and step["kind"] == "sleep":
+        return f"until {due}"
+    if status == "waiting":
+        then = f" (until {due}, then {options.get('on_timeout')})" if due else ""
+        return f"for approval: waypost approve RUN {step['name']}{then}"
+    if status == "needs_attention":
+        if step["kind"] == "gate":
+            return f"for an operator: waypost approve or reject RUN {step['name']}"
+        then = f" (until {due}, then it fails)" if due else ""
+        return f"for an operator: waypost retry, skip or fail RUN {step['name']}{then}"
+    return None
+
+
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
-              served: set[str] | None = None) -> dict[str, Any]:
-    waiting = None
-    if step["status"] == "ready" and served is not None and step["task"] not in served:
-        waiting = f"no live worker serves task {step['task']}"
-    elif step["status"] == "running" and step["completion_token"]:
-        waiting = "for another system to complete it with its completion token"
+              served: set[str] | None = None, graph: Graph | None = None,
+              budgets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    node = graph.nodes.get(step["node"]) if graph is not None else None
+    undo = step["kind"] == "undo"
+    options: dict[str, Any] = {}
+    if node is not None:
+        options = node.options.get("compensate_options", {}) if undo else node.options
+    edges = node is not None and step["kind"] not in ("item", "undo")
+    extra: dict[str, Any] = {
+        "needs": node.data_deps if edges and node else [],
+        "after": node.after if edges and node else [],
+        "compensates": step["name"].split(":", 1)[1] if undo else None,
+        "destructive": bool(options.get("destructive")),
+        "due_at": iso(step["ready_at"]) if step["status"] in ("waiting", "needs_attention")
+        else None,
+        "retry_budget": None,
+    }
+    if "retry_budget" in options:
+        count, period = options["retry_budget"]
+        spent = (budgets or {}).get(step["task"], {})
+        extra["retry_budget"] = {"retries": count, "per_seconds": period,
+                                 "used": spent.get("used", 0),
+                                 "refused": spent.get("refused", 0),
+                                 "refused_total": spent.get("refused_total", 0)}
+    waiting = _waiting(step, options, served)
     return {
         "name": step["name"], "task": step["task"], "kind": step["kind"],
         "status": step["status"], "attempts": step["attempts"],
@@ -65,4 +126,5 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
         "heartbeat": step["heartbeat"], "heartbeat_at": iso(step["heartbeat_at"]),
         "heartbeat_details": codec.loads(step["heartbeat_details"]),
         "suspicious": step["suspicious"], "completion_token": step["completion_token"],
+        **extra,
     }

@@ -33,6 +33,9 @@ _LIVE = "lease_expires_at > {now}"
 _MISSED_2 = "heartbeat_at + 2 * heartbeat <= {now}"  # suspicious
 _MISSED_3 = "heartbeat_at + 3 * heartbeat <= {now}"
 _DEAD = f"(lease_expires_at <= {{now}} OR timeout_at <= {{now}} OR {_MISSED_3})"
+_HELD = "id, run_id, name, node, kind, map_index, attempts, max_attempts"
+#: A run in one of these may still change; anything else has ended.
+OPEN_RUN = "('pending', 'running', 'needs_attention')"
 
 
 def _claimed(row: Sequence[Any], token: str) -> ClaimedStep:
@@ -113,7 +116,8 @@ class SqlTx:
                    error: str | None) -> None:
         self.execute("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = {now}, "
                      "started_at = COALESCE(started_at, {now}) WHERE id = ? AND "
-                     "status IN ('pending', 'running')", (status, output, error, run_id))
+                     "status IN ('pending', 'running', 'needs_attention', 'compensating')",
+                     (status, output, error, run_id))
 
     def mark_runs_running(self, run_ids: Sequence[str]) -> None:
         self.execute(f"UPDATE runs SET status = 'running', started_at = {{now}} "
@@ -131,7 +135,7 @@ class SqlTx:
 
     def overdue_runs(self, limit: int) -> list[str]:
         rows = self.execute("SELECT id FROM runs WHERE deadline_at <= {now} AND status IN "
-                            "('pending', 'running') ORDER BY deadline_at LIMIT ?",
+                            f"{OPEN_RUN} ORDER BY deadline_at LIMIT ?",
                             (limit,)).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -144,7 +148,8 @@ class SqlTx:
                      "AND kind != 'map'", (error, run_id))
         cur = self.execute(f"UPDATE steps SET status = 'cancelled', error = ?, "
                            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE run_id = ? AND "
-                           f"status IN ('pending', 'ready', 'running')", (error, run_id))
+                           f"status IN ('pending', 'ready', 'running', 'waiting', "
+                           f"'needs_attention')", (error, run_id))
         return int(cur.rowcount)
 
     def end_run(self, run_id: str, status: str, error: str) -> bool:
@@ -152,7 +157,7 @@ class SqlTx:
         statement, so a run finishing concurrently is never overwritten)."""
         row = self.execute("UPDATE runs SET status = ?, error = ?, open_steps = 0, "
                            "finished_at = {now}, started_at = COALESCE(started_at, {now}) "
-                           "WHERE id = ? AND status IN ('pending', 'running') RETURNING id",
+                           f"WHERE id = ? AND status IN {OPEN_RUN} RETURNING id",
                            (status, error, run_id)).fetchone()
         return row is not None
 
@@ -256,7 +261,8 @@ class SqlTx:
 
     def first_failure(self, run_id: str) -> tuple[str, str | None] | None:
         row = self.execute("SELECT name, error FROM steps WHERE run_id = ? AND status = 'failed' "
-                           "ORDER BY finished_at, id LIMIT 1", (run_id,)).fetchone()
+                           "AND kind != 'undo' ORDER BY finished_at, id LIMIT 1",
+                           (run_id,)).fetchone()
         return None if row is None else (str(row[0]), row[1])
 
     def steps_of(self, run_id: str) -> list[StepRow]:
@@ -271,7 +277,8 @@ class SqlTx:
         rows = self.execute(
             "SELECT a.step_id, a.attempt, a.worker, a.outcome, a.error, a.started_at, "
             "a.finished_at FROM attempts a JOIN steps s ON s.id = a.step_id "
-            "WHERE s.run_id = ? ORDER BY a.step_id, a.attempt", (run_id,)).fetchall()
+            "WHERE s.run_id = ? ORDER BY a.step_id, a.finished_at, a.attempt",
+            (run_id,)).fetchall()
         cols = ("step_id", "attempt", "worker", "outcome", "error", "started_at", "finished_at")
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
@@ -437,6 +444,189 @@ class SqlTx:
         cur = self.execute("UPDATE steps SET lease_expires_at = {now} WHERE lease_owner = ? "
                            "AND status = 'running'", (owner,))
         return int(cur.rowcount)
+
+    # -- waiting: gates, sleeps, escalations ------------------------------------------------
+    def make_waiting(self, run_id: str, name: str, due: float | None) -> None:
+        self.execute("UPDATE steps SET status = 'waiting', ready_at = ?, started_at = {now} "
+                     "WHERE run_id = ? AND name = ?", (due, run_id, name))
+
+    def due_waits(self, limit: int) -> list[tuple[int, str, str, str, str]]:
+        """(id, run, name, kind, status) of waiting steps whose time has come."""
+        rows = self.execute(
+            "SELECT id, run_id, name, kind, status FROM steps WHERE status IN "
+            "('waiting', 'needs_attention') AND ready_at <= {now} ORDER BY ready_at, id "
+            "LIMIT ? {skip_locked}", (limit,)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def end_wait(self, step_id: int, was: str, status: str, output: str | None,
+                 error: str | None) -> HeldStep | None:
+        """End a step that was waiting (`was`); the status in the condition makes a timer,
+        an approval and an operator's answer each take effect at most once."""
+        row = self.execute(
+            f"UPDATE steps SET status = ?, output = ?, error = ?, ready_at = NULL, "
+            f"finished_at = {{now}}, started_at = COALESCE(started_at, {{now}}) "
+            f"WHERE id = ? AND status = ? RETURNING {_HELD}",
+            (status, output, error, step_id, was)).fetchone()
+        return None if row is None else HeldStep(*row)
+
+    def step_named(self, run_id: str, name: str) -> dict[str, Any] | None:
+        row = self.execute("SELECT id, kind, status, task, attempts, max_attempts, map_index, "
+                           "node, name, waiting_on FROM steps WHERE run_id = ? AND name = ? "
+                           "{lock}", (run_id, name)).fetchone()
+        cols = ("id", "kind", "status", "task", "attempts", "max_attempts", "map_index",
+                "node", "name", "waiting_on")
+        return None if row is None else dict(zip(cols, row, strict=True))
+
+    def escalate(self, step_id: int, error: str, timeout: float | None) -> None:
+        self.execute(f"UPDATE steps SET status = 'needs_attention', error = ?, "
+                     f"ready_at = {{now}} + ?, {_CLEAR_LEASE} WHERE id = ?",
+                     (error, timeout, step_id))
+
+    def attention(self, run_id: str) -> None:
+        """A run waits for an operator while any of its steps does."""
+        self.execute("UPDATE runs SET status = CASE WHEN EXISTS (SELECT 1 FROM steps WHERE "
+                     "steps.run_id = runs.id AND steps.status = 'needs_attention') THEN "
+                     "'needs_attention' ELSE 'running' END WHERE id = ? AND status IN "
+                     "('running', 'needs_attention')", (run_id,))
+
+    def retry_now(self, step_id: int, was: str, max_attempts: int) -> bool:
+        cur = self.execute("UPDATE steps SET status = 'ready', ready_at = {now}, error = NULL, "
+                           "finished_at = NULL, max_attempts = ? WHERE id = ? AND status = ?",
+                           (max_attempts, step_id, was))
+        return int(cur.rowcount) == 1
+
+    def escalate_wait(self, step_id: int) -> bool:
+        cur = self.execute("UPDATE steps SET status = 'needs_attention', ready_at = NULL "
+                           "WHERE id = ? AND status = 'waiting'", (step_id,))
+        return int(cur.rowcount) == 1
+
+    def step_by_id(self, step_id: int) -> dict[str, Any] | None:
+        row = self.execute("SELECT run_id, name FROM steps WHERE id = ?", (step_id,)).fetchone()
+        return None if row is None else {"run_id": row[0], "name": row[1]}
+
+    def failed_attempts(self, step_id: int) -> int:
+        row = self.execute("SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN "
+                           "('failed', 'timeout', 'heartbeat')", (step_id,)).fetchone()
+        return int(row[0])
+
+    def record_decision(self, step_id: int, outcome: str, by: str | None,
+                        detail: str | None) -> None:
+        """A person's answer (or a timer's) joins the step's history. It is numbered
+        -1, -2, ... so it never takes the number of a real attempt."""
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) SELECT ?, m.lowest - 1, ?, ?, ?, {now}, {now} "
+                     "FROM (SELECT COALESCE(MIN(attempt), 0) AS lowest FROM attempts "
+                     "WHERE step_id = ? AND attempt < 0) m",
+                     (step_id, by, outcome, detail, step_id))
+
+    # -- dead letters and retry budgets ---------------------------------------------------
+    def add_dead_letter(self, step_id: int, error: str) -> None:
+        self.execute("INSERT INTO dead_letters (run_id, step_id, step, task, input, error, "
+                     "attempts, status, created_at) SELECT run_id, id, name, task, input, ?, "
+                     "attempts, 'dead', {now} FROM steps WHERE id = ?", (error, step_id))
+
+    _LETTER = ("id", "run_id", "step_id", "step", "task", "input", "error", "attempts",
+               "status", "created_at", "replayed_at", "replay_input")
+
+    def dead_letters(self, status: str | None, run_id: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if run_id:
+            where.append("run_id = ?")
+            params.append(run_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters {clause} "
+                            f"ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [dict(zip(self._LETTER, r, strict=True)) for r in rows]
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
+        row = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters WHERE id = ? "
+                           f"{{lock}}", (letter_id,)).fetchone()
+        return None if row is None else dict(zip(self._LETTER, row, strict=True))
+
+    def attempts_of_step(self, step_id: int) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT attempt, worker, outcome, error, started_at, finished_at "
+                            "FROM attempts WHERE step_id = ? ORDER BY attempt",
+                            (step_id,)).fetchall()
+        cols = ("attempt", "worker", "outcome", "error", "started_at", "finished_at")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def letters_replayed(self, step_ids: Sequence[int], patched: str | None) -> None:
+        """The dead letters of these steps are being retried (by a replay or a resume)."""
+        if step_ids:
+            self.execute(f"UPDATE dead_letters SET status = 'replayed', replayed_at = {{now}}, "
+                         f"replay_input = ? WHERE status = 'dead' AND "
+                         f"step_id IN ({marks(len(step_ids))})", (patched, *step_ids))
+
+    def patch_input(self, step_id: int, input: str, checksum: str) -> None:
+        self.execute("UPDATE steps SET input = ?, input_checksum = ? WHERE id = ?",
+                     (input, checksum, step_id))
+
+    def spend_retry(self, task: str, budget: int, period: float) -> bool:
+        """Take one retry from a task's budget for the current window (windows are fixed,
+        `period` long); False, and the refusal counted, when it is spent."""
+        row = self.execute(
+            "INSERT INTO retry_budgets (task, window_start, used, refused, refused_total) "
+            "VALUES (?, {now}, 0, 0, 0) ON CONFLICT (task) DO UPDATE SET "
+            "window_start = CASE WHEN retry_budgets.window_start + ? <= {now} THEN {now} "
+            "ELSE retry_budgets.window_start END, "
+            "used = CASE WHEN retry_budgets.window_start + ? <= {now} THEN 0 "
+            "ELSE retry_budgets.used END, "
+            "refused = CASE WHEN retry_budgets.window_start + ? <= {now} THEN 0 "
+            "ELSE retry_budgets.refused END RETURNING used",
+            (task, period, period, period)).fetchone()
+        ok = int(row[0]) < budget
+        column = "used = used + 1" if ok else "refused = refused + 1, " \
+            "refused_total = refused_total + 1"
+        self.execute(f"UPDATE retry_budgets SET {column} WHERE task = ?", (task,))
+        return ok
+
+    def retry_budgets(self, tasks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not tasks:
+            return {}
+        rows = self.execute(f"SELECT task, window_start, used, refused, refused_total "
+                            f"FROM retry_budgets WHERE task IN ({marks(len(tasks))})",
+                            tasks).fetchall()
+        return {str(r[0]): {"window_start": r[1], "used": r[2], "refused": r[3],
+                            "refused_total": r[4]} for r in rows}
+
+    # -- compensation ----------------------------------------------------------------------
+    def compensable(self, run_id: str, nodes: Sequence[str]) -> list[dict[str, Any]]:
+        """Succeeded steps that can be undone, most recently finished first."""
+        rows = self.execute(
+            f"SELECT name, node, input, output FROM steps WHERE run_id = ? AND "
+            f"status = 'succeeded' AND kind IN ('task', 'item') AND "
+            f"node IN ({marks(len(nodes))}) ORDER BY finished_at DESC, id DESC",
+            (run_id, *nodes)).fetchall()
+        cols = ("name", "node", "input", "output")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def start_compensation(self, run_id: str, error: str, open_steps: int) -> None:
+        self.execute("UPDATE runs SET status = 'compensating', error = ?, open_steps = ?, "
+                     "finished_at = NULL WHERE id = ?", (error, open_steps, run_id))
+
+    def end_compensation(self, run_id: str, status: str = "compensated",
+                         was: str = "compensating") -> None:
+        """Compensation is over (all succeeded, or an operator gave up on it); the run
+        keeps the error that started it."""
+        self.execute("UPDATE steps SET status = 'cancelled', finished_at = {now} WHERE "
+                     "run_id = ? AND kind = 'undo' AND status = 'pending'", (run_id,))
+        self.execute("UPDATE runs SET status = ?, open_steps = 0, finished_at = {now} "
+                     "WHERE id = ? AND status = ?", (status, run_id, was))
+
+    def next_compensation(self, run_id: str, index: int) -> bool:
+        cur = self.execute("UPDATE steps SET status = 'ready', waiting_on = 0, ready_at = {now} "
+                     "WHERE run_id = ? AND kind = 'undo' AND map_index = ? AND "
+                     "status = 'pending'", (run_id, index))
+        return int(cur.rowcount) == 1
+
+    def set_run_status(self, run_id: str, status: str, was: Sequence[str]) -> bool:
+        cur = self.execute(f"UPDATE runs SET status = ? WHERE id = ? AND "
+                           f"status IN ({marks(len(was))})", (status, run_id, *was))
+        return int(cur.rowcount) == 1
 
     # -- workers and leader election -------------------------------------------------------
     def register_worker(self, worker_id: str, host: str, pid: int, tasks: str) -> None:

@@ -1,0 +1,118 @@
+"""Steps that carry no data: approval gates, durable sleeps, and `wp.after` ordering.
+
+A gate or a sleep orders the flow by its position in the body: it starts once what was
+called before it has finished, and every task called after it waits for it. Neither holds
+a worker, a thread or a connection while it waits: it is a row in `waiting` with the time
+the sweeper acts on it, so it survives any restart and fires once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import DefinitionError
+from ..rates import seconds
+from .build import GraphBuilder, current_builder
+from .graph import Ref
+
+ON_TIMEOUT = ("fail", "approve", "escalate")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+(\S+))?$")
+
+
+def _builder(what: str) -> GraphBuilder:
+    builder = current_builder()
+    if builder is None:
+        raise DefinitionError(f"{what} is a step of a flow: call it in a @wp.flow body "
+                              "(inside a task, use time.sleep or your own wait)")
+    return builder
+
+
+def gate(name: str, timeout: timedelta | float | None = None,
+         on_timeout: str = "fail") -> Any:
+    """Wait for a person: `waypost approve RUN NAME` lets the flow go on, `waypost reject`
+    fails it. Past `timeout` the gate fails, approves itself, or escalates to an operator
+    (`on_timeout`). Its output records who decided and when."""
+    builder = _builder("wp.gate")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+        raise DefinitionError(f"a gate's name is letters, digits and . _ : - ({name!r})")
+    if on_timeout not in ON_TIMEOUT:
+        raise DefinitionError(f"gate {name}: on_timeout is one of {', '.join(ON_TIMEOUT)}, "
+                              f"not {on_timeout!r}")
+    wait = seconds(timeout, f"gate {name}: timeout")
+    return builder.add_wait("gate", name, {"wait": wait, "on_timeout": on_timeout})
+
+
+def sleep(duration: timedelta | float) -> Any:
+    """Pause the flow for `duration` (a timedelta or seconds), counted from when everything
+    before it has finished."""
+    builder = _builder("wp.sleep")
+    delay = seconds(duration, "wp.sleep: the duration")
+    return builder.add_wait("sleep", "sleep", {"sleep": delay})
+
+
+def sleep_until(when: datetime | str) -> Any:
+    """Pause until a moment: an aware datetime, or a time of day with a zone such as
+    "09:00 Europe/Paris" (the next such moment; "09:00" alone is UTC)."""
+    builder = _builder("wp.sleep_until")
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise DefinitionError("wp.sleep_until needs an aware datetime (with tzinfo); "
+                                  "a naive one is ambiguous across machines")
+        return builder.add_wait("sleep", "sleep", {"until": when.timestamp()})
+    match = _CLOCK.match(str(when).strip())
+    if match is None:
+        raise DefinitionError(f"wp.sleep_until takes a datetime or \"HH:MM Zone/Name\", "
+                              f"not {when!r}")
+    hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
+    zone = match[4] or "UTC"
+    if hour > 23 or minute > 59 or second > 59:
+        raise DefinitionError(f"wp.sleep_until: {when!r} is not a time of day")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DefinitionError(f"wp.sleep_until: unknown time zone {zone!r}") from None
+    return builder.add_wait("sleep", "sleep",
+                            {"at": f"{hour:02d}:{minute:02d}:{second:02d}", "tz": zone})
+
+
+def due_at(options: dict[str, Any], now: float) -> float | None:
+    """When a gate or sleep that starts waiting at `now` is acted on (None: never)."""
+    if "wait" in options:
+        return None if options["wait"] is None else now + options["wait"]
+    if "sleep" in options:
+        return now + float(options["sleep"])
+    if "until" in options:
+        return max(float(options["until"]), now)
+    zone = ZoneInfo(options["tz"])
+    hour, minute, second = (int(x) for x in options["at"].split(":"))
+    local = datetime.fromtimestamp(now, zone)
+    for days in range(3):  # today, or tomorrow (a DST gap may skip one)
+        day = local + timedelta(days=days)
+        at = day.replace(hour=hour, minute=minute, second=second, microsecond=0)
+        if at.timestamp() > now:
+            return at.timestamp()
+    raise AssertionError("a time of day always comes within two days")
+
+
+@contextlib.contextmanager
+def after(*steps: Any) -> Iterator[None]:
+    """`with wp.after(a, b): c = task_c(x)` makes every task called in the block wait for
+    steps `a` and `b` without taking their outputs."""
+    builder = _builder("wp.after")
+    names = []
+    for ref in steps:
+        name = ref.step_name() if isinstance(ref, Ref) else None
+        if name is None:
+            raise DefinitionError("wp.after takes what tasks returned in this flow body "
+                                  f"(whole outputs, not parameters or parts): {ref!r}")
+        names.append(name)
+    builder.after_stack.append(names)
+    try:
+        yield
+    finally:
+        builder.after_stack.pop()
