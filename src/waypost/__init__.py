@@ -5,6 +5,7 @@ from __future__ import annotations
 from .context import Context
 from .dag.flow import Flow, flow
 from .dag.task import Task, task
+from .dag.waits import after, gate, sleep, sleep_until
 from .errors import (
     Cancelled,
     DefinitionError,
@@ -41,6 +42,10 @@ __all__ = [
     "WaypostError",
     "Worker",
     "__version__",
+    "after",
     "flow",
+    "gate",
+    "sleep",
+    "sleep_until",
     "task",
 ]

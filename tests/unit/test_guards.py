@@ -16,6 +16,7 @@ def test_public_exports_are_pinned() -> None:
         "Backoff", "Cancelled", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
         "IdempotencyConflict", "InputError", "ResultTimeout", "RunFailed", "StoreError",
         "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "task",
+        "after", "gate", "sleep", "sleep_until",
     }
     for name in waypost.__all__:
         assert hasattr(waypost, name), name

@@ -73,9 +73,9 @@ class _Pending:
     # Outputs recorded in this transaction, by (run, step name): a successor whose inputs
     # are all here needs no read (in a chain, that is every step).
     known: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: Runs in which a compensation step succeeded here: when such a run has nothing left
-    #: open, its compensation is complete.
-    compensated: set[str] = field(default_factory=set)
+    #: Runs in which a compensation step ended here, and whether all that ended succeeded:
+    #: such a run with nothing left open is compensated (or waits for an operator).
+    undone: dict[str, bool] = field(default_factory=dict)
     _now: float | None = None
 
     def now(self) -> float:
@@ -297,8 +297,8 @@ class Advancer:
 
     def _after_end(self, p: _Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
         if held.kind == "undo":
+            p.undone[run.id] = p.undone.get(run.id, True) and succeeded
             if succeeded:
-                p.compensated.add(run.id)
                 p.tx.next_compensation(run.id, (held.map_index or 0) + 1)
             else:  # the chain stops here, in front of an operator
                 p.tx.set_run_status(run.id, "compensation_failed", ["compensating"])
@@ -367,8 +367,9 @@ class Advancer:
             tx.notify()
 
     def _finish(self, p: _Pending, run: RunInfo) -> None:
-        if run.id in p.compensated:
-            p.tx.end_compensation(run.id)
+        if run.id in p.undone:
+            if p.undone[run.id]:
+                p.tx.end_compensation(run.id)
             return
         failure = p.tx.first_failure(run.id)
         if failure is not None:

@@ -55,8 +55,8 @@ def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
                 adv._dead(p, held, error)
                 tx.attention(run_id)
         elif kind == "sleep":
-            _ended(adv, p, tx.end_wait(step_id, "waiting", "succeeded", None, None),
-                   codec.dumps({"woke_at": at}))
+            output = codec.dumps({"woke_at": at})
+            _ended(adv, p, tx.end_wait(step_id, "waiting", "succeeded", output, None), output)
         else:
             _gate_timeout(adv, p, run, step_id, name, at)
     adv._finish_items(p)
