@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -23,7 +24,9 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "ready": "cyan",
-                "pending": "dim", "upstream_failed": "magenta", "cancelled": "magenta"}
+                "pending": "dim", "upstream_failed": "magenta", "cancelled": "magenta",
+                "waiting": "blue", "needs_attention": "bold red", "compensating": "yellow",
+                "compensated": "magenta", "compensation_failed": "bold red"}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -210,6 +213,10 @@ def _print_step(s: dict[str, Any]) -> None:
     rows = [("input", f"{_short(s['input'], 120)}  {s['input_checksum']}"
              if s["input"] is not None else "-"),
             ("key", s["idempotency_key"])]
+    if s["needs"] or s["after"]:
+        rows.append(("after", ", ".join([*s["needs"], *(f"{a} (order only)" for a in s["after"])])))
+    if s["destructive"]:
+        rows.append(("note", "destructive: cannot be undone"))
     if s["status"] == "succeeded":
         rows.append(("output", _short(s["output"], 160)))
     if s["ready_at"]:
@@ -224,6 +231,12 @@ def _print_step(s: dict[str, Any]) -> None:
         out.print(f"  {label:<8} {value}", markup=False)
     for attempt in s["history"]:
         e = attempt["error"] or {}
+        if attempt["attempt"] is None:  # a decision by a person or a timer
+            who = attempt["worker"] or "(timer)"
+            why = f": {e.get('message')}" if e.get("message") else ""
+            out.print(f"  {attempt['outcome']} by {who} at {attempt['finished_at']}{why}",
+                      markup=False)
+            continue
         out.print(f"  attempt {attempt['attempt']} {attempt['outcome']}: "
                   f"{e.get('type')}: {e.get('message')}", markup=False)
     if s["error"] and s["error"].get("traceback"):
@@ -266,6 +279,154 @@ def complete(ctx: click.Context, token: str, output: str) -> None:
     """Complete a step that waits for another system, with its completion TOKEN."""
     run_id = _engine(ctx).complete(token, _parse_json(output, "--output"))
     click.echo(f"completed; run {run_id} continues")
+
+
+def _by() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+_BY = click.option("--by", default=None, help="Who decides (default: your login name).")
+
+
+@main.command()
+@click.argument("run")
+@click.argument("gate")
+@_BY
+@click.pass_context
+def approve(ctx: click.Context, run: str, gate: str, by: str | None) -> None:
+    """Let RUN past its waiting GATE; who and when is recorded."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    engine.approve(run_id, gate, by=by or _by())
+    click.echo(f"gate {gate} of run {run_id} approved")
+
+
+@main.command()
+@click.argument("run")
+@click.argument("gate")
+@click.option("--reason", required=True, help="Why; recorded as the gate's error.")
+@_BY
+@click.pass_context
+def reject(ctx: click.Context, run: str, gate: str, reason: str, by: str | None) -> None:
+    """Reject RUN's waiting GATE: nothing after it runs, the run fails (and compensates)."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    engine.reject(run_id, gate, reason, by=by or _by())
+    click.echo(f"gate {gate} of run {run_id} rejected")
+
+
+@main.command()
+@click.argument("run")
+@click.argument("step")
+@_BY
+@click.pass_context
+def retry(ctx: click.Context, run: str, step: str, by: str | None) -> None:
+    """Try STEP of RUN again: a step that needs attention or a failed compensation."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    engine.retry_step(run_id, step, by=by or _by())
+    click.echo(f"step {step} of run {run_id} will run again")
+
+
+@main.command()
+@click.argument("run")
+@click.argument("step")
+@click.option("--output", default="null", show_default=True,
+              help="What the step is taken to have returned, as JSON.")
+@_BY
+@click.pass_context
+def skip(ctx: click.Context, run: str, step: str, output: str, by: str | None) -> None:
+    """Treat STEP of RUN as succeeded with --output; what follows it goes on."""
+    value = _parse_json(output, "--output")
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    engine.skip_step(run_id, step, value, by=by or _by())
+    click.echo(f"step {step} of run {run_id} skipped")
+
+
+@main.command(name="fail")
+@click.argument("run")
+@click.argument("step")
+@_BY
+@click.pass_context
+def fail_step(ctx: click.Context, run: str, step: str, by: str | None) -> None:
+    """Fail STEP of RUN for good: it becomes a dead letter and the run fails."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run)
+    engine.fail_step(run_id, step, by=by or _by())
+    click.echo(f"step {step} of run {run_id} failed")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: steps that ran out of attempts, kept for a replay."""
+
+
+@dlq.command(name="list")
+@click.option("--all", "show_all", is_flag=True, help="Include letters already replayed.")
+@click.option("--run", default=None, help="Only this run's letters.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def dlq_list(ctx: click.Context, show_all: bool, run: str | None, limit: int,
+             as_json: bool) -> None:
+    """Dead letters, newest first."""
+    engine = _engine(ctx)
+    run_id = engine.resolve(run) if run else None
+    letters = engine.dead_letters(None if show_all else "dead", run_id, limit)
+    if as_json:
+        for letter in letters:
+            click.echo(json.dumps(letter))
+        return
+    table = Table(box=None)
+    for column in ("id", "run", "step", "status", "attempts", "error", "died (UTC)"):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        e = d["error"] or {}
+        table.add_row(str(d["id"]), d["run_id"], escape(d["step"]), d["status"],
+                      str(d["attempts"]), escape(_short(f"{e.get('type')}: {e.get('message')}",
+                                                        60)),
+                      (d["created_at"] or "")[:19].replace("T", " "))
+    out.print(table)
+
+
+@dlq.command(name="show")
+@click.argument("letter", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the letter as one JSON object.")
+@click.pass_context
+def dlq_show(ctx: click.Context, letter: int, as_json: bool) -> None:
+    """One dead letter: its input and every attempt's error and traceback."""
+    d = _engine(ctx).dead_letter(letter)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    out.print(f"dead letter {d['id']}  run {d['run_id']}  step {d['step']}  {d['status']}",
+              markup=False)
+    out.print(f"task     {d['task']}\ninput    {json.dumps(d['input'])}", markup=False)
+    if d["replay_input"] is not None:
+        out.print(f"replayed with input {json.dumps(d['replay_input'])}", markup=False)
+    for attempt in d["history"]:
+        e = attempt["error"] or {}
+        label = f"attempt {attempt['attempt']}" if attempt["attempt"] else "decision"
+        out.print(f"\n{label} {attempt['outcome']} ({attempt['worker'] or '-'}): "
+                  f"{e.get('type')}: {e.get('message')}", markup=False)
+        if e.get("traceback"):
+            out.print("  " + e["traceback"].rstrip().replace("\n", "\n  "), markup=False)
+
+
+@dlq.command(name="replay")
+@click.argument("letter", type=int)
+@click.option("--input", "input_", default=None,
+              help='A patched input, as `dlq show` prints it: {"args": [...], "kwargs": {...}}.')
+@click.pass_context
+def dlq_replay(ctx: click.Context, letter: int, input_: str | None) -> None:
+    """Run a dead letter's step again; its run continues from there."""
+    patched = None if input_ is None else _parse_json(input_, "--input")
+    run_id = _engine(ctx).replay(letter, patched)
+    click.echo(f"dead letter {letter} replayed; run {run_id} continues")
 
 
 @main.command()

@@ -252,3 +252,33 @@ def test_sleep_until_a_time_of_day_is_the_next_such_moment_in_that_zone() -> Non
     due = due_at({"at": "09:00:00", "tz": "Europe/Paris"}, early)
     assert datetime.fromtimestamp(due, UTC) == datetime(2026, 3, 28, 8, 0, tzinfo=UTC)
     assert due_at({"until": now - 50}, now) == now  # already past: at once
+
+
+@wp.task()
+def ship_date(at: str) -> dict[str, str]:
+    return {"at": at}
+
+
+@wp.flow()
+def data_driven(log: str, pause: Any, at: str) -> float:
+    wp.sleep(pause)
+    wp.sleep_until(ship_date(at)["at"])
+    return stamp(log, "shipped")
+
+
+def test_sleeps_can_take_their_time_from_the_input_or_a_task(
+        engine: wp.Engine, tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    soon = (datetime.now(UTC) + timedelta(seconds=0.8)).isoformat()
+    good = engine.start(data_driven, {"log": log, "pause": 0.2, "at": soon})
+    bad = engine.start(data_driven, {"log": log, "pause": "a while", "at": soon})
+    naive = engine.start(data_driven, {"log": log, "pause": 0, "at": "2030-01-01T09:00"})
+    with engine.serving(lease=LEASE):
+        assert engine.result(good, timeout=15) >= ts(soon)
+        with pytest.raises(wp.RunFailed, match="number of seconds"):
+            engine.result(bad, timeout=15)
+        with pytest.raises(wp.RunFailed, match="with its offset"):
+            engine.result(naive, timeout=15)
+    view = engine.show(good)
+    assert step_of(view, "sleep#2")["needs"] == ["ship_date"]
+    assert lines(log) == ["shipped"]

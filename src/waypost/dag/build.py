@@ -71,9 +71,11 @@ class GraphBuilder:
             found += [d for d in group if d not in found]
         return found
 
-    def add_wait(self, kind: str, name: str, options: dict[str, Any]) -> Ref:
+    def add_wait(self, kind: str, name: str, options: dict[str, Any],
+                 reads: list[str] | None = None) -> Ref:
         """A gate or a sleep: it starts once everything called before it in the body has
-        finished, and everything called after it waits for it."""
+        finished (and the steps it `reads` a time from), and everything called after it
+        waits for it."""
         if kind == "gate" and name in self._counts:
             raise DefinitionError(f"flow {self.flow} has two steps named {name!r}; "
                                   "give each gate its own name")
@@ -82,9 +84,14 @@ class GraphBuilder:
         deps = [n for n in self._since_barrier if n not in needed]
         deps = deps or self._ordering()
         deps += [d for d in self._ordering() if d not in deps and d != self._barrier]
+        reads = reads or []
+        for dep in reads:
+            if dep not in self.nodes:
+                raise DefinitionError(f"{name} uses {dep!r}, which belongs to another flow")
+        order = [d for d in deps if d not in reads]
         self.nodes[name] = Node(name=name, task=f"waypost.{kind}", kind=kind, args=[],
                                 kwargs={}, options={"max_attempts": 1, "timeout": None,
                                                     **options},
-                                deps=deps, after=list(deps))
+                                deps=reads + order, after=order)
         self._barrier, self._since_barrier = name, []
         return Ref(("step", name))

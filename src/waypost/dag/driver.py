@@ -15,6 +15,7 @@ from .. import codec
 from ..retry import Backoff
 from ..store.records import NewStep
 from .graph import Graph, render, template_refs
+from .waits import resolve_moment
 
 #: A step whose attempts were lost this many times (worker gone each time) is dead.
 LOST_ATTEMPTS_LIMIT = 10
@@ -81,7 +82,10 @@ class DagDriver:
         """What a node becomes once all its dependencies succeeded."""
         node = self.graph.nodes[name]
         if node.kind in WAIT_KINDS:
-            return Wait(node.options)
+            try:
+                return Wait(resolve_moment(node.options, outputs, params))
+            except (LookupError, ValueError) as exc:
+                return Broken({"type": "InputError", "message": str(exc)})
         try:
             args = render(node.args, outputs, params)
             kwargs = render(node.kwargs, outputs, params)

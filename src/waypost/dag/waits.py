@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..errors import DefinitionError
 from ..rates import seconds
 from .build import GraphBuilder, current_builder
-from .graph import Ref
+from .graph import Ref, render, template_refs
 
 ON_TIMEOUT = ("fail", "approve", "escalate")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+(\S+))?$")
@@ -47,18 +47,25 @@ def gate(name: str, timeout: timedelta | float | None = None,
     return builder.add_wait("gate", name, {"wait": wait, "on_timeout": on_timeout})
 
 
-def sleep(duration: timedelta | float) -> Any:
-    """Pause the flow for `duration` (a timedelta or seconds), counted from when everything
-    before it has finished."""
+def sleep(duration: timedelta | float | Any) -> Any:
+    """Pause the flow for `duration` (a timedelta or seconds, or a parameter or task output
+    holding seconds), counted from when everything before it has finished."""
     builder = _builder("wp.sleep")
+    if isinstance(duration, Ref):
+        return builder.add_wait("sleep", "sleep", {"sleep": duration.to_template()},
+                                template_refs(duration.to_template()))
     delay = seconds(duration, "wp.sleep: the duration")
     return builder.add_wait("sleep", "sleep", {"sleep": delay})
 
 
-def sleep_until(when: datetime | str) -> Any:
+def sleep_until(when: datetime | str | Any) -> Any:
     """Pause until a moment: an aware datetime, or a time of day with a zone such as
-    "09:00 Europe/Paris" (the next such moment; "09:00" alone is UTC)."""
+    "09:00 Europe/Paris" (the next such moment; "09:00" alone is UTC), or a parameter or
+    task output holding an ISO 8601 time with its offset."""
     builder = _builder("wp.sleep_until")
+    if isinstance(when, Ref):
+        return builder.add_wait("sleep", "sleep", {"until": when.to_template()},
+                                template_refs(when.to_template()))
     if isinstance(when, datetime):
         if when.tzinfo is None:
             raise DefinitionError("wp.sleep_until needs an aware datetime (with tzinfo); "
@@ -78,6 +85,29 @@ def sleep_until(when: datetime | str) -> Any:
         raise DefinitionError(f"wp.sleep_until: unknown time zone {zone!r}") from None
     return builder.add_wait("sleep", "sleep",
                             {"at": f"{hour:02d}:{minute:02d}:{second:02d}", "tz": zone})
+
+
+def resolve_moment(options: dict[str, Any], outputs: dict[str, Any],
+                   params: dict[str, Any]) -> dict[str, Any]:
+    """A sleep whose duration or moment comes from the run's data, made concrete; raises
+    LookupError or ValueError with a message for the run's error."""
+    resolved = dict(options)
+    if isinstance(options.get("sleep"), dict):
+        value = render(options["sleep"], outputs, params)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"wp.sleep needs a number of seconds >= 0, got {value!r:.80}")
+        resolved["sleep"] = float(value)
+    if isinstance(options.get("until"), dict):
+        value = render(options["until"], outputs, params)
+        try:
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError("wp.sleep_until needs an ISO 8601 time with its offset, "
+                             f"got {value!r:.80}")
+        resolved["until"] = moment.timestamp()
+    return resolved
 
 
 def due_at(options: dict[str, Any], now: float) -> float | None:
