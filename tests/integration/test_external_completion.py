@@ -89,3 +89,35 @@ def test_waypost_complete_on_the_command_line(engine: wp.Engine, mailbox: Path,
         again = cli("complete", token, "--output", '{"provider": "cli"}')
     assert again.returncode == 2
     assert len(again.stderr.strip().splitlines()) == 1 and "already used" in again.stderr
+
+
+@wp.task(completes_externally=True)
+def answered_fast(release: str, ctx: wp.Context) -> None:
+    assert ctx.completion_token is not None
+    Path(release + ".token").write_text(ctx.completion_token)
+    deadline = time.monotonic() + 20
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@wp.flow()
+def fast_answer(release: str) -> None:
+    return answered_fast(release)
+
+
+def test_a_token_answered_before_the_task_returned_completes_the_step(
+        engine: wp.Engine, tmp_path: Path) -> None:
+    """The other system may answer before the worker recorded the hand-off."""
+    release = tmp_path / "release"
+    token_file = tmp_path / "release.token"
+    run_id = engine.start(fast_answer, {"release": str(release)})
+    with engine.serving():
+        deadline = time.monotonic() + 20
+        while not token_file.exists() or not token_file.read_text():
+            assert time.monotonic() < deadline, "no token handed out"
+            time.sleep(0.01)
+        assert engine.complete(token_file.read_text(), {"ok": True}) == run_id
+        release.touch()
+        assert engine.result(run_id, timeout=20) == {"ok": True}
+    step = step_of(engine.show(run_id), "answered_fast")
+    assert (step["attempts"], step["history"]) == (1, [])

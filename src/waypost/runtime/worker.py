@@ -299,7 +299,10 @@ class Worker:
         self.stats.transactions += 1
         self.stats.claimed += len(claimed)
         for outcome, ok in zip(outcomes, accepted, strict=True):
-            if not ok:
+            if not ok and outcome.handoff is not None:
+                log.debug("step %s of run %s was completed before its hand-off was recorded",
+                          outcome.step_id, outcome.run_id)
+            elif not ok:
                 self.stats.rejected += 1
                 log.warning("step %s of run %s: this attempt no longer holds its lease "
                             "(expired or taken over); its outcome was discarded",

@@ -34,6 +34,13 @@ _MISSED_2 = "heartbeat_at + 2 * heartbeat <= {now}"  # suspicious
 _MISSED_3 = "heartbeat_at + 3 * heartbeat <= {now}"
 _DEAD = f"(lease_expires_at <= {{now}} OR timeout_at <= {{now}} OR {_MISSED_3})"
 _HELD = "id, run_id, name, node, kind, map_index, attempts, max_attempts"
+# A completion token works from the moment the task has it: the other system may answer
+# before the worker has recorded the hand-off, while the attempt still holds its lease.
+_TOKEN_MATCHES = "(completion_token = ? OR (completion_token IS NULL AND lease_token = ?))"
+
+
+def _lease_part(completion_token: str) -> str:
+    return completion_token.rsplit(".", 1)[-1]
 #: A run in one of these may still change; anything else has ended.
 OPEN_RUN = "('pending', 'running', 'needs_attention')"
 
@@ -360,18 +367,19 @@ class SqlTx:
                           output: str) -> HeldStep | None:
         row = self.execute(
             f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
-            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND completion_token = ? "
+            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND {_TOKEN_MATCHES} "
             f"AND status = 'running' "
             f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
-            (output, step_id, completion_token)).fetchone()
+            (output, step_id, completion_token, _lease_part(completion_token))).fetchone()
         return None if row is None else HeldStep(*row)
 
     def fail_external(self, step_id: int, completion_token: str,
                       error: str) -> HeldStep | None:
         row = self.execute(
-            "SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
-            "started_at FROM steps WHERE id = ? AND completion_token = ? AND "
-            "status = 'running' {lock}", (step_id, completion_token)).fetchone()
+            f"SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
+            f"started_at FROM steps WHERE id = ? AND {_TOKEN_MATCHES} AND "
+            f"status = 'running' {{lock}}",
+            (step_id, completion_token, _lease_part(completion_token))).fetchone()
         if row is None:
             return None
         self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
@@ -486,8 +494,8 @@ class SqlTx:
         """A run waits for an operator while any of its steps does."""
         self.execute("UPDATE runs SET status = CASE WHEN EXISTS (SELECT 1 FROM steps WHERE "
                      "steps.run_id = runs.id AND steps.status = 'needs_attention') THEN "
-                     "'needs_attention' ELSE 'running' END WHERE id = ? AND status IN "
-                     "('running', 'needs_attention')", (run_id,))
+                     "'needs_attention' WHEN status = 'needs_attention' THEN 'running' "
+                     f"ELSE status END WHERE id = ? AND status IN {OPEN_RUN}", (run_id,))
 
     def retry_now(self, step_id: int, was: str, max_attempts: int) -> bool:
         cur = self.execute("UPDATE steps SET status = 'ready', ready_at = {now}, error = NULL, "
