@@ -60,7 +60,7 @@ class RunInfo:
 
 
 @dataclass
-class _Pending:
+class Pending:
     """Bookkeeping of one transaction, applied once at its end."""
 
     tx: SqlTx
@@ -162,9 +162,9 @@ class Advancer:
         if deadline is not None:
             tx.set_deadline(run_id, deadline)
         self._remember(run_id, (fingerprint, params))
-        pending = _Pending(tx, made_ready=sum(s.status == "ready" for s in steps))
+        pending = Pending(tx, made_ready=sum(s.status == "ready" for s in steps))
         self._activate(pending, RunInfo(run_id, driver, params), later)
-        self._settle(pending)
+        self.settle(pending)
         return run_id, True
 
     # -- outcomes --------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Advancer:
         """Record outcomes (one transaction, any number of runs). Returns which were
         accepted and how many steps became ready. A worker that will claim in the same
         transaction passes notify=False and wakes others only for what it leaves."""
-        pending = _Pending(tx)
+        pending = Pending(tx)
         accepted: dict[int, bool] = {}
         ordered = sorted(outcomes, key=lambda o: (o.run_id, o.step_id))
         for o in ordered:
@@ -184,12 +184,12 @@ class Advancer:
         for o, held in zip(successes, held_steps, strict=True):
             accepted[id(o)] = held is not None
             if held is not None:
-                self._succeeded(pending, held, o.output or "null")
+                self.succeeded(pending, held, o.output or "null")
         for o in ordered:
             if not o.ok:
                 accepted[id(o)] = self._record_failure(pending, o)
-        self._finish_items(pending)
-        self._settle(pending, notify)
+        self.finish_items(pending)
+        self.settle(pending, notify)
         return [accepted[id(o)] for o in outcomes], pending.made_ready
 
     def external(self, tx: SqlTx, token: str, output: Any = None,
@@ -200,12 +200,12 @@ class Advancer:
             step_id = int(token.split(".")[1])
         except (IndexError, ValueError):
             raise InputError(f"{token!r} is not a waypost completion token") from None
-        pending = _Pending(tx)
+        pending = Pending(tx)
         if error is None:
             text = codec.dumps(output)
             held = tx.complete_external(step_id, token, text)
             if held is not None:
-                self._succeeded(pending, held, text)
+                self.succeeded(pending, held, text)
         else:
             held = tx.fail_external(step_id, token, codec.dumps(error))
             if held is not None:
@@ -213,28 +213,28 @@ class Advancer:
         if held is None:
             raise InputError(f"completion token {token} was already used, belongs to an "
                              "attempt that ended, or does not exist")
-        self._finish_items(pending)
-        self._settle(pending)
+        self.finish_items(pending)
+        self.settle(pending)
         return held.run_id
 
-    def _succeeded(self, p: _Pending, held: HeldStep, output: str) -> None:
-        run = self._run(p, held.run_id)
+    def succeeded(self, p: Pending, held: HeldStep, output: str) -> None:
+        run = self.run_of(p, held.run_id)
         p.known[(run.id, held.name)] = output
         p.open_delta[run.id] -= 1
-        self._after_end(p, run, held, succeeded=True)
+        self.after_end(p, run, held, succeeded=True)
 
-    def _finish_items(self, p: _Pending) -> None:
+    def finish_items(self, p: Pending) -> None:
         for (run_id, node), count in sorted(p.items_ended.items()):
             if p.tx.item_done(run_id, node, count) == 0:
-                self._gather(p, self._run(p, run_id), node)
+                self._gather(p, self.run_of(p, run_id), node)
 
-    def _record_failure(self, p: _Pending, o: Outcome) -> bool:
+    def _record_failure(self, p: Pending, o: Outcome) -> bool:
         error = codec.dumps(o.error)
         held = p.tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
         if held is None:
             return False
         if o.kind == "lost":
-            run = self._run(p, held.run_id)
+            run = self.run_of(p, held.run_id)
             lost = run.driver.on_lost(p.tx.lost_attempts(held.id) - 1)
             if isinstance(lost, Retry):
                 p.tx.retry_later(held.id, lost.delay, error, extra_attempt=True)
@@ -242,16 +242,16 @@ class Advancer:
             error = codec.dumps({**(o.error or {}), "message": (
                 f"{held.name} lost its worker {LOST_ATTEMPTS_LIMIT} times; it may be what "
                 "crashes it (memory, a native library): see the workers' logs")})
-            self._dead(p, held, error)
+            self.dead(p, held, error)
             return True
         self._after_failure(p, held, error, o.kind, o.fatal)
         return True
 
-    def _after_failure(self, p: _Pending, held: HeldStep, error: str, kind: str,
+    def _after_failure(self, p: Pending, held: HeldStep, error: str, kind: str,
                        fatal: bool) -> None:
         """Ask an operator, retry per the task's policy (and its retry budget), or the
         step is dead."""
-        run = self._run(p, held.run_id)
+        run = self.run_of(p, held.run_id)
         options = run.driver.options(held.node, held.kind)
         if options.get("escalate_after") and run.driver.escalates(
                 options, p.tx.failed_attempts(held.id), fatal):
@@ -260,7 +260,7 @@ class Advancer:
             return
         decision = run.driver.on_failure(options, held.attempts, held.max_attempts, fatal)
         if not isinstance(decision, Retry):
-            self._dead(p, held, error)
+            self.dead(p, held, error)
             return
         budget = options.get("retry_budget")
         task = self._task_of(run, held)
@@ -271,7 +271,7 @@ class Advancer:
                        "message": f"retry refused: the retry budget of task {task} ({per}) is "
                                   f"spent; last error: {detail.get('type')}: "
                                   f"{detail.get('message')}"}
-            self._dead(p, held, codec.dumps(refused))
+            self.dead(p, held, codec.dumps(refused))
             return
         p.tx.retry_later(held.id, decision.delay, error)
 
@@ -280,22 +280,22 @@ class Advancer:
         node = run.driver.graph.nodes[held.node]
         return str(node.options["compensate"]) if held.kind == "undo" else node.task
 
-    def _dead(self, p: _Pending, held: HeldStep, error: str) -> None:
+    def dead(self, p: Pending, held: HeldStep, error: str) -> None:
         """Out of attempts: the step fails and is kept as a dead letter, with its input,
         for `waypost dlq replay`."""
-        run = self._run(p, held.run_id)
+        run = self.run_of(p, held.run_id)
         p.tx.fail(held.id, error)
         p.tx.add_dead_letter(held.id, error)
         p.open_delta[run.id] -= 1
-        self._after_end(p, run, held, succeeded=False)
+        self.after_end(p, run, held, succeeded=False)
 
-    def _run(self, p: _Pending, run_id: str) -> RunInfo:
+    def run_of(self, p: Pending, run_id: str) -> RunInfo:
         run = p.runs.get(run_id)
         if run is None:
             run = p.runs[run_id] = self.run_info(p.tx, run_id)
         return run
 
-    def _after_end(self, p: _Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
+    def after_end(self, p: Pending, run: RunInfo, held: HeldStep, succeeded: bool) -> None:
         if held.kind == "undo":
             p.undone[run.id] = p.undone.get(run.id, True) and succeeded
             if succeeded:
@@ -309,7 +309,7 @@ class Advancer:
         else:
             self._block(p, run, held.node)
 
-    def _gather(self, p: _Pending, run: RunInfo, node: str) -> None:
+    def _gather(self, p: Pending, run: RunInfo, node: str) -> None:
         result = run.driver.gather(node, p.tx.map_items(run.id, node))
         p.open_delta[run.id] -= 1
         if isinstance(result, Broken):
@@ -321,15 +321,15 @@ class Advancer:
             p.known[(run.id, node)] = text
             self._release(p, run, node)
 
-    def _release(self, p: _Pending, run: RunInfo, node: str) -> None:
+    def _release(self, p: Pending, run: RunInfo, node: str) -> None:
         successors = run.driver.graph.successors[node]
         if successors:
             self._activate(p, run, p.tx.release(run.id, successors))
 
-    def _block(self, p: _Pending, run: RunInfo, node: str) -> None:
+    def _block(self, p: Pending, run: RunInfo, node: str) -> None:
         p.open_delta[run.id] -= p.tx.block(run.id, run.driver.graph.downstream(node))
 
-    def _activate(self, p: _Pending, run: RunInfo, names: list[str]) -> None:
+    def _activate(self, p: Pending, run: RunInfo, names: list[str]) -> None:
         tx = p.tx
         for name in names:
             deps = run.driver.graph.nodes[name].data_deps
@@ -357,16 +357,16 @@ class Advancer:
                 p.open_delta[run.id] -= 1
                 self._block(p, run, name)
 
-    def _settle(self, p: _Pending, notify: bool = True) -> None:
+    def settle(self, p: Pending, notify: bool = True) -> None:
         tx = p.tx
         for run_id in sorted(p.open_delta):
             delta = p.open_delta[run_id]
             if delta and tx.add_open(run_id, delta) == 0:
-                self._finish(p, self._run(p, run_id))
+                self._finish(p, self.run_of(p, run_id))
         if notify and p.made_ready:
             tx.notify()
 
-    def _finish(self, p: _Pending, run: RunInfo) -> None:
+    def _finish(self, p: Pending, run: RunInfo) -> None:
         if run.id in p.undone:
             if p.undone[run.id]:
                 p.tx.end_compensation(run.id)
@@ -385,7 +385,7 @@ class Advancer:
         p.tx.finish_run(run.id, "succeeded", codec.dumps(run.driver.output(outputs, run.params)),
                         None)
 
-    def _compensate(self, p: _Pending, run: RunInfo, error: str) -> bool:
+    def _compensate(self, p: Pending, run: RunInfo, error: str) -> bool:
         """Start undoing a failed run: one compensation step per succeeded step that has
         one, run one after another, most recently finished first. False if nothing needs
         undoing."""
@@ -425,9 +425,9 @@ class Advancer:
                 return 0
             raise InputError(f"run {run_id} is already {row['status']}")
         ended = tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
-        p = _Pending(tx)
-        self._compensate(p, self._run(p, run_id), codec.dumps({"step": None, **error}))
-        self._settle(p)
+        p = Pending(tx)
+        self._compensate(p, self.run_of(p, run_id), codec.dumps({"step": None, **error}))
+        self.settle(p)
         return ended
 
     def sweep_queue_timeouts(self, tx: SqlTx, limit: int = 200) -> int:
@@ -438,13 +438,13 @@ class Advancer:
                                         "taking it"})
         expired = tx.expire_queued(error, limit)
         if expired:
-            p = _Pending(tx)
+            p = Pending(tx)
             for held in expired:
-                run = self._run(p, held.run_id)
+                run = self.run_of(p, held.run_id)
                 p.open_delta[run.id] -= 1
-                self._after_end(p, run, held, succeeded=False)
-            self._finish_items(p)
-            self._settle(p)
+                self.after_end(p, run, held, succeeded=False)
+            self.finish_items(p)
+            self.settle(p)
         return len(expired)
 
     def sweep_deadlines(self, tx: SqlTx, limit: int = 50) -> int:
@@ -498,7 +498,7 @@ class Advancer:
                     to_activate.append(s["name"])
         tx.letters_replayed([s["id"] for s in steps if s["status"] == "failed"], None)
         tx.reopen_run(run_id, open_steps)
-        p = _Pending(tx, made_ready=reset)
+        p = Pending(tx, made_ready=reset)
         self._activate(p, run, to_activate)
-        self._settle(p)
+        self.settle(p)
         return reset

@@ -15,7 +15,7 @@ from ..dag.driver import encode_input
 from ..errors import InputError, UnknownTargetError
 from ..store.records import HeldStep
 from ..store.sql import SqlTx
-from .advance import Advancer, RunInfo, _Pending
+from .advance import Advancer, Pending, RunInfo
 from .view import iso
 
 ENDED_BY_COMPENSATION = ("compensating", "compensated", "compensation_failed")
@@ -25,16 +25,16 @@ def _error(kind: str, message: str, **extra: Any) -> str:
     return codec.dumps({"type": kind, "message": message, "traceback": None, **extra})
 
 
-def _ended(adv: Advancer, p: _Pending, held: HeldStep | None, output: str | None) -> None:
+def _ended(adv: Advancer, p: Pending, held: HeldStep | None, output: str | None) -> None:
     """A waiting step ended (succeeded with `output`, or failed): on to its successors."""
     if held is None:
         return
     if output is not None:
-        adv._succeeded(p, held, output)
+        adv.succeeded(p, held, output)
         return
-    run = adv._run(p, held.run_id)
+    run = adv.run_of(p, held.run_id)
     p.open_delta[run.id] -= 1
-    adv._after_end(p, run, held, succeeded=False)
+    adv.after_end(p, run, held, succeeded=False)
 
 
 def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
@@ -42,9 +42,9 @@ def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
     due = tx.due_waits(limit)
     if not due:
         return 0
-    p = _Pending(tx)
+    p = Pending(tx)
     for step_id, run_id, name, kind, status in due:
-        run = adv._run(p, run_id)
+        run = adv.run_of(p, run_id)
         at = iso(p.now())
         if status == "needs_attention":
             error = _error("EscalationTimeout", f"no operator answered within the "
@@ -52,19 +52,19 @@ def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
             held = tx.end_wait(step_id, status, "failed", None, error)
             if held is not None:
                 tx.record_decision(step_id, "escalation_timeout", None, None)
-                adv._dead(p, held, error)
+                adv.dead(p, held, error)
                 tx.attention(run_id)
         elif kind == "sleep":
             output = codec.dumps({"woke_at": at})
             _ended(adv, p, tx.end_wait(step_id, "waiting", "succeeded", output, None), output)
         else:
             _gate_timeout(adv, p, run, step_id, name, at)
-    adv._finish_items(p)
-    adv._settle(p)
+    adv.finish_items(p)
+    adv.settle(p)
     return len(due)
 
 
-def _gate_timeout(adv: Advancer, p: _Pending, run: RunInfo, step_id: int, name: str,
+def _gate_timeout(adv: Advancer, p: Pending, run: RunInfo, step_id: int, name: str,
                   at: str | None) -> None:
     tx = p.tx
     on_timeout = run.driver.graph.nodes[name].options["on_timeout"]
@@ -107,7 +107,7 @@ def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
         hint = ("it has not been reached yet" if was == "pending" else
                 "it was already decided" if was in ("succeeded", "failed") else f"it is {was}")
         raise InputError(f"gate {gate} of run {run_id} is not waiting for a decision: {hint}")
-    p = _Pending(tx)
+    p = Pending(tx)
     at = iso(p.now())
     if approve:
         output = codec.dumps({"approved": True, "by": by, "at": at, "reason": reason})
@@ -121,8 +121,8 @@ def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
         tx.record_decision(step["id"], "rejected", by, error)
         _ended(adv, p, held, None)
     tx.attention(run_id)
-    adv._finish_items(p)
-    adv._settle(p)
+    adv.finish_items(p)
+    adv.settle(p)
 
 
 def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: str | None,
@@ -138,8 +138,8 @@ def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: st
         raise InputError(f"step {name} of run {run_id} is {was}; operators answer steps that "
                          "need attention (waypost runs --status needs_attention) or failed "
                          "compensations")
-    p = _Pending(tx)
-    run = adv._run(p, run_id)
+    p = Pending(tx)
+    run = adv.run_of(p, run_id)
     options = run.driver.options(step["node"], step["kind"])
     if action == "retry":
         more = options.get("escalate_after") or 1
@@ -168,12 +168,12 @@ def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: st
         else:
             held = tx.end_wait(step["id"], was, "failed", None, error)
             if held is not None:
-                adv._dead(p, held, error)
+                adv.dead(p, held, error)
     else:
         raise InputError(f"an operator may retry, skip or fail a step, not {action!r}")
     tx.attention(run_id)
-    adv._finish_items(p)
-    adv._settle(p)
+    adv.finish_items(p)
+    adv.settle(p)
 
 
 def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
@@ -208,8 +208,8 @@ def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
         patched, checksum = encode_input(input["args"], input["kwargs"])
         tx.patch_input(step["id"], patched, checksum)
     tx.letters_replayed([step["id"]], patched)
-    p = _Pending(tx)
-    run = adv._run(p, run_id)
+    p = Pending(tx)
+    run = adv.run_of(p, run_id)
     graph = run.driver.graph
     budget = step["attempts"] + run.driver.options(step["node"], step["kind"])["max_attempts"]
     tx.reset_step(step["id"], "ready", 0, budget)
@@ -238,6 +238,6 @@ def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
     else:
         p.open_delta[run_id] += reopened
     p.made_ready += 1
-    adv._settle(p)
+    adv.settle(p)
     return run_id, name
 
