@@ -10,7 +10,7 @@ from typing import Any
 
 import waypost as wp
 from tests.flows.behaviour import executions
-from tests.flows.humans import division, escalating, nap, refund
+from tests.flows.humans import division, escalating, nap, paid_delivery, refund
 
 from ._support import Workers, steps_by_name, wait_for
 from .test_cli import ok, one_error_line, waypost
@@ -118,3 +118,24 @@ def test_dead_letters_escalations_and_operators_from_the_command_line(
     assert [(h["outcome"], h["worker"]) for h in history][-1] == ("retried", "oncall")
     assert "is succeeded" in one_error_line(
         waypost("skip", escalated, "flaky", "--output", "1", db=db_url), code=2)
+
+
+def test_compensation_survives_a_worker_kill_mid_way(
+        db_url: str, workers: Workers, tmp_path: Path) -> None:
+    workdir = str(tmp_path)
+    with wp.Engine(db_url) as engine:
+        run_id = engine.start(paid_delivery, {"workdir": workdir})
+    first = workers.start("--poll", "0.05", module=MODULE)
+    wait_for(lambda: executions(workdir, "slow_refund") == 1, 30, "the refund to start")
+    workers.kill(first)
+    assert _show(db_url, run_id)["status"] == "compensating"
+    workers.start("--poll", "0.05", module=MODULE)
+    wait_for(lambda: _show(db_url, run_id)["status"] == "compensated", 30, "compensation")
+    steps = steps_by_name(_show(db_url, run_id))
+    # payment finished last, so it is undone first; the killed refund ran again, same key
+    assert steps["compensate:take_payment"]["finished_at"] <= \
+        steps["compensate:book"]["started_at"]
+    assert [h["outcome"] for h in steps["compensate:take_payment"]["history"]] == ["lost"]
+    assert executions(workdir, "slow_refund") == 2
+    assert executions(workdir, "undo_booking") == 1
+    assert executions(workdir, "take_payment") == 1 and executions(workdir, "book") == 1

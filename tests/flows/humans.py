@@ -4,6 +4,7 @@ execution as a line in `<workdir>/<name>.log` (see `behaviour.mark`)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -67,3 +68,37 @@ def flaky(workdir: str) -> str:
 @wp.flow()
 def escalating(workdir: str) -> str:
     return flaky(workdir)
+
+
+@wp.task()
+def slow_refund(charge_id: str, workdir: str, booking: str) -> None:
+    """The first execution hangs (the test kills its worker); later ones return."""
+    if mark(workdir, "slow_refund") == 1:
+        time.sleep(60)
+
+
+@wp.task(compensate=slow_refund)
+def take_payment(workdir: str, booking: str) -> str:
+    mark(workdir, "take_payment")
+    return "ch-9"
+
+
+@wp.task()
+def undo_booking(booking: str, workdir: str) -> None:
+    mark(workdir, "undo_booking")
+
+
+@wp.task(compensate=undo_booking)
+def book(workdir: str) -> str:
+    mark(workdir, "book")
+    return "bk-1"
+
+
+@wp.task()
+def deliver(workdir: str, charge_id: str) -> None:
+    raise wp.Fatal("no courier")
+
+
+@wp.flow()
+def paid_delivery(workdir: str) -> None:
+    return deliver(workdir, take_payment(workdir, book(workdir)))
