@@ -217,6 +217,13 @@ def _print_step(s: dict[str, Any]) -> None:
         rows.append(("after", ", ".join([*s["needs"], *(f"{a} (order only)" for a in s["after"])])))
     if s["destructive"]:
         rows.append(("note", "destructive: cannot be undone"))
+    if s["retry_budget"]:
+        b = s["retry_budget"]
+        rows.append(("budget", f"{b['retries']} retries per {b['per_seconds']:g}s across runs: "
+                               f"{b['used']} used, {b['refused']} refused this window "
+                               f"({b['refused_total']} refused in all)"))
+    if s["due_at"]:
+        rows.append(("due", s["due_at"]))
     if s["status"] == "succeeded":
         rows.append(("output", _short(s["output"], 160)))
     if s["ready_at"]:
