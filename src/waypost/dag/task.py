@@ -8,6 +8,7 @@ function, so tasks stay easy to unit-test.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -20,6 +21,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _REGISTRY: dict[str, Task[Any, Any]] = {}
+ISOLATIONS = ("thread", "process")
 
 
 def registered_tasks() -> dict[str, Task[Any, Any]]:
@@ -35,6 +37,20 @@ def _context_param(fn: Callable[..., Any]) -> str | None:
     return None
 
 
+def _check_importable(fn: Callable[..., Any]) -> None:
+    """A process-isolated body is found again in its child process by module and name, so
+    it must be reachable from there."""
+    if "<locals>" in fn.__qualname__:
+        raise DefinitionError(f"task {fn.__qualname__}: a task with isolation='process' must "
+                              "be defined at module level, where its process can import it")
+    if fn.__module__ == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if getattr(main, "__file__", None) is None and getattr(spec, "name", None) is None:
+            raise DefinitionError(f"task {fn.__qualname__}: a task with isolation='process' "
+                                  "cannot be defined interactively; put it in a file")
+
+
 class Task(Generic[P, R]):
     def __init__(
         self,
@@ -47,6 +63,7 @@ class Task(Generic[P, R]):
         heartbeat: float | None = None,
         completes_externally: bool = False,
         queue_timeout: float | None = None,
+        isolation: str = "thread",
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
@@ -56,6 +73,11 @@ class Task(Generic[P, R]):
             raise DefinitionError(f"task {fn.__qualname__}: queue_timeout must be > 0 seconds")
         if heartbeat is not None and heartbeat <= 0:
             raise DefinitionError(f"task {fn.__qualname__}: heartbeat must be > 0 seconds")
+        if isolation not in ISOLATIONS:
+            raise DefinitionError(f"task {fn.__qualname__}: isolation must be 'thread' or "
+                                  f"'process', not {isolation!r}")
+        if isolation == "process":
+            _check_importable(fn)
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.short_name = fn.__name__
@@ -65,6 +87,7 @@ class Task(Generic[P, R]):
         self.heartbeat = heartbeat
         self.completes_externally = completes_externally
         self.queue_timeout = queue_timeout
+        self.isolation = isolation
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -82,6 +105,8 @@ class Task(Generic[P, R]):
             options["completes_externally"] = True
         if self.queue_timeout is not None:
             options["queue_timeout"] = self.queue_timeout
+        if self.isolation != "thread":
+            options["isolation"] = self.isolation
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -120,6 +145,7 @@ def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
     timeout: float | None = None, heartbeat: float | None = None,
     completes_externally: bool = False, queue_timeout: float | None = None,
+    isolation: str = "thread",
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -127,7 +153,7 @@ def task(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0,
     backoff: Backoff | None = None, timeout: float | None = None,
     heartbeat: float | None = None, completes_externally: bool = False,
-    queue_timeout: float | None = None,
+    queue_timeout: float | None = None, isolation: str = "thread",
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -135,11 +161,12 @@ def task(
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
     suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
     hands `ctx.completion_token` to another system and returns; the step stays running
-    until `engine.complete(token, output)` or `engine.fail(token, error)`."""
+    until `engine.complete(token, output)` or `engine.fail(token, error)`. With
+    `isolation="process"` each attempt runs in a child process the worker can kill."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
                     heartbeat=heartbeat, completes_externally=completes_externally,
-                    queue_timeout=queue_timeout)
+                    queue_timeout=queue_timeout, isolation=isolation)
 
     return wrap(fn) if fn is not None else wrap
