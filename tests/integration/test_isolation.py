@@ -8,8 +8,11 @@ Most tests serve with `concurrency=1`: a retry can only run once the stuck child
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -372,3 +375,53 @@ def test_a_beat_without_a_declared_interval_is_held_to_the_default(
     assert step["attempts"] == 2 and step["heartbeat"] is None
     if not isolated:
         assert step_of(view, "never_beats")["heartbeat"] is None
+
+
+# -- a task defined in the script that runs the worker ---------------------------------------------
+
+SCRIPT = '''
+import os, sys
+import waypost as wp
+
+@wp.task(isolation="process")
+def where(x: int) -> list:
+    return [os.getpid(), x]
+
+@wp.flow()
+def script_flow(x: int) -> list:
+    return where(x)
+
+{body}
+'''
+RUN = '''
+engine = wp.Engine(sys.argv[1], poll=0.05)
+try:
+    print(engine.run(script_flow, {"x": 5}, timeout=30))
+except wp.RunFailed as exc:
+    print(exc)
+engine.close()
+'''
+
+
+def _run_script(tmp_path: Path, db_url: str, body: str) -> str:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(body=body))
+    done = subprocess.run([sys.executable, str(script), db_url], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_task_defined_in_the_main_script_runs_in_its_process(db_url: str,
+                                                                tmp_path: Path) -> None:
+    guarded = "if __name__ == '__main__':\n" + "".join(f"    {line}\n"
+                                                       for line in RUN.strip().splitlines())
+    pid, x = json.loads(_run_script(tmp_path, db_url, guarded))
+    assert x == 5 and pid > 0
+
+
+def test_a_main_script_that_serves_without_a_guard_fails_the_step(db_url: str,
+                                                                   tmp_path: Path) -> None:
+    # the child runs the script to find the task: it must not start a worker of its own
+    output = _run_script(tmp_path, db_url, RUN)
+    assert "if __name__ ==" in output, output

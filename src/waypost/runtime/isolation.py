@@ -39,7 +39,7 @@ from typing import Any
 from .. import codec
 from ..context import Context, Heart
 from ..dag.task import Task, registered_tasks
-from ..errors import Cancelled, Fatal
+from ..errors import Cancelled, DefinitionError, Fatal
 from ..store.records import ClaimedStep
 from .executor import completion_token, error_of
 from .outcome import Outcome
@@ -165,7 +165,8 @@ class ChildAttempt:
                        "idempotency_key": step.idempotency_key,
                        "completion_token": (completion_token(step)
                                             if task.completes_externally else None)}
-        boot = {**_where(task), "path": sys.path, "input": step.input, "context": context}
+        boot = {**_where(task), "path": sys.path, "argv": sys.argv, "input": step.input,
+                "context": context}
         return (json.dumps(boot) + "\n").encode()
 
     def _serve(self, proc: subprocess.Popen[bytes], out: int, wake: int) -> Outcome:
@@ -279,10 +280,28 @@ def _watch_parent(control: Any) -> None:
     os._exit(ORPHANED)
 
 
+_loading_main = False
+
+
+def refuse_in_main_script() -> None:
+    """Called as a run or a worker starts: a script that does either at import time,
+    without a `__main__` guard, would otherwise do it again in every task process."""
+    if _loading_main:
+        raise DefinitionError("a run or worker was started while a task's process loaded the "
+                              "main script: put the script's own work under "
+                              "`if __name__ == \"__main__\":`")
+
+
 def _find_task(boot: dict[str, Any]) -> Task[Any, Any]:
+    global _loading_main
     if boot.get("main_path"):
         # the worker's main script, run as multiprocessing does: its `__main__` guard is off
-        namespace: dict[str, Any] = runpy.run_path(boot["main_path"], run_name="__mp_main__")
+        _loading_main = True
+        try:
+            namespace: dict[str, Any] = runpy.run_path(boot["main_path"],
+                                                       run_name="__mp_main__")
+        finally:
+            _loading_main = False
     else:
         namespace = vars(importlib.import_module(boot["module"]))
     first, *rest = boot["qualname"].split(".")
@@ -323,6 +342,7 @@ def _attempt(boot: dict[str, Any], heart: _ChildHeart) -> dict[str, Any]:
     """Run the task body; the report to send back."""
     try:
         sys.path[:] = boot["path"]
+        sys.argv[:] = boot["argv"]  # as the worker's, for modules that read it on import
         task = _find_task(boot)
         data = codec.loads(boot["input"])
         args, kwargs = list(data["args"]), dict(data["kwargs"])

@@ -29,7 +29,7 @@ from ..store.records import ClaimedStep
 from ..store.sql import SqlTx
 from .advance import Advancer
 from .executor import Executor, error_of
-from .isolation import KILL_GRACE, ChildAttempt
+from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .outcome import Outcome
 from .sweeper import HOST, sweep
 
@@ -127,6 +127,7 @@ class Worker:
     def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run until `stop()`; the CLI calls this on its main thread. `on_ready` runs once
         the worker is registered in the store."""
+        refuse_in_main_script()
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
