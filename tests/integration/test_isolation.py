@@ -25,7 +25,9 @@ from waypost.runtime.sweeper import process_gone
 
 from .helpers import result_of, step_of, ts
 
-BEAT = 0.5
+# Generous, because a retry must start a fresh interpreter within them on a loaded machine.
+BEAT = 1.0
+TIMEOUT = 2.0
 RETRY = wp.Backoff(initial=0.05, jitter=False)
 
 
@@ -67,7 +69,7 @@ def silent_flow(pidfile: str) -> int:
     return silent_once(pidfile)
 
 
-@wp.task(isolation="process", timeout=BEAT, retries=1, backoff=RETRY)
+@wp.task(isolation="process", timeout=TIMEOUT, retries=1, backoff=RETRY)
 def slow_once(pidfile: str, ctx: wp.Context) -> int:
     if ctx.attempt == 1:
         _block_forever(pidfile)
@@ -267,7 +269,7 @@ def test_a_child_that_dies_is_a_failed_attempt_and_retried(engine: wp.Engine) ->
     assert "killed by signal 9 (SIGKILL)" in killed["error"]["message"]
 
 
-@wp.task(isolation="process", timeout=BEAT, retries=1, backoff=RETRY)
+@wp.task(isolation="process", timeout=TIMEOUT, retries=1, backoff=RETRY)
 async def async_slow_once(marker: str, ctx: wp.Context) -> list[int]:
     if ctx.attempt == 1:
         try:
