@@ -11,6 +11,10 @@ from .errors import Cancelled
 
 _NOTHING = object()
 
+#: Seconds: the interval a task that calls `ctx.heartbeat()` without having declared
+#: `heartbeat=` is held to from its first beat (MISSION R15).
+DEFAULT_HEARTBEAT = 30.0
+
 
 class Heart:
     """Links one running attempt to its worker: beats go out (the worker writes the latest

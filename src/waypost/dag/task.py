@@ -8,6 +8,7 @@ function, so tasks stay easy to unit-test.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
@@ -22,6 +23,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _REGISTRY: dict[str, Task[Any, Any]] = {}
+ISOLATIONS = ("thread", "process")
 
 
 def registered_tasks() -> dict[str, Task[Any, Any]]:
@@ -35,6 +37,20 @@ def _context_param(fn: Callable[..., Any]) -> str | None:
         if ann is Context or (isinstance(ann, str) and ann.split(".")[-1] == "Context"):
             return p.name
     return None
+
+
+def _check_importable(fn: Callable[..., Any]) -> None:
+    """A process-isolated body is found again in its child process by module and name, so
+    it must be reachable from there."""
+    if "<locals>" in fn.__qualname__:
+        raise DefinitionError(f"task {fn.__qualname__}: a task with isolation='process' must "
+                              "be defined at module level, where its process can import it")
+    if fn.__module__ == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if getattr(main, "__file__", None) is None and getattr(spec, "name", None) is None:
+            raise DefinitionError(f"task {fn.__qualname__}: a task with isolation='process' "
+                                  "cannot be defined interactively; put it in a file")
 
 
 class Task(Generic[P, R]):
@@ -54,6 +70,7 @@ class Task(Generic[P, R]):
         escalate_after: int | None = None,
         escalation_timeout: timedelta | float | None = None,
         destructive: bool = False,
+        isolation: str = "thread",
     ) -> None:
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
@@ -78,6 +95,11 @@ class Task(Generic[P, R]):
         self.compensate = compensate
         self.escalate_after = escalate_after
         self.destructive = destructive
+        if isolation not in ISOLATIONS:
+            raise DefinitionError(f"task {fn.__qualname__}: isolation must be 'thread' or "
+                                  f"'process', not {isolation!r}")
+        if isolation == "process":
+            _check_importable(fn)
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.short_name = fn.__name__
@@ -87,6 +109,7 @@ class Task(Generic[P, R]):
         self.heartbeat = heartbeat
         self.completes_externally = completes_externally
         self.queue_timeout = queue_timeout
+        self.isolation = isolation
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -116,6 +139,8 @@ class Task(Generic[P, R]):
             options["escalation_timeout"] = self.escalation_timeout
         if self.destructive:
             options["destructive"] = True
+        if self.isolation != "thread":
+            options["isolation"] = self.isolation
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -161,6 +186,7 @@ def task(
     retry_budget: str | None = None, compensate: Task[..., Any] | None = None,
     escalate_after: int | None = None, escalation_timeout: timedelta | float | None = None,
     destructive: bool = False,
+    isolation: str = "thread",
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -171,6 +197,7 @@ def task(
     queue_timeout: float | None = None, retry_budget: str | None = None,
     compensate: Task[..., Any] | None = None, escalate_after: int | None = None,
     escalation_timeout: timedelta | float | None = None, destructive: bool = False,
+    isolation: str = "thread",
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -185,13 +212,15 @@ def task(
     names the task that undoes this one if the run later fails, called as
     `undo(output, *args, **kwargs)`; `escalate_after=N` asks an operator after every N
     failed attempts (the run waits as `needs_attention`; nobody answering within
-    `escalation_timeout` fails the step); `destructive` marks a step that cannot be undone."""
+    `escalation_timeout` fails the step); `destructive` marks a step that cannot be undone.
+    With `isolation="process"` each attempt runs in a child process the worker can kill."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
                     heartbeat=heartbeat, completes_externally=completes_externally,
                     queue_timeout=queue_timeout, retry_budget=retry_budget,
                     compensate=compensate, escalate_after=escalate_after,
-                    escalation_timeout=escalation_timeout, destructive=destructive)
+                    escalation_timeout=escalation_timeout, destructive=destructive,
+                    isolation=isolation)
 
     return wrap(fn) if fn is not None else wrap

@@ -13,6 +13,7 @@ from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
 from ..store import DEFAULT_URL, Store, open_store
 from . import interventions
 from .advance import Advancer, new_run_id
+from .isolation import refuse_in_main_script
 from .loader import load_flow
 from .view import letter_view, run_view
 from .worker import Worker
@@ -55,6 +56,7 @@ class Engine:
         the existing run; a different input raises IdempotencyConflict and creates nothing.
         `deadline` (or the flow's): when it passes, unfinished steps are cancelled and the
         run fails with DeadlineExceeded."""
+        refuse_in_main_script()
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
         chosen = new_run_id()

@@ -1,7 +1,8 @@
 """Runs one attempt of a task body and turns whatever happens into an `Outcome`.
 
-Sync bodies run in a thread pool, `async def` bodies on one event loop thread; both are
-wrapped here so the worker loop sees a single kind of future.
+Sync bodies run in a thread pool, `async def` bodies on one event loop thread, and
+`isolation="process"` bodies in a child process watched from a pool thread (isolation.py);
+all are wrapped here so the worker loop sees a single kind of future.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import concurrent.futures
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..context import Context, Heart
@@ -19,10 +20,13 @@ from ..errors import Cancelled, Fatal
 from ..store.records import ClaimedStep
 from .outcome import Outcome
 
+if TYPE_CHECKING:
+    from .isolation import ChildAttempt
 
-def error_of(exc: BaseException) -> dict[str, Any]:
+
+def error_of(exc: BaseException, own: str = __file__) -> dict[str, Any]:
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename == own:
         tb = tb.tb_next  # start the traceback at the user's code, not ours
     return {
         "type": type(exc).__name__,
@@ -105,13 +109,34 @@ class Executor:
             max_workers=concurrency, thread_name_prefix="waypost-task")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self._children: set[ChildAttempt] = set()
+        self._children_lock = threading.Lock()
 
-    def submit(self, task: Task[Any, Any], step: ClaimedStep,
-               heart: Heart) -> concurrent.futures.Future[Outcome]:
+    def submit(self, task: Task[Any, Any], step: ClaimedStep, heart: Heart,
+               ) -> tuple[concurrent.futures.Future[Outcome], ChildAttempt | None]:
+        """The attempt's future, and for a process-isolated task the handle that kills it."""
+        if task.isolation == "process":
+            return self._submit_child(task, step, heart)
         if task.is_async:
             return asyncio.run_coroutine_threadsafe(run_async(task, step, heart),
-                                                    self._event_loop())
-        return self._pool.submit(run_sync, task, step, heart)
+                                                    self._event_loop()), None
+        return self._pool.submit(run_sync, task, step, heart), None
+
+    def _submit_child(self, task: Task[Any, Any], step: ClaimedStep, heart: Heart,
+                      ) -> tuple[concurrent.futures.Future[Outcome], ChildAttempt]:
+        from .isolation import ChildAttempt  # imports this module
+
+        child = ChildAttempt(task, step, heart)
+        with self._children_lock:
+            self._children.add(child)
+
+        def forget(_: concurrent.futures.Future[Outcome]) -> None:
+            with self._children_lock:
+                self._children.discard(child)
+
+        future = self._pool.submit(child.run)
+        future.add_done_callback(forget)
+        return future, child
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -122,6 +147,10 @@ class Executor:
         return self._loop
 
     def shutdown(self) -> None:
+        with self._children_lock:
+            children = list(self._children)
+        for child in children:  # a pool thread waits on each: they must end
+            child.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         loop, thread = self._loop, self._loop_thread
         if loop is None or thread is None:

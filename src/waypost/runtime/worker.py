@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..context import Heart
+from ..context import DEFAULT_HEARTBEAT, Heart
 from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
 from ..store.records import ClaimedStep
 from ..store.sql import SqlTx
 from .advance import Advancer
 from .executor import Executor, error_of
+from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .outcome import Outcome
 from .sweeper import HOST, sweep
 
@@ -43,6 +44,8 @@ class _Held:
     future: concurrent.futures.Future[Outcome] | None = None
     deadline: float = math.inf
     abandoned: bool = False
+    child: ChildAttempt | None = None  # isolation="process": the process to kill
+    beating: bool = False  # has sent a heartbeat (monitored even if it declared none)
 
 
 @dataclass
@@ -124,6 +127,7 @@ class Worker:
     def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run until `stop()`; the CLI calls this on its main thread. `on_ready` runs once
         the worker is registered in the store."""
+        refuse_in_main_script()
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
@@ -256,7 +260,7 @@ class Worker:
         entry = _Held(step)
         if step.timeout:
             entry.deadline = time.monotonic() + step.timeout
-        future = executor.submit(task, step, entry.heart)
+        future, entry.child = executor.submit(task, step, entry.heart)
         entry.future = future
 
         def done(f: concurrent.futures.Future[Outcome],
@@ -315,8 +319,9 @@ class Worker:
 
     def _heartbeat_period(self, held: dict[tuple[int, str], _Held]) -> float:
         """Renew leases every third of a lease, and pass on task heartbeats at least twice
-        per interval any held task promised."""
-        intervals = [h.step.heartbeat for h in held.values() if h.step.heartbeat]
+        per interval any held task promised (or, having beaten, is held to by default)."""
+        intervals = [h.step.heartbeat or DEFAULT_HEARTBEAT for h in held.values()
+                     if h.step.heartbeat or h.beating]
         return min([self.lease / 3, *(i / 2 for i in intervals)])
 
     def _heartbeat(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
@@ -325,6 +330,7 @@ class Worker:
             details = entry.heart.take()
             if details is not None and not entry.abandoned:
                 beats.append((entry.step.id, entry.step.lease_token, details))
+                entry.beating = True
 
         def work(tx: SqlTx) -> set[tuple[int, str]]:
             tx.worker_alive(self.id)
@@ -349,10 +355,13 @@ class Worker:
         entry.deadline = math.inf
         assert entry.future is not None
         entry.future.cancel()  # an async body is cancelled; a thread is told via ctx
+        if entry.child is not None:
+            entry.child.stop()  # its slot frees once the process is gone
 
     def _expire_local(self, held: dict[tuple[int, str], _Held], now: float) -> list[Outcome]:
         """Fail attempts that ran past their timeout; a thread cannot be killed, so its
-        late result is simply ignored (the slot frees when the thread returns)."""
+        late result is simply ignored (the slot frees when the thread returns); a child
+        process is killed."""
         out = []
         for entry in held.values():
             if not entry.abandoned and now >= entry.deadline:
@@ -360,6 +369,8 @@ class Worker:
                 entry.deadline = math.inf  # reported; no reason to wake for it again
                 assert entry.future is not None
                 entry.future.cancel()
+                if entry.child is not None:
+                    entry.child.stop()
                 step = entry.step
                 exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
                 out.append(Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
@@ -367,6 +378,13 @@ class Worker:
         return out
 
     def _release(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
+        children = [e for e in held.values() if e.child is not None]
+        for entry in children:  # killed before their steps are given back: no overlap
+            assert entry.child is not None and entry.future is not None
+            entry.child.stop()
+            entry.future.cancel()
+        concurrent.futures.wait([e.future for e in children if e.future is not None],
+                                timeout=KILL_GRACE + 5)
         if held:
             released = store.transact(lambda tx: tx.release_held(self.id))
             log.info("worker %s released %d steps it could not finish", self.id, released)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import codec
+from ..context import DEFAULT_HEARTBEAT
 from .records import ClaimedStep, Expired, HeldStep, NewStep, RunRow, StepRow
 
 RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
@@ -30,8 +31,11 @@ _CLEAR_LEASE = ("lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                 "timeout_at = NULL, completion_token = NULL")
 _LIVE = "lease_expires_at > {now}"
 # An attempt is over when its lease ran out, its timeout passed, or it missed 3 heartbeats.
-_MISSED_2 = "heartbeat_at + 2 * heartbeat <= {now}"  # suspicious
-_MISSED_3 = "heartbeat_at + 3 * heartbeat <= {now}"
+# `heartbeat` is the declared interval, or minus DEFAULT_HEARTBEAT once an attempt of a task
+# that declared none has beaten: monitored from that beat, for that attempt only (the next
+# claim clears the negative value).
+_MISSED_2 = "heartbeat_at + 2 * ABS(heartbeat) <= {now}"  # suspicious
+_MISSED_3 = "heartbeat_at + 3 * ABS(heartbeat) <= {now}"
 _DEAD = f"(lease_expires_at <= {{now}} OR timeout_at <= {{now}} OR {_MISSED_3})"
 _HELD = "id, run_id, name, node, kind, map_index, attempts, max_attempts"
 # A completion token works from the moment the task has it: the other system may answer
@@ -277,8 +281,12 @@ class SqlTx:
         rows = self.execute(
             f"SELECT {', '.join(STEP_COLUMNS)}, CASE WHEN status = 'running' AND {_MISSED_2} "
             f"THEN 1 ELSE 0 END FROM steps WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
-        return [{**dict(zip(STEP_COLUMNS, r[:-1], strict=True)), "suspicious": bool(r[-1])}
-                for r in rows]
+        steps = [{**dict(zip(STEP_COLUMNS, r[:-1], strict=True)), "suspicious": bool(r[-1])}
+                 for r in rows]
+        for step in steps:  # an interval taken by default is stored negated (see _MISSED_2)
+            if step["heartbeat"] is not None:
+                step["heartbeat"] = abs(step["heartbeat"])
+        return steps
 
     def attempts_of(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.execute(
@@ -314,7 +322,8 @@ class SqlTx:
             f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
             f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
             f"finished_at = NULL, timeout_at = {{now}} + timeout, heartbeat_at = {{now}}, "
-            f"heartbeat_details = NULL "
+            f"heartbeat_details = NULL, "
+            f"heartbeat = CASE WHEN heartbeat < 0 THEN NULL ELSE heartbeat END "
             f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
             f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
             f"RETURNING {self._CLAIMED}", (owner, token, lease, *tasks, limit)).fetchall()
@@ -429,9 +438,10 @@ class SqlTx:
         return {(int(r[0]), str(r[1])) for r in rows}
 
     def beat(self, step_id: int, token: str, details: str) -> None:
-        self.execute(f"UPDATE steps SET heartbeat_at = {{now}}, heartbeat_details = ? "
-                     f"WHERE id = ? AND lease_token = ? AND status = 'running' AND {_LIVE}",
-                     (details, step_id, token))
+        self.execute(f"UPDATE steps SET heartbeat_at = {{now}}, heartbeat_details = ?, "
+                     f"heartbeat = COALESCE(heartbeat, ?) WHERE id = ? AND lease_token = ? "
+                     f"AND status = 'running' AND {_LIVE}",
+                     (details, -DEFAULT_HEARTBEAT, step_id, token))
 
     def expired(self, limit: int) -> list[Expired]:
         rows = self.execute(
