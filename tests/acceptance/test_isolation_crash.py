@@ -12,12 +12,12 @@ import waypost as wp
 from tests.flows.isolated import isolated_run
 from waypost.runtime.sweeper import process_gone
 
-from . import _support
 from ._support import Workers, wait_for
 
 pytestmark = pytest.mark.slow
 
 OPTIONS = ("--lease", "30", "--poll", "0.05", "--concurrency", "2")
+MODULE = "tests/flows/isolated.py"
 
 
 def _parent_of(pid: int) -> int:
@@ -26,12 +26,11 @@ def _parent_of(pid: int) -> int:
 
 
 def test_the_child_of_a_killed_worker_exits_and_the_step_is_retried(
-        db_url: str, workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_support, "FLOWS", "tests/flows/isolated.py")  # what workers serve
+        db_url: str, workers: Workers, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     engine = wp.Engine(db_url)
     try:
-        first = workers.start(*OPTIONS)
+        first = workers.start(*OPTIONS, module=MODULE)
         workers.wait_serving(first)
         run_id = engine.start(isolated_run, {"pidfile": str(pidfile)})
         wait_for(lambda: pidfile.exists() and pidfile.read_text(), 20,
@@ -44,7 +43,7 @@ def test_the_child_of_a_killed_worker_exits_and_the_step_is_retried(
         wait_for(lambda: process_gone(child), 10, f"child {child} to exit after its worker died")
         print(f"\nthe orphaned child was gone {time.monotonic() - killed:.2f}s after kill -9")
 
-        workers.start(*OPTIONS)
+        workers.start(*OPTIONS, module=MODULE)
         output = engine.result(run_id, timeout=30)
         view = engine.show(run_id)
     finally:
