@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .context import Context
 from .dag.flow import Flow, flow
+from .dag.limit import Limit, limit
 from .dag.task import Task, task
 from .errors import (
     Cancelled,
@@ -33,6 +34,7 @@ __all__ = [
     "Flow",
     "IdempotencyConflict",
     "InputError",
+    "Limit",
     "ResultTimeout",
     "RunFailed",
     "StoreError",
@@ -42,5 +44,6 @@ __all__ = [
     "Worker",
     "__version__",
     "flow",
+    "limit",
     "task",
 ]

@@ -41,14 +41,14 @@ class Workers:
         self.stderr: dict[int, Path] = {}
         self._files: list[Any] = []
 
-    def start(self, *options: str) -> subprocess.Popen[bytes]:
+    def start(self, *options: str, module: str = FLOWS) -> subprocess.Popen[bytes]:
         n = len(self.procs)
         err_path = self.logs / f"worker-{n}.err"
         err = open(err_path, "wb")  # noqa: SIM115 - closed in close()
         self._files.append(err)
         env = {**os.environ, LEDGER_ENV: str(self.ledger), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [PYTHON, "-m", "waypost.cli", "--db", self.url, "worker", FLOWS, *options],
+            [PYTHON, "-m", "waypost.cli", "--db", self.url, "worker", module, *options],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=err)
         self.procs.append(proc)

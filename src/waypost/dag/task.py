@@ -8,13 +8,14 @@ function, so tasks stay easy to unit-test.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ..context import Context
 from ..errors import DefinitionError
 from ..retry import Backoff
 from .build import current_builder
+from .limit import Limit, resolve_uses
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,7 +48,10 @@ class Task(Generic[P, R]):
         heartbeat: float | None = None,
         completes_externally: bool = False,
         queue_timeout: float | None = None,
+        uses: Iterable[str | Limit] | str | Limit | None = None,
     ) -> None:
+        # Checked first: a refused task must not be registered.
+        limits = resolve_uses(name or fn.__qualname__, uses)
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
         if timeout is not None and timeout <= 0:
@@ -65,6 +69,8 @@ class Task(Generic[P, R]):
         self.heartbeat = heartbeat
         self.completes_externally = completes_externally
         self.queue_timeout = queue_timeout
+        self.limits = limits
+        self.uses = [lim.name for lim in limits]
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -82,6 +88,8 @@ class Task(Generic[P, R]):
             options["completes_externally"] = True
         if self.queue_timeout is not None:
             options["queue_timeout"] = self.queue_timeout
+        if self.uses:
+            options["uses"] = list(self.uses)
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -120,6 +128,7 @@ def task(
     *, name: str | None = None, retries: int = 0, backoff: Backoff | None = None,
     timeout: float | None = None, heartbeat: float | None = None,
     completes_externally: bool = False, queue_timeout: float | None = None,
+    uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -128,6 +137,7 @@ def task(
     backoff: Backoff | None = None, timeout: float | None = None,
     heartbeat: float | None = None, completes_externally: bool = False,
     queue_timeout: float | None = None,
+    uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -135,11 +145,12 @@ def task(
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
     suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
     hands `ctx.completion_token` to another system and returns; the step stays running
-    until `engine.complete(token, output)` or `engine.fail(token, error)`."""
+    until `engine.complete(token, output)` or `engine.fail(token, error)`. `uses` names
+    the limits (`wp.limit`) every attempt is claimed through, retries included."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
                     heartbeat=heartbeat, completes_externally=completes_externally,
-                    queue_timeout=queue_timeout)
+                    queue_timeout=queue_timeout, uses=uses)
 
     return wrap(fn) if fn is not None else wrap

@@ -12,8 +12,9 @@ from ..dag.flow import Flow
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
 from ..store import DEFAULT_URL, Store, open_store
 from .advance import Advancer, new_run_id
+from .limits import WINDOW_MARGIN
 from .loader import load_flow
-from .view import run_view
+from .view import limit_view, run_view
 from .worker import Worker
 
 
@@ -147,15 +148,33 @@ class Engine:
 
     def show(self, run_id: str) -> dict[str, Any]:
         """Everything about a run and its steps, as the JSON `waypost show --json` prints."""
-        def load(tx: Any) -> tuple[Any, Any, Any, set[str]]:
+        def load(tx: Any) -> tuple[Any, ...]:
+            run = tx.get_run(run_id)
+            uses: dict[str, list[str]] = {}
+            limits: dict[str, dict[str, Any]] = {}
+            if run is not None:
+                graph = self._advancer.run_info(tx, run_id).driver.graph
+                uses = {n.name: n.options["uses"] for n in graph.nodes.values()
+                        if n.options.get("uses")}
+            if uses:
+                names = sorted({name for used in uses.values() for name in used})
+                limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
+                          in tx.limits_in_use(WINDOW_MARGIN, names)}
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
-            return (tx.get_run(run_id), tx.steps_of(run_id), tx.attempts_of(run_id),
-                    tx.served_tasks(self.lease))
+            return (run, tx.steps_of(run_id), tx.attempts_of(run_id),
+                    tx.served_tasks(self.lease), uses, limits)
 
-        run, steps, attempts, served = self._store().read(load)
+        run, steps, attempts, served, uses, limits = self._store().read(load)
         if run is None:
             raise UnknownTargetError(f"no run {run_id}")
-        return run_view(run, steps, attempts, served)
+        return run_view(run, steps, attempts, served, uses, limits)
+
+    def limits(self) -> list[dict[str, Any]]:
+        """Every limit workers have stored: its definition, the attempts holding a slot
+        now (`in_use`), the grants in its current rate window (`granted`), and `full`:
+        what stops another attempt from starting now."""
+        rows = self._store().read(lambda tx: tx.limits_in_use(WINDOW_MARGIN))
+        return [limit_view(row, granted, in_use) for row, granted, in_use in rows]
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
