@@ -152,9 +152,10 @@ def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) ->
 
     limit = LimitRow("api", "2/0.6s", 2, 0.6, 5)
     store.transact(lambda tx: tx.put_limits([limit]))
-    assert store.transact(lambda tx: tx.lock_limits(["api"], TASKS)) == ([limit], False)
+    assert store.transact(lambda tx: tx.lock_limits(["api", "other"])) == [limit]
+    assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [False, False]
     start(store)
-    assert store.transact(lambda tx: tx.lock_limits(["api"], TASKS)) == ([limit], True)
+    assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [True, False]
     steps = claim(store, lease=0.1)
     store.transact(lambda tx: tx.add_grants([("api", s.id, "t1") for s in steps]))
     use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))

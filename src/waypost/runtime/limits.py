@@ -19,7 +19,10 @@ when its lease is expired. A step handed to another system (`completes_externall
 its slot only until the hand-off: it is still `running`, but no worker is calling anything
 for it any more, and slots held for hours by other systems would starve the limit.
 
-Tasks that use no limit are claimed with the plain claim statement, after the limited ones.
+Tasks that use no limit are claimed with the plain claim statement, after the limited ones:
+a worker that serves no task with a limit runs exactly the statements it ran before; one
+that does pays one statement per claim (is any of those steps ready?), and the locks and
+counts only while one is.
 """
 
 from __future__ import annotations
@@ -103,29 +106,33 @@ class LimitedClaims:
     def claim(self, tx: SqlTx, owner: str, token: str, free: int, lease: float,
               report: ClaimReport) -> list[ClaimedStep]:
         claimed: list[ClaimedStep] = []
-        now = time.monotonic()
-        for group in self.groups:
-            room = free - len(claimed)
-            if room < 1:
-                break
-            free_at = self._rate_free_at.get(group.limits, 0.0)
-            if free_at > now:  # known full: no need to ask
-                report.blocked.add(group.limits)
-                report.known_wait.append(free_at - now)
-                continue
-            claimed += self._claim_group(tx, group, owner, token, room, lease, report)
+        if free > 0 and self.groups:
+            now = time.monotonic()
+            asking = []
+            for group in self.groups:
+                free_at = self._rate_free_at.get(group.limits, 0.0)
+                if free_at > now:  # known to be full: no need to ask
+                    report.blocked.add(group.limits)
+                    report.known_wait.append(free_at - now)
+                else:
+                    asking.append(group)
+            # One statement finds the groups with work; only those take locks.
+            ready = tx.ready_among([g.tasks for g in asking])
+            for group in (g for g, r in zip(asking, ready, strict=True) if r):
+                room = free - len(claimed)
+                if room < 1:
+                    break
+                claimed += self._claim_group(tx, group, owner, token, room, lease, report)
         claimed += tx.claim(owner, token, free - len(claimed), lease, self.free_tasks)
         return claimed
 
     def _claim_group(self, tx: SqlTx, group: _Group, owner: str, token: str, room: int,
                      lease: float, report: ClaimReport) -> list[ClaimedStep]:
-        rows, ready = tx.lock_limits(group.limits, group.tasks)
+        rows = tx.lock_limits(group.limits)
         if len(rows) < len(group.limits):  # never registered, or deleted: ours apply
             known = {row.name for row in rows}
             tx.put_limits([stored(self.limits[n]) for n in group.limits if n not in known])
-            rows, ready = tx.lock_limits(group.limits, group.tasks)
-        if not ready:
-            return []
+            rows = tx.lock_limits(group.limits)
         allowed, wait = room, 0.0
         for row in rows:
             use = tx.limit_usage(row.name, window(row), row.rate_count,

@@ -470,16 +470,23 @@ class SqlTx:
                             f"name IN ({marks(len(names))}) ORDER BY name", names).fetchall()
         return [LimitRow(*r) for r in rows]
 
-    def lock_limits(self, names: Sequence[str],
-                    tasks: Sequence[str]) -> tuple[list[LimitRow], bool]:
-        """Lock the named limits (in name order: claims never wait on each other in a
-        cycle) until the transaction ends, and say whether a step of `tasks` is ready."""
-        rows = self.execute(
-            f"SELECT {_LIMIT_COLUMNS}, CASE WHEN EXISTS (SELECT 1 FROM steps WHERE "
-            f"status = 'ready' AND ready_at <= {{now}} AND task IN ({marks(len(tasks))})) "
-            f"THEN 1 ELSE 0 END FROM limits WHERE name IN ({marks(len(names))}) "
-            f"ORDER BY name {{lock}}", (*tasks, *names)).fetchall()
-        return [LimitRow(*r[:5]) for r in rows], any(r[5] for r in rows)
+    def ready_among(self, groups: Sequence[Sequence[str]]) -> list[bool]:
+        """For each group of tasks, whether a step of one of them is ready to claim."""
+        if not groups:
+            return []
+        probe = ("CASE WHEN EXISTS (SELECT 1 FROM steps WHERE status = 'ready' AND "
+                 "ready_at <= {now} AND task IN (%s)) THEN 1 ELSE 0 END")
+        row = self.execute("SELECT " + ", ".join(probe % marks(len(g)) for g in groups),
+                           [t for g in groups for t in g]).fetchone()
+        return [bool(v) for v in row]
+
+    def lock_limits(self, names: Sequence[str]) -> list[LimitRow]:
+        """Lock the named limits until the transaction ends (in name order, so claims
+        never wait on each other in a cycle) and return their definitions."""
+        rows = self.execute(f"SELECT {_LIMIT_COLUMNS} FROM limits WHERE "
+                            f"name IN ({marks(len(names))}) ORDER BY name {{lock}}",
+                            names).fetchall()
+        return [LimitRow(*r) for r in rows]
 
     def limit_usage(self, name: str, window: float | None, rate_count: int | None,
                     concurrency: bool) -> LimitUsage:
