@@ -108,6 +108,21 @@ def two_hourly() -> list:
     return [hourly(1), hourly(2)]
 
 
+wp.limit("it-handoff", concurrency=1)
+TOKENS: list[str] = []
+
+
+@wp.task(uses=["it-handoff"], completes_externally=True)
+def hand_over(i: int, ctx: wp.Context) -> None:
+    assert ctx.completion_token is not None
+    TOKENS.append(ctx.completion_token)
+
+
+@wp.flow()
+def two_handoffs() -> list:
+    return [hand_over(1), hand_over(2)]
+
+
 @wp.task()
 def unlimited(i: int) -> int:
     return i
@@ -162,6 +177,27 @@ def test_a_worker_without_limited_tasks_stores_no_limit(engine: wp.Engine) -> No
     with engine.serving(tasks={unlimited.name: unlimited}) as worker:
         assert result_of(engine, worker, run_id) == 4
     assert engine.limits() == []
+
+
+def test_a_step_handed_to_another_system_gives_its_slot_back(engine: wp.Engine) -> None:
+    """Documented choice: the slot is held until the hand-off, not until the other system
+    completes the step (it is still `running`, but nothing here calls anything for it)."""
+    TOKENS.clear()
+    run_id = engine.start(two_handoffs)
+    with engine.serving(concurrency=4) as worker:
+        def handed_over() -> list[tuple[str, bool]]:
+            return [(s["status"], bool(s["completion_token"]))
+                    for s in engine.show(run_id)["steps"]]
+
+        deadline = time.monotonic() + 15
+        # The second starts although the first is still running.
+        while handed_over() != [("running", True)] * 2:
+            assert time.monotonic() < deadline, engine.show(run_id)
+            time.sleep(0.02)
+        assert {r["name"]: r for r in engine.limits()}["it-handoff"]["in_use"] == 0
+        for token in list(TOKENS):
+            engine.complete(token, "done")
+        assert result_of(engine, worker, run_id) == ["done", "done"]
 
 
 # -- visibility --------------------------------------------------------------------------------
