@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .context import Context
 from .dag.flow import Flow, flow
+from .dag.limit import Limit, limit
 from .dag.task import Task, task
 from .dag.waits import after, gate, sleep, sleep_until
 from .errors import (
@@ -34,6 +35,7 @@ __all__ = [
     "Flow",
     "IdempotencyConflict",
     "InputError",
+    "Limit",
     "ResultTimeout",
     "RunFailed",
     "StoreError",
@@ -45,6 +47,7 @@ __all__ = [
     "after",
     "flow",
     "gate",
+    "limit",
     "sleep",
     "sleep_until",
     "task",

@@ -437,6 +437,28 @@ def dlq_replay(ctx: click.Context, letter: int, input_: str | None) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def limits(ctx: click.Context, as_json: bool) -> None:
+    """Every limit: its rate and concurrency, attempts running under it now, and the
+    attempts started in its current rate window."""
+    rows = _engine(ctx).limits()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(box=None)
+    for column in ("limit", "rate", "concurrency", "running", "in window", "full"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(escape(r["name"]), escape(r["rate"] or "-"),
+                      str(r["concurrency"] or "-"), str(r["in_use"]),
+                      "-" if r["granted"] is None else f"{r['granted']} of {r['rate']}",
+                      f"[red]{escape(', '.join(r['full']))}[/]" if r["full"] else "")
+    out.print(table)
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's database and print its path.")
 def demo(keep: bool) -> None:
     """Run an example, kill its worker with SIGKILL part-way, restart it, and watch the

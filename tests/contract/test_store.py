@@ -13,7 +13,7 @@ from waypost.errors import SchemaVersionError
 from waypost.runtime.advance import Advancer
 from waypost.runtime.outcome import Outcome
 from waypost.store import Store, open_store
-from waypost.store.records import ClaimedStep
+from waypost.store.records import ClaimedStep, LimitRow
 from waypost.store.sql import SqlTx
 
 
@@ -72,6 +72,8 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE dead_letters")
         tx.execute("DROP TABLE retry_budgets")
         tx.execute("DROP INDEX steps_waiting")
+        tx.execute("DROP TABLE limit_grants")
+        tx.execute("DROP TABLE limits")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")
 
     store.transact(downgrade)
@@ -146,6 +148,29 @@ def test_sweeper_requeues_expired_attempts_as_lost(store: Store) -> None:
     assert (steps["double"]["attempts"], steps["double"]["max_attempts"]) == (1, 2)
     assert {h["outcome"] for h in history} == {"lost"}
     assert store.read(lambda tx: tx.get_run(run_id))["status"] == "pending"
+
+
+def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) -> None:
+    from waypost.runtime.sweeper import sweep
+
+    limit = LimitRow("api", "2/0.6s", 2, 0.6, 5)
+    store.transact(lambda tx: tx.put_limits([limit]))
+    assert store.transact(lambda tx: tx.lock_limits(["api", "other"])) == [limit]
+    assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [False, False]
+    start(store)
+    assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [True, False]
+    steps = claim(store, lease=0.1)
+    store.transact(lambda tx: tx.add_grants([("api", s.id, "t1") for s in steps]))
+    use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
+    assert (use.granted, use.running) == (2, 2) and use.nth is not None
+    time.sleep(0.15)  # the lease expires; the sweeper gives the steps back
+    store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0))
+    use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
+    assert (use.granted, use.running) == (2, 0), "in the rate window, holding no slot"
+    assert store.read(lambda tx: tx.limits_in_use(0.0)) == [(limit, 2, 0)]
+    time.sleep(0.5)
+    assert store.transact(lambda tx: tx.prune_grants(0.0)) == 2
+    assert store.read(lambda tx: tx.limits_in_use(0.0)) == [(limit, 0, 0)]
 
 
 def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,3 +42,24 @@ def join_listeners(timeout: float = 5.0) -> None:
     for thread in threading.enumerate():
         if thread.name == "waypost-listen":
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def most_in_any_window(times: Sequence[float], width: float = 1.0) -> int:
+    """The largest number of `times` in [t, t + width) over every t that is one of them."""
+    ordered = sorted(times)
+    most, end = 0, 0
+    for start, t in enumerate(ordered):
+        end = max(end, start)
+        while end < len(ordered) and ordered[end] < t + width:
+            end += 1
+        most = max(most, end - start)
+    return most
+
+
+def most_at_once(intervals: Sequence[tuple[float, float]]) -> int:
+    events = sorted([(end, -1) for _, end in intervals] + [(start, 1) for start, _ in intervals])
+    most = now = 0
+    for _, delta in events:
+        now += delta
+        most = max(most, now)
+    return most

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_public_exports_are_pinned() -> None:
     assert set(waypost.__all__) == {
         "Backoff", "Cancelled", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
-        "IdempotencyConflict", "InputError", "ResultTimeout", "RunFailed", "StoreError",
-        "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "task",
-        "after", "gate", "sleep", "sleep_until",
+        "IdempotencyConflict", "InputError", "Limit", "ResultTimeout", "RunFailed", "StoreError",
+        "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "limit",
+        "task", "after", "gate", "sleep", "sleep_until",
     }
     for name in waypost.__all__:
         assert hasattr(waypost, name), name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -18,6 +18,7 @@ from ..errors import DefinitionError
 from ..rates import parse_rate, seconds
 from ..retry import Backoff
 from .build import current_builder
+from .limit import Limit, resolve_uses
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -71,7 +72,10 @@ class Task(Generic[P, R]):
         escalation_timeout: timedelta | float | None = None,
         destructive: bool = False,
         isolation: str = "thread",
+        uses: Iterable[str | Limit] | str | Limit | None = None,
     ) -> None:
+        # Checked first: a refused task must not be registered.
+        limits = resolve_uses(name or fn.__qualname__, uses)
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
         if timeout is not None and timeout <= 0:
@@ -110,6 +114,8 @@ class Task(Generic[P, R]):
         self.completes_externally = completes_externally
         self.queue_timeout = queue_timeout
         self.isolation = isolation
+        self.limits = limits
+        self.uses = [lim.name for lim in limits]
         self.context_param = _context_param(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -141,6 +147,8 @@ class Task(Generic[P, R]):
             options["destructive"] = True
         if self.isolation != "thread":
             options["isolation"] = self.isolation
+        if self.uses:
+            options["uses"] = list(self.uses)
         return options
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
@@ -187,6 +195,7 @@ def task(
     escalate_after: int | None = None, escalation_timeout: timedelta | float | None = None,
     destructive: bool = False,
     isolation: str = "thread",
+    uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -197,7 +206,7 @@ def task(
     queue_timeout: float | None = None, retry_budget: str | None = None,
     compensate: Task[..., Any] | None = None, escalate_after: int | None = None,
     escalation_timeout: timedelta | float | None = None, destructive: bool = False,
-    isolation: str = "thread",
+    isolation: str = "thread", uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -205,7 +214,8 @@ def task(
     the task calls `ctx.heartbeat()` at least that often: 2 missed intervals make the step
     suspicious, 3 cancel the attempt and retry it. With `completes_externally` the task
     hands `ctx.completion_token` to another system and returns; the step stays running
-    until `engine.complete(token, output)` or `engine.fail(token, error)`.
+    until `engine.complete(token, output)` or `engine.fail(token, error)`. `uses` names
+    the limits (`wp.limit`) every attempt is claimed through, retries included.
 
     Failure paths: `retry_budget="10/minute"` caps this task's retries across all runs, so a
     failing dependency is not hammered (a refused retry makes the step dead); `compensate`
@@ -221,6 +231,6 @@ def task(
                     queue_timeout=queue_timeout, retry_budget=retry_budget,
                     compensate=compensate, escalate_after=escalate_after,
                     escalation_timeout=escalation_timeout, destructive=destructive,
-                    isolation=isolation)
+                    isolation=isolation, uses=uses)
 
     return wrap(fn) if fn is not None else wrap

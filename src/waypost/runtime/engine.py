@@ -14,8 +14,9 @@ from ..store import DEFAULT_URL, Store, open_store
 from . import interventions
 from .advance import Advancer, new_run_id
 from .isolation import refuse_in_main_script
+from .limits import WINDOW_MARGIN
 from .loader import load_flow
-from .view import letter_view, run_view
+from .view import letter_view, limit_view, run_view
 from .worker import Worker
 
 #: Statuses a run ends in without an output.
@@ -223,14 +224,27 @@ class Engine:
             if run is None:
                 raise UnknownTargetError(f"no run {run_id}")
             steps = tx.steps_of(run_id)
+            graph = self._advancer.run_info(tx, run_id).driver.graph
+            used = sorted({name for node in graph.nodes.values() for options in
+                           (node.options, node.options.get("compensate_options", {}))
+                           for name in options.get("uses", [])})
+            limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
+                      in tx.limits_in_use(WINDOW_MARGIN, used)} if used else {}
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return {"run": run, "steps": steps, "attempts": tx.attempts_of(run_id),
-                    "served": tx.served_tasks(self.lease),
-                    "graph": self._advancer.run_info(tx, run_id).driver.graph,
+                    "served": tx.served_tasks(self.lease), "graph": graph,
                     "letters": tx.dead_letters(None, run_id, 1000),
-                    "budgets": tx.retry_budgets(sorted({s["task"] for s in steps}))}
+                    "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
+                    "limits": limits}
 
         return run_view(**self._store().read(load))
+
+    def limits(self) -> list[dict[str, Any]]:
+        """Every limit workers have stored: its definition, the attempts holding a slot
+        now (`in_use`), the grants in its current rate window (`granted`), and `full`:
+        what stops another attempt from starting now."""
+        rows = self._store().read(lambda tx: tx.limits_in_use(WINDOW_MARGIN))
+        return [limit_view(row, granted, in_use) for row, granted, in_use in rows]
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:

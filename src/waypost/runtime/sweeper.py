@@ -18,6 +18,7 @@ from typing import Any
 from ..store.sql import SqlTx
 from .advance import Advancer
 from .interventions import sweep_waits
+from .limits import WINDOW_MARGIN
 from .outcome import Outcome
 
 HOST = socket.gethostname()
@@ -49,6 +50,7 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
     if not tx.try_lease("sweeper", me, lease):
         return 0
     tx.forget_stale_workers(max(10 * lease, 300.0))
+    tx.prune_grants(WINDOW_MARGIN)
     outcomes = [Outcome(e.step_id, e.run_id, e.lease_token, error=_error(e.reason, e.owner, lease),
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)

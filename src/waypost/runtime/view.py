@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import codec
 from ..dag.graph import Graph
+from ..store.records import LimitRow
 
 
 def iso(ts: float | None) -> str | None:
@@ -23,11 +24,28 @@ def _duration(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 6)
 
 
+def limit_view(row: LimitRow, granted: int, in_use: int) -> dict[str, Any]:
+    """A limit as `waypost limits --json` prints it; `full` says what stops the next
+    attempt from starting now."""
+    full = []
+    if row.rate_count is not None and granted >= row.rate_count:
+        full.append(f"rate {row.rate}")
+    if row.concurrency is not None and in_use >= row.concurrency:
+        full.append(f"concurrency {row.concurrency}")
+    return {"name": row.name, "rate": row.rate, "concurrency": row.concurrency,
+            "period": row.rate_period, "granted": granted if row.rate else None,
+            "in_use": in_use, "full": full}
+
+
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
              served: set[str] | None = None, graph: Graph | None = None,
              letters: list[dict[str, Any]] | None = None,
-             budgets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             budgets: dict[str, dict[str, Any]] | None = None,
+             limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`graph`: the run's stored graph (edges, options); `letters`: its dead letters;
+    `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
+    gives them."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -41,8 +59,8 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:
             history[a["step_id"]].append(attempt_view(a))
-        view["steps"] = [step_view(s, history.get(s["id"], []), served, graph, budgets or {})
-                         for s in steps]
+        view["steps"] = [step_view(s, history.get(s["id"], []), served, graph, budgets or {},
+                                   limits or {}) for s in steps]
         view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
                                 for d in letters or []]
     return view
@@ -89,7 +107,8 @@ def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | N
 
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
               served: set[str] | None = None, graph: Graph | None = None,
-              budgets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+              budgets: dict[str, dict[str, Any]] | None = None,
+              limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     node = graph.nodes.get(step["node"]) if graph is not None else None
     undo = step["kind"] == "undo"
     options: dict[str, Any] = {}
@@ -112,7 +131,12 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
                                  "used": spent.get("used", 0),
                                  "refused": spent.get("refused", 0),
                                  "refused_total": spent.get("refused_total", 0)}
+    uses = list(options.get("uses", []))
+    full = [f"limit {name} ({', '.join(limits[name]['full'])})"
+            for name in uses if limits and limits.get(name, {}).get("full")]
     waiting = _waiting(step, options, served)
+    if waiting is None and step["status"] == "ready" and full:
+        waiting = "for " + ", ".join(full)
     return {
         "name": step["name"], "task": step["task"], "kind": step["kind"],
         "status": step["status"], "attempts": step["attempts"],
@@ -126,5 +150,6 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
         "heartbeat": step["heartbeat"], "heartbeat_at": iso(step["heartbeat_at"]),
         "heartbeat_details": codec.loads(step["heartbeat_details"]),
         "suspicious": step["suspicious"], "completion_token": step["completion_token"],
+        "uses": uses,
         **extra,
     }

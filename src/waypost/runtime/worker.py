@@ -30,6 +30,7 @@ from ..store.sql import SqlTx
 from .advance import Advancer
 from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
+from .limits import ClaimReport, LimitedClaims
 from .outcome import Outcome
 from .sweeper import HOST, sweep
 
@@ -75,6 +76,7 @@ class Worker:
             raise ValueError("lease must be positive")
         self.url = url
         self.tasks = tasks if tasks is not None else dict(registered_tasks())
+        self._claims = LimitedClaims(self.tasks)
         self.concurrency = concurrency
         self.lease = lease
         self.poll = poll
@@ -134,7 +136,14 @@ class Worker:
         listener = self._start_listener()
         try:
             tasks = codec.dumps(sorted(self.tasks))
-            store.transact(lambda tx: tx.register_worker(self.id, HOST, os.getpid(), tasks))
+
+            def register(tx: SqlTx) -> list[str]:
+                tx.register_worker(self.id, HOST, os.getpid(), tasks)
+                return self._claims.register(tx)
+
+            for name in store.transact(register):
+                log.warning("limit %s had another definition in the store (workers running "
+                            "other code?); this worker's applies now", name)
             self._ready.set()
             if on_ready is not None:
                 on_ready()
@@ -189,7 +198,6 @@ class Worker:
     def _loop(self, store: Store, executor: Executor) -> None:
         held: dict[tuple[int, str], _Held] = {}
         outcomes: list[Outcome] = []
-        names = sorted(self.tasks)
         now = time.monotonic()
         claim_at, poll_wait = now, 0.01
         heartbeat_at, sweep_at = now + self.lease / 3, now
@@ -202,7 +210,7 @@ class Worker:
             free = 0 if stopping else self.concurrency - len(held)
             if outcomes or (free > 0 and now >= claim_at):
                 batch, outcomes = outcomes, []
-                claimed, next_due = self._commit(store, batch, free, names)
+                claimed, next_due = self._commit(store, batch, free)
                 for step in claimed:
                     held[(step.id, step.lease_token)] = self._submit(executor, step)
                 if claimed:  # a task that promised heartbeats needs them passed on soon
@@ -218,7 +226,7 @@ class Worker:
             outcomes += self._expire_local(held, now)
             if stopping and (not held or now >= stop_deadline):
                 if outcomes:  # timeouts just reported: record them, do not give them back
-                    self._commit(store, outcomes, 0, names)
+                    self._commit(store, outcomes, 0)
                 self._release(store, held)
                 return
             wait = min(claim_at if free > 0 and not stopping else math.inf, heartbeat_at, sweep_at,
@@ -270,19 +278,22 @@ class Worker:
         future.add_done_callback(done)
         return entry
 
-    def _commit(self, store: Store, outcomes: list[Outcome], free: int,
-                names: list[str]) -> tuple[list[ClaimedStep], float]:
+    def _commit(self, store: Store, outcomes: list[Outcome],
+                free: int) -> tuple[list[ClaimedStep], float]:
         token = uuid.uuid4().hex[:16]
         tries = 0
+        report = ClaimReport()
 
         def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
-            nonlocal tries
+            nonlocal tries, report
             tries += 1
+            report = ClaimReport()
             accepted, made_ready = self.advancer.record(tx, outcomes, notify=False)
             # A retry after a lost connection: the first try's commit may have gone through,
             # and what it claimed is ours to run (under this same token).
             claimed = tx.claimed_with(self.id, token) if tries > 1 and free > 0 else []
-            claimed += tx.claim(self.id, token, free - len(claimed), self.lease, names)
+            claimed += self._claims.claim(tx, self.id, token, free - len(claimed), self.lease,
+                                          report)
             if made_ready and len(claimed) == free:
                 tx.notify()  # we could not take everything we made ready: wake the others
             new_runs = sorted({c.run_id for c in claimed if c.run_id not in self._running_runs})
@@ -290,12 +301,11 @@ class Worker:
                 tx.mark_runs_running(new_runs)
             next_due = math.inf
             if not claimed and free > 0:
-                due = tx.next_ready_at(names)
-                if due is not None:
-                    next_due = max(0.0, due - tx.now())
+                next_due = self._claims.next_due(tx, report)
             return accepted, claimed, next_due
 
         accepted, claimed, next_due = store.transact(work)
+        self._claims.settle(report)
         for c in claimed:
             self._running_runs[c.run_id] = None
         while len(self._running_runs) > 10_000:

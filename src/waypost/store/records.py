@@ -66,6 +66,29 @@ class NewStep:
     queue_timeout: float | None = None
 
 
+@dataclass(frozen=True)
+class LimitRow:
+    """A limit as stored: `rate_count` attempts may start per `rate_period` seconds,
+    `concurrency` may run at once (None: no such bound)."""
+
+    name: str
+    rate: str | None
+    rate_count: int | None
+    rate_period: float | None
+    concurrency: int | None
+
+
+@dataclass(frozen=True)
+class LimitUsage:
+    """A limit's use, by the database's clock `now`: `granted` attempts started in the
+    window, `running` hold a slot, and the window's `nth` newest grant (n = the rate),
+    whose leaving the window frees the next grant."""
+
+    granted: int
+    running: int
+    nth: float | None
+    now: float
+
 
 RunRow = dict[str, Any]
 StepRow = dict[str, Any]
