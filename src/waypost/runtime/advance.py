@@ -340,6 +340,7 @@ class Advancer:
             action = run.driver.activate(name, outputs, run.params)
             if isinstance(action, Wait):
                 tx.make_waiting(run.id, name, due_at(action.options, p.now()))
+                tx.mark_runs_running([run.id])  # its clock is ticking, even if no task ran
             elif isinstance(action, Ready):
                 tx.make_ready(run.id, name, action.input, action.checksum)
                 p.made_ready += 1
