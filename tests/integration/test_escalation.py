@@ -111,3 +111,43 @@ def test_escalate_after_gives_the_task_at_least_that_many_attempts() -> None:
     assert sync_ledger.options()["max_attempts"] == 2
     with pytest.raises(wp.DefinitionError, match="escalation_timeout needs escalate_after"):
         wp.task(escalation_timeout=5)(lambda: None)
+
+
+@wp.task(escalate_after=1, escalation_timeout=0.3, on_escalation_timeout="skip")
+def optional_enrichment() -> dict[str, Any]:
+    raise RuntimeError("enrichment service down")
+
+
+@wp.flow()
+def enrich_or_not() -> str:
+    return report(optional_enrichment())
+
+
+@wp.task(escalate_after=1, escalation_timeout=0.3, on_escalation_timeout="retry",
+         backoff=QUICK)
+def second_chance(flag: str) -> str:
+    if Path(flag).exists():
+        return "second"
+    Path(flag).write_text("")
+    raise RuntimeError("first try fails")
+
+
+@wp.flow()
+def retried_on_timeout(flag: str) -> str:
+    return second_chance(flag)
+
+
+def test_on_escalation_timeout_decides_what_nobody_answering_means(
+        engine: wp.Engine, tmp_path: Path) -> None:
+    skipped = engine.start(enrich_or_not)
+    retried = engine.start(retried_on_timeout, {"flag": str(tmp_path / "flag")})
+    with engine.serving(lease=1.5):
+        assert engine.result(skipped, timeout=15) == "report: None"
+        assert engine.result(retried, timeout=15) == "second"
+    history = step_of(engine.show(skipped), "optional_enrichment")["history"]
+    assert [(h["outcome"], h["error"]["message"]) for h in history][-1] == (
+        "escalation_timeout", "nobody answered in time: skipped")
+    step = step_of(engine.show(retried), "second_chance")
+    assert [h["outcome"] for h in step["history"]] == ["failed", "escalation_timeout"]
+    with pytest.raises(wp.DefinitionError, match="on_escalation_timeout"):
+        wp.task(escalate_after=1, on_escalation_timeout="shrug")(lambda: None)

@@ -70,6 +70,7 @@ class Task(Generic[P, R]):
         compensate: Task[..., Any] | None = None,
         escalate_after: int | None = None,
         escalation_timeout: timedelta | float | None = None,
+        on_escalation_timeout: str = "fail",
         destructive: bool = False,
         isolation: str = "thread",
         uses: Iterable[str | Limit] | str | Limit | None = None,
@@ -92,12 +93,16 @@ class Task(Generic[P, R]):
         if escalation_timeout is not None and escalate_after is None:
             raise DefinitionError(f"task {fn.__qualname__}: escalation_timeout needs "
                                   "escalate_after")
+        if on_escalation_timeout not in ("fail", "retry", "skip"):
+            raise DefinitionError(f"task {fn.__qualname__}: on_escalation_timeout is fail, "
+                                  f"retry or skip, not {on_escalation_timeout!r}")
         self.retry_budget = (None if retry_budget is None else
                              parse_rate(retry_budget, f"task {fn.__qualname__}: retry_budget"))
         self.escalation_timeout = seconds(escalation_timeout,
                                           f"task {fn.__qualname__}: escalation_timeout")
         self.compensate = compensate
         self.escalate_after = escalate_after
+        self.on_escalation_timeout = on_escalation_timeout
         self.destructive = destructive
         if isolation not in ISOLATIONS:
             raise DefinitionError(f"task {fn.__qualname__}: isolation must be 'thread' or "
@@ -143,6 +148,8 @@ class Task(Generic[P, R]):
             options["max_attempts"] = max(self.retries + 1, self.escalate_after)
             options["escalate_after"] = self.escalate_after
             options["escalation_timeout"] = self.escalation_timeout
+            if self.on_escalation_timeout != "fail":
+                options["on_escalation_timeout"] = self.on_escalation_timeout
         if self.destructive:
             options["destructive"] = True
         if self.isolation != "thread":
@@ -193,7 +200,7 @@ def task(
     completes_externally: bool = False, queue_timeout: float | None = None,
     retry_budget: str | None = None, compensate: Task[..., Any] | None = None,
     escalate_after: int | None = None, escalation_timeout: timedelta | float | None = None,
-    destructive: bool = False,
+    on_escalation_timeout: str = "fail", destructive: bool = False,
     isolation: str = "thread",
     uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
@@ -205,8 +212,9 @@ def task(
     heartbeat: float | None = None, completes_externally: bool = False,
     queue_timeout: float | None = None, retry_budget: str | None = None,
     compensate: Task[..., Any] | None = None, escalate_after: int | None = None,
-    escalation_timeout: timedelta | float | None = None, destructive: bool = False,
-    isolation: str = "thread", uses: Iterable[str | Limit] | str | Limit | None = None,
+    escalation_timeout: timedelta | float | None = None, on_escalation_timeout: str = "fail",
+    destructive: bool = False, isolation: str = "thread",
+    uses: Iterable[str | Limit] | str | Limit | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -221,8 +229,9 @@ def task(
     failing dependency is not hammered (a refused retry makes the step dead); `compensate`
     names the task that undoes this one if the run later fails, called as
     `undo(output, *args, **kwargs)`; `escalate_after=N` asks an operator after every N
-    failed attempts (the run waits as `needs_attention`; nobody answering within
-    `escalation_timeout` fails the step); `destructive` marks a step that cannot be undone.
+    failed attempts (the run waits as `needs_attention`; if nobody answers within
+    `escalation_timeout`, `on_escalation_timeout` answers: fail, retry or skip);
+    `destructive` marks a step that cannot be undone.
     With `isolation="process"` each attempt runs in a child process the worker can kill."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
@@ -230,7 +239,8 @@ def task(
                     heartbeat=heartbeat, completes_externally=completes_externally,
                     queue_timeout=queue_timeout, retry_budget=retry_budget,
                     compensate=compensate, escalate_after=escalate_after,
-                    escalation_timeout=escalation_timeout, destructive=destructive,
+                    escalation_timeout=escalation_timeout,
+                    on_escalation_timeout=on_escalation_timeout, destructive=destructive,
                     isolation=isolation, uses=uses)
 
     return wrap(fn) if fn is not None else wrap

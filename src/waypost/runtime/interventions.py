@@ -47,12 +47,11 @@ def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
         run = adv.run_of(p, run_id)
         at = iso(p.now())
         if status == "needs_attention":
-            error = _error("EscalationTimeout", f"no operator answered within the "
-                           f"escalation_timeout of {name}; the step failed")
-            held = tx.end_wait(step_id, status, "failed", None, error)
-            if held is not None:
-                tx.record_decision(step_id, "escalation_timeout", None, None)
-                adv.dead(p, held, error)
+            step = tx.step_named(run_id, name)
+            if step is not None and step["status"] == "needs_attention":
+                options = run.driver.options(step["node"], step["kind"])
+                _apply(adv, p, run_id, step, options.get("on_escalation_timeout", "fail"),
+                       None, None, timed_out=True)
                 tx.attention(run_id)
         elif kind == "sleep":
             output = codec.dumps({"woke_at": at})
@@ -130,21 +129,41 @@ def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: st
     """An operator's answer to a step that needs attention (or a failed compensation):
     `retry` it, `skip` it as if it had returned `output`, or `fail` it for good."""
     step = _step(tx, run_id, name)
-    was = step["status"]
-    failed_undo = step["kind"] == "undo" and was == "failed"
     if step["kind"] == "gate":
         raise InputError(f"{name} is a gate: decide it with waypost approve or reject")
-    if was != "needs_attention" and not failed_undo:
-        raise InputError(f"step {name} of run {run_id} is {was}; operators answer steps that "
-                         "need attention (waypost runs --status needs_attention) or failed "
-                         "compensations")
+    if step["status"] != "needs_attention" and not _failed_undo(step):
+        raise InputError(f"step {name} of run {run_id} is {step['status']}; operators answer "
+                         "steps that need attention (waypost runs --status needs_attention) "
+                         "or failed compensations")
+    if action not in ANSWERS:
+        raise InputError(f"an operator may retry, skip or fail a step, not {action!r}")
     p = Pending(tx)
+    _apply(adv, p, run_id, step, action, by, output)
+    tx.attention(run_id)
+    adv.finish_items(p)
+    adv.settle(p)
+
+
+ANSWERS = {"retry": "retried", "skip": "skipped", "fail": "failed"}
+
+
+def _failed_undo(step: dict[str, Any]) -> bool:
+    return bool(step["kind"] == "undo" and step["status"] == "failed")
+
+
+def _apply(adv: Advancer, p: Pending, run_id: str, step: dict[str, Any], action: str,
+           by: str | None, output: Any, timed_out: bool = False) -> None:
+    """Carry out an answer (from a person, or from `on_escalation_timeout` when nobody
+    gave one) and record it in the step's history."""
+    tx, was, failed_undo = p.tx, step["status"], _failed_undo(step)
     run = adv.run_of(p, run_id)
     options = run.driver.options(step["node"], step["kind"])
+    decision = "escalation_timeout" if timed_out else ANSWERS[action]
     if action == "retry":
         more = options.get("escalate_after") or 1
         tx.retry_now(step["id"], was, max(step["max_attempts"], step["attempts"] + more))
-        tx.record_decision(step["id"], "retried", by, None)
+        tx.record_decision(step["id"], decision, by, _error(
+            "EscalationTimeout", "nobody answered in time: retried") if timed_out else None)
         tx.letters_replayed([step["id"]], None)
         p.made_ready += 1
         if failed_undo:
@@ -153,27 +172,26 @@ def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: st
     elif action == "skip":
         text = codec.dumps(output)
         held = tx.end_wait(step["id"], was, "succeeded", text, None)
-        tx.record_decision(step["id"], "skipped", by, None)
+        tx.record_decision(step["id"], decision, by, _error(
+            "EscalationTimeout", "nobody answered in time: skipped") if timed_out else None)
         if failed_undo:
             tx.set_run_status(run_id, "compensating", ["compensation_failed"])
             if not tx.next_compensation(run_id, (step["map_index"] or 0) + 1):
                 tx.end_compensation(run_id)
         else:
             _ended(adv, p, held, text)
-    elif action == "fail":
-        error = _error("FailedByOperator", f"failed by {by or 'an operator'}", by=by)
-        tx.record_decision(step["id"], "failed", by, error)
+    else:
+        error = (_error("EscalationTimeout", f"no operator answered within the "
+                        f"escalation_timeout of {step['name']}; the step failed")
+                 if timed_out else
+                 _error("FailedByOperator", f"failed by {by or 'an operator'}", by=by))
+        tx.record_decision(step["id"], decision, by, error)
         if failed_undo:
             tx.end_compensation(run_id, "compensation_failed", "compensation_failed")
         else:
             held = tx.end_wait(step["id"], was, "failed", None, error)
             if held is not None:
                 adv.dead(p, held, error)
-    else:
-        raise InputError(f"an operator may retry, skip or fail a step, not {action!r}")
-    tx.attention(run_id)
-    adv.finish_items(p)
-    adv.settle(p)
 
 
 def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
