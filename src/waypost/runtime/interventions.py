@@ -38,7 +38,8 @@ def _ended(adv: Advancer, p: Pending, held: HeldStep | None, output: str | None)
 
 
 def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
-    """Fire due sleeps, time out gates, and fail escalations nobody answered."""
+    """Fire due sleeps, time out gates, and answer escalations nobody answered (per
+    `on_escalation_timeout`)."""
     due = tx.due_waits(limit)
     if not due:
         return 0
