@@ -100,7 +100,8 @@ def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | N
     if status == "needs_attention":
         if step["kind"] == "gate":
             return f"for an operator: waypost approve or reject RUN {step['name']}"
-        then = f" (until {due}, then it fails)" if due else ""
+        fallback = options.get("on_escalation_timeout", "fail")
+        then = f" (until {due}; then, unanswered, {fallback})" if due else ""
         return f"for an operator: waypost retry, skip or fail RUN {step['name']}{then}"
     return None
 
