@@ -134,12 +134,9 @@ class DagDriver:
         every = options.get("escalate_after") or 0
         return every > 0 and not fatal and failures > 0 and failures % every == 0
 
+    @cached_property
     def compensations(self) -> dict[str, str]:
         """Nodes that have a compensating task, with that task's name."""
-        return self._compensations
-
-    @cached_property
-    def _compensations(self) -> dict[str, str]:
         return {n.name: n.options["compensate"] for n in self.graph.nodes.values()
                 if "compensate" in n.options}
 

@@ -390,7 +390,7 @@ class Advancer:
         """Start undoing a failed run: one compensation step per succeeded step that has
         one, run one after another, most recently finished first. False if nothing needs
         undoing."""
-        undo_tasks = run.driver.compensations()
+        undo_tasks = run.driver.compensations
         done = p.tx.compensable(run.id, list(undo_tasks)) if undo_tasks else []
         if not done:
             return False

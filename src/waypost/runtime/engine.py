@@ -65,12 +65,10 @@ class Engine:
         seconds = limit.total_seconds() if isinstance(limit, timedelta) else limit
         if seconds is not None and seconds <= 0:
             raise InputError("a deadline must be in the future")
-        run_id, _ = self._store().transact(
+        run_id, _ = self._transact(
             lambda tx: self._advancer.start(tx, target, params, key, chosen, seconds))
         self._advancer.stored.add(target.graph.fingerprint())
-        for worker in self._workers:
-            worker.wake()
-        return run_id
+        return str(run_id)
 
     def resolve(self, run_id: str) -> str:
         """A full run id from an id or a unique prefix of one."""
@@ -115,24 +113,15 @@ class Engine:
 
     def resume(self, run_id: str) -> int:
         """Continue a failed run from its failed steps; returns how many were reset."""
-        tries = 0
-
-        def work(tx: Any) -> int:
-            nonlocal tries
-            tries += 1
-            return self._advancer.resume(tx, run_id, retry=tries > 1)
-
-        reset = self._store().transact(work)
-        for worker in self._workers:
-            worker.wake()
-        return reset
+        return int(self._transact(
+            lambda tx, again: self._advancer.resume(tx, run_id, retry=again), counted=True))
 
     def cancel(self, run_id: str, reason: str = "cancelled by an operator") -> int:
         """Cancel an unfinished run: running attempts are cancelled (their code sees
         `wp.Cancelled` at its next heartbeat), nothing else starts. Returns how many steps
         were ended."""
-        return self._store().transact(
-            lambda tx: self._advancer.abort(tx, run_id, "cancelled", "Cancelled", reason))
+        return int(self._transact(
+            lambda tx: self._advancer.abort(tx, run_id, "cancelled", "Cancelled", reason)))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its
@@ -146,45 +135,51 @@ class Engine:
                                             "traceback": None})
 
     def _external(self, token: str, output: Any, error: dict[str, Any] | None) -> str:
-        run_id = self._store().transact(
-            lambda tx: self._advancer.external(tx, token, output, error))
-        for worker in self._workers:
-            worker.wake()
-        return run_id
+        return str(self._transact(lambda tx: self._advancer.external(tx, token, output, error)))
 
-    # -- people: gates, escalations, dead letters ---------------------------------------------
-    def _intervene(self, fn: Any) -> Any:
-        result = self._store().transact(fn)
+    def _transact(self, fn: Any, counted: bool = False) -> Any:
+        """One write transaction that may have made steps ready, then a wake-up for this
+        engine's in-process workers. `counted`: `fn(tx, again)` learns whether this is a
+        retry, which may meet its own first try's unacknowledged commit."""
+        tries = 0
+
+        def work(tx: Any) -> Any:
+            nonlocal tries
+            tries += 1
+            return fn(tx, tries > 1) if counted else fn(tx)
+
+        result = self._store().transact(work)
         for worker in self._workers:
             worker.wake()
         return result
 
+    # -- people: gates, escalations, dead letters ---------------------------------------------
     def approve(self, run_id: str, gate: str, by: str | None = None) -> None:
         """Let a run past a `wp.gate` that waits; who and when is recorded."""
-        self._intervene(lambda tx: interventions.decide_gate(
+        self._transact(lambda tx: interventions.decide_gate(
             self._advancer, tx, run_id, gate, True, by, None))
 
     def reject(self, run_id: str, gate: str, reason: str, by: str | None = None) -> None:
         """Fail a waiting gate: what follows it never runs, and the run fails (then
         compensates)."""
-        self._intervene(lambda tx: interventions.decide_gate(
+        self._transact(lambda tx: interventions.decide_gate(
             self._advancer, tx, run_id, gate, False, by, reason))
 
     def retry_step(self, run_id: str, step: str, by: str | None = None) -> None:
         """Answer a step that needs attention (or a failed compensation): try it again."""
-        self._intervene(lambda tx: interventions.answer(
+        self._transact(lambda tx: interventions.answer(
             self._advancer, tx, run_id, step, "retry", by))
 
     def skip_step(self, run_id: str, step: str, output: Any = None,
                   by: str | None = None) -> None:
         """Answer it by treating it as succeeded with `output`: what follows goes on."""
-        self._intervene(lambda tx: interventions.answer(
+        self._transact(lambda tx: interventions.answer(
             self._advancer, tx, run_id, step, "skip", by, output))
 
     def fail_step(self, run_id: str, step: str, by: str | None = None) -> None:
         """Answer it by failing it for good (a dead letter; the run fails, then
         compensates)."""
-        self._intervene(lambda tx: interventions.answer(
+        self._transact(lambda tx: interventions.answer(
             self._advancer, tx, run_id, step, "fail", by))
 
     def dead_letters(self, status: str | None = "dead", run_id: str | None = None,
@@ -207,14 +202,8 @@ class Engine:
     def replay(self, letter_id: int, input: Any = None) -> str:
         """Run a dead letter's step again (with a patched `input`, recorded as such);
         its run continues from there. Returns the run id."""
-        tries = 0
-
-        def work(tx: Any) -> tuple[str, str]:
-            nonlocal tries
-            tries += 1
-            return interventions.replay(self._advancer, tx, letter_id, input, tries > 1)
-
-        run_id, _ = self._intervene(work)
+        run_id, _ = self._transact(lambda tx, again: interventions.replay(
+            self._advancer, tx, letter_id, input, again), counted=True)
         return str(run_id)
 
     def show(self, run_id: str) -> dict[str, Any]:

@@ -533,10 +533,6 @@ class SqlTx:
                            "WHERE id = ? AND status = 'waiting'", (step_id,))
         return int(cur.rowcount) == 1
 
-    def step_by_id(self, step_id: int) -> dict[str, Any] | None:
-        row = self.execute("SELECT run_id, name FROM steps WHERE id = ?", (step_id,)).fetchone()
-        return None if row is None else {"run_id": row[0], "name": row[1]}
-
     def failed_attempts(self, step_id: int) -> int:
         row = self.execute("SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN "
                            "('failed', 'timeout', 'heartbeat')", (step_id,)).fetchone()
