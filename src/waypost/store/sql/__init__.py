@@ -1,0 +1,24 @@
+"""The store's domain verbs as SQL shared by both dialects, one module per concern.
+
+See `core` for how statements are written and fenced; `SqlTx` is every verb together.
+"""
+
+from __future__ import annotations
+
+from .claims import ClaimVerbs
+from .compensation import CompensationVerbs
+from .core import OPEN_RUN, RUN_COLUMNS, STEP_COLUMNS, SqlCore, marks
+from .letters import LetterVerbs
+from .limits import LimitVerbs
+from .runs import RunVerbs
+from .steps import StepVerbs
+from .waits import WaitVerbs
+from .workers import WorkerVerbs
+
+
+class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
+            LimitVerbs, WorkerVerbs):
+    """Every verb, on one connection inside one transaction."""
+
+
+__all__ = ["OPEN_RUN", "RUN_COLUMNS", "STEP_COLUMNS", "SqlCore", "SqlTx", "marks"]

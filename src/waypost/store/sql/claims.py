@@ -1,0 +1,182 @@
+"""Claims, leases and outcomes: every verb here is fenced by a lease token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...context import DEFAULT_HEARTBEAT
+from ..records import ClaimedStep, Expired, HeldStep
+from .core import (
+    _CLEAR_LEASE,
+    _DEAD,
+    _LIVE,
+    _MISSED_3,
+    _TOKEN_MATCHES,
+    SqlCore,
+    _claimed,
+    _lease_part,
+    marks,
+)
+
+
+class ClaimVerbs(SqlCore):
+    # -- claims, leases and outcomes -------------------------------------------------------
+    _CLAIMED = ("id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
+                "timeout, heartbeat")
+
+    def claimed_with(self, owner: str, token: str) -> list[ClaimedStep]:
+        """Steps already claimed under `token`: a transaction retried after its commit was
+        in fact applied (the acknowledgement was lost) finds its own earlier claims here,
+        instead of leaving them running with nobody working on them."""
+        rows = self.execute(f"SELECT {self._CLAIMED} FROM steps WHERE lease_owner = ? AND "
+                            f"lease_token = ? AND status = 'running'", (owner, token)).fetchall()
+        return [_claimed(r, token) for r in rows]
+
+    def claim(self, owner: str, token: str, limit: int, lease: float,
+              tasks: Sequence[str]) -> list[ClaimedStep]:
+        if not tasks or limit < 1:
+            return []
+        rows = self.execute(
+            f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
+            f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
+            f"finished_at = NULL, timeout_at = {{now}} + timeout, heartbeat_at = {{now}}, "
+            f"heartbeat_details = NULL, "
+            f"heartbeat = CASE WHEN heartbeat < 0 THEN NULL ELSE heartbeat END "
+            f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
+            f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
+            f"RETURNING {self._CLAIMED}", (owner, token, lease, *tasks, limit)).fetchall()
+        return [_claimed(r, token) for r in rows]
+
+    def next_ready_at(self, tasks: Sequence[str]) -> float | None:
+        if not tasks:
+            return None
+        row = self.execute(f"SELECT MIN(ready_at) FROM steps WHERE status = 'ready' AND "
+                           f"task IN ({marks(len(tasks))})", tasks).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def succeed_many(self, done: Sequence[tuple[int, str, str]]) -> list[HeldStep | None]:
+        """Record successful attempts (step id, lease token, output); None where the token
+        no longer holds the step."""
+        return [self.succeed(*d) for d in done]
+
+    SUCCEED = (
+        f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
+        f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND lease_token = ? AND "
+        f"status = 'running' AND {_LIVE} AND (timeout_at IS NULL OR timeout_at > {{now}}) "
+        f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts")
+
+    def succeed(self, step_id: int, token: str, output: str) -> HeldStep | None:
+        row = self.execute(self.SUCCEED, (output, step_id, token)).fetchone()
+        return None if row is None else HeldStep(*row)
+
+    def expire_queued(self, error: str, limit: int) -> list[HeldStep]:
+        """Fail ready steps that waited longer than their queue_timeout for a worker. The
+        update is its own fence: a step claimed meanwhile is no longer ready."""
+        rows = self.execute(
+            "UPDATE steps SET status = 'failed', error = ?, finished_at = {now} "
+            "WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND "
+            "queue_timeout IS NOT NULL AND ready_at + queue_timeout <= {now} "
+            "ORDER BY ready_at LIMIT ? {skip_locked}) AND status = 'ready' "
+            "RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
+            (error, limit)).fetchall()
+        return [HeldStep(*r) for r in rows]
+
+    def hand_off(self, step_id: int, token: str, completion_token: str) -> bool:
+        """The task handed its work to another system: the step stays running, holds no
+        lease (nobody is working on it here), and waits for `completion_token`."""
+        cur = self.execute(
+            f"UPDATE steps SET completion_token = ?, lease_owner = NULL, lease_token = NULL, "
+            f"lease_expires_at = NULL WHERE id = ? AND lease_token = ? AND status = 'running' "
+            f"AND {_LIVE}", (completion_token, step_id, token))
+        return int(cur.rowcount) == 1
+
+    def complete_external(self, step_id: int, completion_token: str,
+                          output: str) -> HeldStep | None:
+        row = self.execute(
+            f"UPDATE steps SET status = 'succeeded', output = ?, error = NULL, "
+            f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND {_TOKEN_MATCHES} "
+            f"AND status = 'running' "
+            f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
+            (output, step_id, completion_token, _lease_part(completion_token))).fetchone()
+        return None if row is None else HeldStep(*row)
+
+    def fail_external(self, step_id: int, completion_token: str,
+                      error: str) -> HeldStep | None:
+        row = self.execute(
+            f"SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
+            f"started_at FROM steps WHERE id = ? AND {_TOKEN_MATCHES} AND "
+            f"status = 'running' {{lock}}",
+            (step_id, completion_token, _lease_part(completion_token))).fetchone()
+        if row is None:
+            return None
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) VALUES (?, ?, NULL, 'failed', ?, ?, {now})",
+                     (step_id, row[6], error, row[8]))
+        return HeldStep(*row[:8])
+
+    def end_attempt(self, step_id: int, token: str, outcome: str, error: str,
+                    expired: bool) -> HeldStep | None:
+        """Record a failed or lost attempt, if `token` still holds the step (live lease for
+        a worker's report, expired lease for the sweeper's)."""
+        cond = _DEAD if expired else _LIVE
+        row = self.execute(
+            f"SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
+            f"lease_owner, started_at FROM steps WHERE id = ? AND lease_token = ? AND "
+            f"status = 'running' AND {cond} {{lock}}", (step_id, token)).fetchone()
+        if row is None:
+            return None
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, {now})",
+                     (step_id, row[6], row[8], outcome, error, row[9]))
+        return HeldStep(*row[:8])
+
+    def retry_later(self, step_id: int, delay: float, error: str,
+                    extra_attempt: bool = False) -> None:
+        """Back to ready after `delay`; `extra_attempt` adds one to the step's budget (an
+        attempt that was not the task's fault)."""
+        self.execute(f"UPDATE steps SET status = 'ready', ready_at = {{now}} + ?, error = ?, "
+                     f"max_attempts = max_attempts + ?, {_CLEAR_LEASE} WHERE id = ?",
+                     (delay, error, int(extra_attempt), step_id))
+
+    def lost_attempts(self, step_id: int) -> int:
+        row = self.execute("SELECT COUNT(*) FROM attempts WHERE step_id = ? AND "
+                           "outcome = 'lost'", (step_id,)).fetchone()
+        return int(row[0])
+
+    def fail(self, step_id: int, error: str) -> None:
+        self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
+                     f"{_CLEAR_LEASE} WHERE id = ?", (error, step_id))
+
+    def renew(self, owner: str, lease: float) -> set[tuple[int, str]]:
+        """Extend the leases `owner` still holds; returns their (step id, lease token):
+        an attempt it thinks it holds that is not among them was lost or cancelled."""
+        rows = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
+                            f"lease_owner = ? AND status = 'running' AND {_LIVE} "
+                            f"RETURNING id, lease_token", (lease, owner)).fetchall()
+        return {(int(r[0]), str(r[1])) for r in rows}
+
+    def beat(self, step_id: int, token: str, details: str) -> None:
+        self.execute(f"UPDATE steps SET heartbeat_at = {{now}}, heartbeat_details = ?, "
+                     f"heartbeat = COALESCE(heartbeat, ?) WHERE id = ? AND lease_token = ? "
+                     f"AND status = 'running' AND {_LIVE}",
+                     (details, -DEFAULT_HEARTBEAT, step_id, token))
+
+    def expired(self, limit: int) -> list[Expired]:
+        rows = self.execute(
+            f"SELECT id, run_id, lease_token, lease_owner, CASE WHEN timeout_at <= {{now}} THEN "
+            f"'timeout' WHEN {_MISSED_3} THEN 'heartbeat' ELSE 'lost' END "
+            f"FROM steps WHERE status = 'running' AND "
+            f"lease_token IS NOT NULL AND {_DEAD} ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [Expired(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def release_held(self, owner: str) -> int:
+        """Give back what a stopping worker holds, without charging an attempt."""
+        cur = self.execute(f"UPDATE steps SET status = 'ready', attempts = attempts - 1, "
+                           f"ready_at = {{now}}, started_at = NULL, {_CLEAR_LEASE} "
+                           f"WHERE lease_owner = ? AND status = 'running'", (owner,))
+        return int(cur.rowcount)
+
+    def expire_owner(self, owner: str) -> int:
+        cur = self.execute("UPDATE steps SET lease_expires_at = {now} WHERE lease_owner = ? "
+                           "AND status = 'running'", (owner,))
+        return int(cur.rowcount)

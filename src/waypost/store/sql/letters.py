@@ -1,0 +1,87 @@
+"""Dead letters and retry budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .core import (
+    SqlCore,
+    marks,
+)
+
+
+class LetterVerbs(SqlCore):
+    # -- dead letters and retry budgets ---------------------------------------------------
+    def add_dead_letter(self, step_id: int, error: str) -> None:
+        self.execute("INSERT INTO dead_letters (run_id, step_id, step, task, input, error, "
+                     "attempts, status, created_at) SELECT run_id, id, name, task, input, ?, "
+                     "attempts, 'dead', {now} FROM steps WHERE id = ?", (error, step_id))
+
+    _LETTER = ("id", "run_id", "step_id", "step", "task", "input", "error", "attempts",
+               "status", "created_at", "replayed_at", "replay_input")
+
+    def dead_letters(self, status: str | None, run_id: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if run_id:
+            where.append("run_id = ?")
+            params.append(run_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters {clause} "
+                            f"ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [dict(zip(self._LETTER, r, strict=True)) for r in rows]
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
+        row = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters WHERE id = ? "
+                           f"{{lock}}", (letter_id,)).fetchone()
+        return None if row is None else dict(zip(self._LETTER, row, strict=True))
+
+    def attempts_of_step(self, step_id: int) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT attempt, worker, outcome, error, started_at, finished_at "
+                            "FROM attempts WHERE step_id = ? ORDER BY attempt",
+                            (step_id,)).fetchall()
+        cols = ("attempt", "worker", "outcome", "error", "started_at", "finished_at")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def letters_replayed(self, step_ids: Sequence[int], patched: str | None) -> None:
+        """The dead letters of these steps are being retried (by a replay or a resume)."""
+        if step_ids:
+            self.execute(f"UPDATE dead_letters SET status = 'replayed', replayed_at = {{now}}, "
+                         f"replay_input = ? WHERE status = 'dead' AND "
+                         f"step_id IN ({marks(len(step_ids))})", (patched, *step_ids))
+
+    def patch_input(self, step_id: int, input: str, checksum: str) -> None:
+        self.execute("UPDATE steps SET input = ?, input_checksum = ? WHERE id = ?",
+                     (input, checksum, step_id))
+
+    def spend_retry(self, task: str, budget: int, period: float) -> bool:
+        """Take one retry from a task's budget for the current window (windows are fixed,
+        `period` long); False, and the refusal counted, when it is spent."""
+        row = self.execute(
+            "INSERT INTO retry_budgets (task, window_start, used, refused, refused_total) "
+            "VALUES (?, {now}, 0, 0, 0) ON CONFLICT (task) DO UPDATE SET "
+            "window_start = CASE WHEN retry_budgets.window_start + ? <= {now} THEN {now} "
+            "ELSE retry_budgets.window_start END, "
+            "used = CASE WHEN retry_budgets.window_start + ? <= {now} THEN 0 "
+            "ELSE retry_budgets.used END, "
+            "refused = CASE WHEN retry_budgets.window_start + ? <= {now} THEN 0 "
+            "ELSE retry_budgets.refused END RETURNING used",
+            (task, period, period, period)).fetchone()
+        ok = int(row[0]) < budget
+        column = "used = used + 1" if ok else "refused = refused + 1, " \
+            "refused_total = refused_total + 1"
+        self.execute(f"UPDATE retry_budgets SET {column} WHERE task = ?", (task,))
+        return ok
+
+    def retry_budgets(self, tasks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not tasks:
+            return {}
+        rows = self.execute(f"SELECT task, window_start, used, refused, refused_total "
+                            f"FROM retry_budgets WHERE task IN ({marks(len(tasks))})",
+                            tasks).fetchall()
+        return {str(r[0]): {"window_start": r[1], "used": r[2], "refused": r[3],
+                            "refused_total": r[4]} for r in rows}

@@ -1,0 +1,128 @@
+"""Runs: creation under an idempotency key, status changes, listing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..records import RunRow
+from .core import (
+    _CLEAR_LEASE,
+    _MISSED_2,
+    OPEN_RUN,
+    RUN_COLUMNS,
+    SqlCore,
+    marks,
+)
+
+
+class RunVerbs(SqlCore):
+    # -- runs ---------------------------------------------------------------------------
+    def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
+                   input: str, checksum: str, open_steps: int) -> bool:
+        """Insert unless the idempotency key (or the id) exists: the unique constraints are
+        the check, never a read before the write."""
+        row = self.execute(
+            "INSERT INTO runs (id, flow, fingerprint, key, status, input, input_checksum, "
+            "open_steps, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, {now}) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            (run_id, flow, fingerprint, key, input, checksum, open_steps)).fetchone()
+        return row is not None
+
+    def run_by_key(self, key: str) -> tuple[str, str, str]:
+        row = self.execute("SELECT id, flow, input_checksum FROM runs WHERE key = ?",
+                           (key,)).fetchone()
+        return str(row[0]), str(row[1]), str(row[2])
+
+    def run_head(self, run_id: str) -> tuple[str, str] | None:
+        row = self.execute("SELECT fingerprint, input FROM runs WHERE id = ?",
+                           (run_id,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def add_open(self, run_id: str, delta: int) -> int:
+        row = self.execute("UPDATE runs SET open_steps = open_steps + ? WHERE id = ? "
+                           "RETURNING open_steps", (delta, run_id)).fetchone()
+        return int(row[0])
+
+    def finish_run(self, run_id: str, status: str, output: str | None,
+                   error: str | None) -> None:
+        self.execute("UPDATE runs SET status = ?, output = ?, error = ?, finished_at = {now}, "
+                     "started_at = COALESCE(started_at, {now}) WHERE id = ? AND "
+                     "status IN ('pending', 'running', 'needs_attention', 'compensating')",
+                     (status, output, error, run_id))
+
+    def mark_runs_running(self, run_ids: Sequence[str]) -> None:
+        self.execute(f"UPDATE runs SET status = 'running', started_at = {{now}} "
+                     f"WHERE id IN ({marks(len(run_ids))}) AND status = 'pending'", run_ids)
+
+    def reopen_run(self, run_id: str, open_steps: int) -> None:
+        """A resumed run starts afresh: a deadline it had has passed or no longer applies."""
+        self.execute("UPDATE runs SET status = 'running', error = NULL, output = NULL, "
+                     "finished_at = NULL, deadline_at = NULL, open_steps = ? WHERE id = ?",
+                     (open_steps, run_id))
+
+    def set_deadline(self, run_id: str, seconds: float) -> None:
+        self.execute("UPDATE runs SET deadline_at = created_at + ? WHERE id = ?",
+                     (seconds, run_id))
+
+    def overdue_runs(self, limit: int) -> list[str]:
+        rows = self.execute("SELECT id FROM runs WHERE deadline_at <= {now} AND status IN "
+                            f"{OPEN_RUN} ORDER BY deadline_at LIMIT ?",
+                            (limit,)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def cancel_steps(self, run_id: str, error: str) -> int:
+        """End every unfinished step of a run: running attempts are recorded as cancelled
+        (their workers find out at their next lease renewal), the rest never start."""
+        self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                     "started_at, finished_at) SELECT id, attempts, lease_owner, 'cancelled', "
+                     "?, started_at, {now} FROM steps WHERE run_id = ? AND status = 'running' "
+                     "AND kind != 'map'", (error, run_id))
+        cur = self.execute(f"UPDATE steps SET status = 'cancelled', error = ?, "
+                           f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE run_id = ? AND "
+                           f"status IN ('pending', 'ready', 'running', 'waiting', "
+                           f"'needs_attention')", (error, run_id))
+        return int(cur.rowcount)
+
+    def end_run(self, run_id: str, status: str, error: str) -> bool:
+        """End a run early; False if it had already ended (the check and the write are one
+        statement, so a run finishing concurrently is never overwritten)."""
+        row = self.execute("UPDATE runs SET status = ?, error = ?, open_steps = 0, "
+                           "finished_at = {now}, started_at = COALESCE(started_at, {now}) "
+                           f"WHERE id = ? AND status IN {OPEN_RUN} RETURNING id",
+                           (status, error, run_id)).fetchone()
+        return row is not None
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?",
+                           (run_id,)).fetchone()
+        return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
+
+    def run_ids_like(self, prefix: str) -> list[str]:
+        rows = self.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id LIMIT 2",
+                            (prefix + "%",)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def list_runs(self, status: str | None, flow: str | None, limit: int) -> list[RunRow]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if flow:
+            where.append("(flow = ? OR flow LIKE ?)")
+            params += [flow, "%:" + flow]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {clause} "
+                            "ORDER BY created_at DESC, id DESC LIMIT ?",
+                            (*params, limit)).fetchall()
+        return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
+
+    def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """(succeeded, all, suspicious) steps of each run."""
+        if not run_ids:
+            return {}
+        rows = self.execute(
+            f"SELECT run_id, SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), COUNT(*), "
+            f"SUM(CASE WHEN status = 'running' AND {_MISSED_2} THEN 1 ELSE 0 END) "
+            f"FROM steps WHERE run_id IN ({marks(len(run_ids))}) GROUP BY run_id",
+            run_ids).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3] or 0)) for r in rows}
