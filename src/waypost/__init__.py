@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from .context import Context
 from .dag.flow import Flow, flow
-from .dag.limit import Limit, limit
-from .dag.task import Task, task
 from .dag.waits import after, gate, sleep, sleep_until
 from .errors import (
     Cancelled,
@@ -19,9 +17,11 @@ from .errors import (
     UnknownTargetError,
     WaypostError,
 )
+from .limit import Limit, limit
 from .retry import Backoff
 from .runtime.engine import Engine
 from .runtime.worker import Worker
+from .task import Task, task
 
 __version__ = "0.1.0"
 

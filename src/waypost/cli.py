@@ -81,9 +81,9 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
     """Serve the tasks of MODULE until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .dag.task import registered_tasks
     from .runtime.loader import import_module
     from .runtime.worker import Worker
+    from .task import registered_tasks
 
     import_module(module)
     if not registered_tasks():

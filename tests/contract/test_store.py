@@ -74,6 +74,7 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP INDEX steps_waiting")
         tx.execute("DROP TABLE limit_grants")
         tx.execute("DROP TABLE limits")
+        tx.execute("DROP TABLE requests")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")
 
     store.transact(downgrade)
@@ -174,7 +175,7 @@ def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) ->
 
 
 def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> None:
-    from waypost.dag.driver import LOST_ATTEMPTS_LIMIT
+    from waypost.runtime.retries import LOST_ATTEMPTS_LIMIT
     from waypost.runtime.sweeper import sweep
 
     run_id = start(store)

@@ -40,22 +40,47 @@ def test_every_cli_command_is_in_the_readme() -> None:
     assert not missing, f"commands not documented in README.md: {missing}"
 
 
-def test_imports_flow_one_way() -> None:
-    """The store never imports the runtime; the DAG front-end never imports the runtime."""
-    for layer, forbidden in (("store", ("runtime", "cli")), ("dag", ("runtime", "cli"))):
-        for path in (ROOT / "src" / "waypost" / layer).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module:
-                    target = node.module.lstrip(".").split(".")[0]
-                    assert target not in forbidden, f"{path.name} imports {node.module}"
+#: The front-ends: they compile definitions to drivers. Machines and events join here.
+FRONT_ENDS = ("dag",)
 
 
-def test_store_does_not_import_definitions() -> None:
-    for path in (ROOT / "src" / "waypost" / "store").rglob("*.py"):
+def _imports(layer: str) -> list[tuple[str, str]]:
+    """(file, imported top-level waypost package) for every relative or absolute import."""
+    found = []
+    for path in (ROOT / "src" / "waypost" / layer).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
-                assert not node.module.lstrip(".").startswith("dag"), path.name
+                module = node.module
+                if node.level == 0:
+                    if not module.startswith("waypost."):
+                        continue
+                    module = module.removeprefix("waypost.")
+                elif node.level == 1:
+                    module = f"{layer}.{module}"
+                found.append((path.name, module.split(".")[0]))
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("waypost."):
+                        found.append((path.name, alias.name.split(".")[1]))
+    return found
+
+
+def test_imports_flow_one_way() -> None:
+    """Definitions -> runtime -> store: the runtime runs every front-end through the driver
+    seam (runtime/driver.py) and knows none of them; the store knows neither."""
+    for layer, forbidden in (("runtime", (*FRONT_ENDS, "cli")),
+                             ("store", ("runtime", *FRONT_ENDS, "cli"))):
+        bad = [(f, m) for f, m in _imports(layer) if m in forbidden]
+        assert not bad, f"{layer}/ imports what it must not: {bad}"
+
+
+def test_front_ends_reach_the_runtime_only_through_the_seam() -> None:
+    for front_end in FRONT_ENDS:
+        for path in (ROOT / "src" / "waypost" / front_end).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.ImportFrom) and node.module and node.level == 2
+                        and node.module.startswith("runtime")):
+                    assert node.module == "runtime.driver", f"{path.name}: {node.module}"
 
 
 def test_every_cli_option_is_in_the_guide() -> None:

@@ -9,7 +9,7 @@ from ..errors import DefinitionError
 from .graph import Node, Ref, template_refs, to_template
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..task import Task
 
 _builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
     "waypost_builder", default=None

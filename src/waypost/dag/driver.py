@@ -1,157 +1,249 @@
-"""The DAG driver: pure decisions about a run, given facts loaded from the store.
+"""The DAG driver: what a flow's graph means for a run, as decisions (runtime/driver.py).
 
 It holds no state and does no I/O, so every rule here is testable without a database.
-`runtime.advance` loads the facts inside the transaction that records an outcome and
-applies what the driver decides in that same transaction.
+What the runtime does with the decisions (fences, retries, timers, sagas, how a run ends)
+is the same for every front-end and lives in `runtime/`.
+
+It never raises: an input it cannot build, a fan-out over something that is not a list,
+an output template naming a key a task did not return, a stored output it cannot decode,
+each becomes a failed step or a failed run whose message names the step and the key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from .. import codec
 from ..retry import Backoff
+from ..runtime.driver import (
+    Block,
+    Decision,
+    EndStep,
+    Event,
+    FailRun,
+    FanOut,
+    FinishRun,
+    ItemsEnded,
+    MakeReady,
+    Release,
+    RunFacts,
+    Settled,
+    Started,
+    StepFailed,
+    StepPolicy,
+    StepsFreed,
+    StepSucceeded,
+    WaitUntil,
+    encode_call,
+    register_kind,
+)
 from ..store.records import NewStep
-from .graph import Graph, render, template_refs
-from .waits import resolve_moment
+from .graph import Graph, Node, render, template_refs
+from .waits import due_at, resolve_moment
 
-#: A step whose attempts were lost this many times (worker gone each time) is dead.
-LOST_ATTEMPTS_LIMIT = 10
 #: Node kinds that wait for time or a person and run no task.
 WAIT_KINDS = ("gate", "sleep")
 
 
-@dataclass(frozen=True)
-class Retry:
-    delay: float
+def _policy(options: dict[str, Any], task: str) -> StepPolicy:
+    budget = options.get("retry_budget")
+    undo = options.get("compensate_options")
+    return StepPolicy(
+        task=task, max_attempts=int(options.get("max_attempts", 1)),
+        backoff=Backoff.from_json(options["backoff"]) if "backoff" in options else Backoff(),
+        timeout=options.get("timeout"), heartbeat=options.get("heartbeat"),
+        queue_timeout=options.get("queue_timeout"),
+        escalate_after=options.get("escalate_after"),
+        escalation_timeout=options.get("escalation_timeout"),
+        on_escalation_timeout=options.get("on_escalation_timeout", "fail"),
+        retry_budget=(int(budget[0]), float(budget[1])) if budget else None,
+        uses=tuple(options.get("uses", ())),
+        compensate=options.get("compensate"),
+        compensate_policy=None if undo is None else _policy(undo, options["compensate"]),
+        completes_externally=bool(options.get("completes_externally")),
+        destructive=bool(options.get("destructive")),
+        on_timeout=options.get("on_timeout"))
 
 
-@dataclass(frozen=True)
-class Dead:
-    pass
-
-
-@dataclass(frozen=True)
-class Ready:
-    input: str
-    checksum: str
-
-
-@dataclass(frozen=True)
-class Expand:
-    children: list[NewStep]
-
-
-@dataclass(frozen=True)
-class Wait:
-    """A gate or a sleep starts waiting; the caller knows the clock."""
-
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Broken:
-    """A node whose input cannot be built (a missing key, a map over a non-list)."""
-
-    error: dict[str, Any]
-
-
-def encode_input(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
-    text = codec.dumps({"args": args, "kwargs": kwargs})
-    return text, codec.checksum(text)
+class _Broken(Exception):
+    """An input or output of a node cannot be built from the run's data."""
 
 
 class DagDriver:
+    kind = "dag"
+
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
 
-    def steps(self) -> list[NewStep]:
-        """Every static node of a new run, waiting on its dependencies."""
-        return [
-            NewStep(name=n.name, node=n.name, task=n.task, kind=n.kind, status="pending",
-                    waiting_on=len(n.deps), max_attempts=n.options["max_attempts"],
-                    timeout=n.options["timeout"], heartbeat=n.options.get("heartbeat"),
-                    queue_timeout=n.options.get("queue_timeout"))
-            for n in self.graph.nodes.values()
-        ]
+    @classmethod
+    def from_body(cls, body: str) -> DagDriver:
+        return cls(Graph.from_json(codec.loads(body)))
 
-    def activate(self, name: str, outputs: dict[str, Any],
-                 params: dict[str, Any]) -> Ready | Expand | Wait | Broken:
-        """What a node becomes once all its dependencies succeeded."""
-        node = self.graph.nodes[name]
-        if node.kind in WAIT_KINDS:
-            try:
-                return Wait(resolve_moment(node.options, outputs, params))
-            except (LookupError, ValueError) as exc:
-                return Broken({"type": "InputError", "message": str(exc)})
-        try:
-            args = render(node.args, outputs, params)
-            kwargs = render(node.kwargs, outputs, params)
-            if node.kind == "task":
-                return Ready(*encode_input(args, kwargs))
-            items = render(node.over, outputs, params)
-        except LookupError as exc:
-            return Broken({"type": "InputError", "message": f"cannot build input: {exc}"})
-        if not isinstance(items, list):
-            return Broken({"type": "InputError",
-                           "message": f"map needs a list, got {type(items).__name__}"})
-        children = []
-        for i, item in enumerate(items):
-            text, checksum = encode_input([item, *args], kwargs)
-            children.append(NewStep(
-                name=f"{name}[{i}]", node=name, task=node.task, kind="item", status="ready",
-                waiting_on=0, max_attempts=node.options["max_attempts"],
-                timeout=node.options["timeout"], input=text, input_checksum=checksum,
-                map_index=i, heartbeat=node.options.get("heartbeat"),
-                queue_timeout=node.options.get("queue_timeout")))
-        return Expand(children)
+    # -- policies and shape ---------------------------------------------------------------
+    @cached_property
+    def _policies(self) -> dict[str, StepPolicy]:
+        return {n.name: _policy(n.options, n.task) for n in self.graph.nodes.values()}
 
-    def on_lost(self, lost_before: int) -> Retry | Dead:
-        """An attempt whose worker vanished (crash, kill -9, partition) is the worker's
-        failure, not the task's: it is retried at once without using up the task's
-        retries, unless the step has lost so many workers that it is probably what kills
-        them."""
-        return Dead() if lost_before + 1 >= LOST_ATTEMPTS_LIMIT else Retry(0.0)
+    def policy(self, node: str, kind: str) -> StepPolicy:
+        policy = self._policies[node]
+        return policy.undo() if kind == "undo" else policy
 
-    def options(self, node: str, kind: str) -> dict[str, Any]:
-        """The task options a step runs under: a compensation step (kind `undo`) runs
-        under its compensating task's own policy, not the one of the step it undoes."""
-        options: dict[str, Any] = self.graph.nodes[node].options
-        return options["compensate_options"] if kind == "undo" else options
-
-    def on_failure(self, options: dict[str, Any], attempts: int, max_attempts: int,
-                   fatal: bool, rand: float | None = None) -> Retry | Dead:
-        if fatal or attempts >= max_attempts:
-            return Dead()
-        backoff = Backoff.from_json(options["backoff"])
-        return Retry(backoff.delay(attempts, rand))
-
-    def escalates(self, options: dict[str, Any], failures: int, fatal: bool) -> bool:
-        """Ask an operator after every `escalate_after` failed attempts (not on Fatal: it
-        says retrying cannot help, and the dead letter keeps it for a replay)."""
-        every = options.get("escalate_after") or 0
-        return every > 0 and not fatal and failures > 0 and failures % every == 0
+    def policies(self) -> list[StepPolicy]:
+        found = list(self._policies.values())
+        return found + [p.compensate_policy for p in found if p.compensate_policy is not None]
 
     @cached_property
+    def _compensations(self) -> dict[str, str]:
+        return {name: p.compensate for name, p in self._policies.items()
+                if p.compensate is not None}
+
     def compensations(self) -> dict[str, str]:
-        """Nodes that have a compensating task, with that task's name."""
-        return {n.name: n.options["compensate"] for n in self.graph.nodes.values()
-                if "compensate" in n.options}
+        return self._compensations
 
-    def gather(self, node: str, children: list[tuple[str, str | None, Any]]) -> Any:
-        """The output of a map node from its items' (status, output, error), or a Broken."""
-        failed = [c for c in children if c[0] != "succeeded"]
+    def edges(self, node: str) -> tuple[list[str], list[str]]:
+        n = self.graph.nodes[node]
+        return n.data_deps, n.after
+
+    def downstream(self, node: str) -> list[str]:
+        return self.graph.downstream(node)
+
+    # -- a new run ---------------------------------------------------------------------------
+    def steps(self, params: dict[str, Any]) -> list[NewStep]:
+        """Every node of a new run, waiting on its dependencies; root tasks whose input
+        renders are inserted ready (saving an update each). Other roots are decided on
+        `Started`."""
+        rows = []
+        for n in self.graph.nodes.values():
+            policy = self._policies[n.name]
+            step = policy.new_step(n.name, n.name, n.kind, "pending", len(n.deps))
+            if not n.deps and n.kind == "task":
+                try:
+                    step.input, step.input_checksum = self._call(n, {}, params)
+                    step.status = "ready"
+                except _Broken:
+                    pass
+            rows.append(step)
+        return rows
+
+    # -- decisions -----------------------------------------------------------------------------
+    def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
+        if isinstance(event, StepSucceeded):
+            successors = self.graph.successors.get(event.node, [])
+            return [Release(successors)] if successors else []
+        if isinstance(event, StepsFreed):
+            return [self._activate(facts, name) for name in event.steps]
+        if isinstance(event, StepFailed):
+            later = self.graph.downstream(event.node)
+            return [Block(later)] if later else []
+        if isinstance(event, ItemsEnded):
+            return [self._gather(facts, event.node)]
+        if isinstance(event, Settled):
+            return [self._end(facts)]
+        if isinstance(event, Started):
+            roots = [n for n in self.graph.nodes.values() if not n.deps]
+            return [self._activate(facts, n.name) for n in roots
+                    if n.kind != "task" or not self._renders(n, facts.params)]
+        return []
+
+    def _renders(self, node: Node, params: dict[str, Any]) -> bool:
+        try:
+            self._call(node, {}, params)
+        except _Broken:
+            return False
+        return True
+
+    def _outputs(self, facts: RunFacts, names: list[str]) -> dict[str, Any]:
+        decoded = {}
+        for name, text in facts.outputs(names).items():
+            try:
+                decoded[name] = codec.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise _Broken(f"the output of {name} cannot be decoded: {exc}") from None
+        return decoded
+
+    def _call(self, node: Node, outputs: dict[str, Any],
+              params: dict[str, Any]) -> tuple[str, str]:
+        try:
+            return encode_call(render(node.args, outputs, params),
+                               render(node.kwargs, outputs, params))
+        except (LookupError, TypeError, ValueError, RecursionError) as exc:
+            raise _Broken(f"cannot build input: {exc}") from None
+
+    def _activate(self, facts: RunFacts, name: str) -> Decision:
+        """What a node becomes once every step it waits for has succeeded."""
+        node = self.graph.nodes[name]
+        try:
+            outputs = self._outputs(facts, node.data_deps)
+            if node.kind in WAIT_KINDS:
+                try:
+                    moment = resolve_moment(node.options, outputs, facts.params)
+                except (LookupError, ValueError, TypeError) as exc:
+                    raise _Broken(str(exc)) from None
+                return WaitUntil(name, due_at(moment, facts.now()))
+            if node.kind == "task":
+                return MakeReady(name, *self._call(node, outputs, facts.params))
+            args_text, _ = self._call(node, outputs, facts.params)
+            call = codec.loads(args_text)
+            try:
+                items = render(node.over, outputs, facts.params)
+            except LookupError as exc:
+                raise _Broken(f"cannot build input: {exc}") from None
+            if not isinstance(items, list):
+                raise _Broken(f"map needs a list, got {type(items).__name__}")
+            return FanOut(name, self._items(node, items, call["args"], call["kwargs"]))
+        except _Broken as exc:
+            return EndStep(name, False, error={"type": "InputError", "message": str(exc)})
+
+    def _items(self, node: Node, items: list[Any], args: list[Any],
+               kwargs: dict[str, Any]) -> list[NewStep]:
+        policy = self._policies[node.name]
+        children = []
+        for i, item in enumerate(items):
+            text, checksum = encode_call([item, *args], kwargs)
+            children.append(policy.new_step(f"{node.name}[{i}]", node.name, "item", "ready", 0,
+                                            text, checksum, i))
+        return children
+
+    def _gather(self, facts: RunFacts, node: str) -> Decision:
+        """A map's output is the list of its items' outputs, or it failed with them."""
+        items = facts.items(node)
+        failed = [c for c in items if c[0] != "succeeded"]
         if failed:
-            first = codec.loads(failed[0][2]) or {}
-            return Broken({"type": "MapItemFailed",
-                           "message": f"{len(failed)} of {len(children)} items of {node} failed; "
-                                      f"first: {first.get('type')}: {first.get('message')}"})
-        return [codec.loads(c[1]) for c in children]
+            try:
+                first = codec.loads(failed[0][2]) or {}
+            except (ValueError, RecursionError):
+                first = {}
+            return EndStep(node, False, error={
+                "type": "MapItemFailed",
+                "message": f"{len(failed)} of {len(items)} items of {node} failed; "
+                           f"first: {first.get('type')}: {first.get('message')}"})
+        try:
+            return EndStep(node, True, codec.dumps([codec.loads(c[1]) for c in items]))
+        except (ValueError, TypeError, RecursionError) as exc:
+            return EndStep(node, False, error={"type": "InputError",
+                                               "message": f"{node}: cannot gather: {exc}"})
 
-    def output(self, outputs: dict[str, Any], params: dict[str, Any]) -> Any:
-        return render(self.graph.output, outputs, params)
+    def _end(self, facts: RunFacts) -> Decision:
+        failure = facts.first_failure()
+        if failure is not None:
+            step, error = failure
+            try:
+                detail = codec.loads(error) or {}
+            except (ValueError, RecursionError):
+                detail = {}
+            return FailRun({"step": step, "type": detail.get("type"),
+                            "message": detail.get("message")})
+        deps = template_refs(self.graph.output)
+        try:
+            output = render(self.graph.output, self._outputs(facts, deps), facts.params)
+            return FinishRun(codec.dumps(output))
+        except _Broken as exc:
+            return FailRun({"step": None, "type": "OutputError", "message": str(exc)})
+        except (LookupError, TypeError, ValueError, RecursionError) as exc:
+            return FailRun({"step": None, "type": "OutputError",
+                            "message": f"cannot build the output of flow {self.graph.flow}: "
+                                       f"{exc}"})
 
-    def output_deps(self) -> list[str]:
-        return template_refs(self.graph.output)
+
+register_kind("dag", DagDriver.from_body)

@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .. import codec
 from ..errors import DefinitionError, InputError
 from .build import GraphBuilder
+from .driver import DagDriver
 from .graph import Graph, Ref, to_template
 
 P = ParamSpec("P")
@@ -34,6 +35,11 @@ def registered_flows() -> dict[str, Flow[Any, Any]]:
 
 
 class Flow(Generic[P, R]):
+    """A DAG definition (runtime/driver.py `Definition`): compiled once to a graph and the
+    DAG driver that runs it."""
+
+    kind = "dag"
+
     def __init__(self, fn: Callable[P, R], *, name: str | None = None,
                  deadline: timedelta | float | None = None) -> None:
         self.fn = fn
@@ -44,6 +50,7 @@ class Flow(Generic[P, R]):
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
                 raise DefinitionError(f"flow {self.name}: parameters must be named ({p})")
         self._graph: Graph | None = None
+        self._driver: DagDriver | None = None
         self.__doc__ = fn.__doc__
         _FLOWS[self.name] = self
 
@@ -52,6 +59,18 @@ class Flow(Generic[P, R]):
         if self._graph is None:
             self._graph = self._build()
         return self._graph
+
+    def compile(self) -> tuple[str, str, DagDriver]:
+        """(fingerprint, stored body, driver). Runs the flow body the first time."""
+        if self._driver is None:
+            self._driver = DagDriver(self.graph)
+        return self.graph.fingerprint(), self.graph.body(), self._driver
+
+    @property
+    def default_deadline(self) -> float | None:
+        if isinstance(self.deadline, timedelta):
+            return self.deadline.total_seconds()
+        return None if self.deadline is None else float(self.deadline)
 
     def _build(self) -> Graph:
         params = list(self.signature.parameters)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from .. import codec
-from ..dag.flow import Flow
-from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
+from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError, WaypostError
 from ..store import DEFAULT_URL, Store, open_store
-from . import interventions
+from . import interventions, reopen
 from .advance import Advancer, new_run_id
+from .driver import Definition
 from .isolation import refuse_in_main_script
 from .limits import WINDOW_MARGIN
 from .loader import load_flow
@@ -51,7 +52,7 @@ class Engine:
         return store
 
     # -- runs ------------------------------------------------------------------------------
-    def start(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
+    def start(self, flow: Definition | str, input: dict[str, Any] | None = None, *,
               key: str | None = None, deadline: timedelta | float | None = None) -> str:
         """Create a run and return its id. With `key`: a repeat with the same input returns
         the existing run; a different input raises IdempotencyConflict and creates nothing.
@@ -60,14 +61,18 @@ class Engine:
         refuse_in_main_script()
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
+        # User code (a flow body) runs here, before the transaction: never while it holds
+        # the database's write lock.
+        compiled = target.compile()
         chosen = new_run_id()
-        limit = deadline if deadline is not None else target.deadline
-        seconds = limit.total_seconds() if isinstance(limit, timedelta) else limit
+        seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else deadline
+        if seconds is None:
+            seconds = target.default_deadline
         if seconds is not None and seconds <= 0:
             raise InputError("a deadline must be in the future")
-        run_id, _ = self._transact(
-            lambda tx: self._advancer.start(tx, target, params, key, chosen, seconds))
-        self._advancer.stored.add(target.graph.fingerprint())
+        run_id, _ = self._transact(lambda tx: self._advancer.start(
+            tx, target, params, key, chosen, seconds, compiled), request=False)
+        self._advancer.stored.add(compiled[0])
         return str(run_id)
 
     def resolve(self, run_id: str) -> str:
@@ -104,7 +109,7 @@ class Engine:
             time.sleep(wait)
             delay = min(delay * 1.5, 0.02)
 
-    def run(self, flow: Flow[Any, Any] | str, input: dict[str, Any] | None = None, *,
+    def run(self, flow: Definition | str, input: dict[str, Any] | None = None, *,
             key: str | None = None, timeout: float | None = None) -> Any:
         """Start a run and serve it with an in-process worker until it finishes."""
         run_id = self.start(flow, input, key=key)
@@ -113,8 +118,7 @@ class Engine:
 
     def resume(self, run_id: str) -> int:
         """Continue a failed run from its failed steps; returns how many were reset."""
-        return int(self._transact(
-            lambda tx, again: self._advancer.resume(tx, run_id, retry=again), counted=True))
+        return int(self._transact(lambda tx: reopen.resume(self._advancer, tx, run_id)))
 
     def cancel(self, run_id: str, reason: str = "cancelled by an operator") -> int:
         """Cancel an unfinished run: running attempts are cancelled (their code sees
@@ -137,16 +141,28 @@ class Engine:
     def _external(self, token: str, output: Any, error: dict[str, Any] | None) -> str:
         return str(self._transact(lambda tx: self._advancer.external(tx, token, output, error)))
 
-    def _transact(self, fn: Any, counted: bool = False) -> Any:
+    def _transact(self, fn: Any, request: bool = True) -> Any:
         """One write transaction that may have made steps ready, then a wake-up for this
-        engine's in-process workers. `counted`: `fn(tx, again)` learns whether this is a
-        retry, which may meet its own first try's unacknowledged commit."""
+        engine's in-process workers.
+
+        `request`: the transaction records its result under an id chosen here, before it.
+        When a commit is applied but its acknowledgement lost, the store runs `fn` again;
+        that retry finds the id and returns what the first try committed, instead of
+        failing on its own earlier work ("token already used", "already cancelled")."""
         tries = 0
+        request_id = uuid.uuid4().hex
 
         def work(tx: Any) -> Any:
             nonlocal tries
             tries += 1
-            return fn(tx, tries > 1) if counted else fn(tx)
+            if request and tries > 1:
+                done = tx.request_result(request_id)
+                if done is not None:
+                    return codec.loads(done)
+            result = fn(tx)
+            if request:
+                tx.record_request(request_id, codec.dumps(result))
+            return result
 
         result = self._store().transact(work)
         for worker in self._workers:
@@ -199,11 +215,11 @@ class Engine:
             raise UnknownTargetError(f"no dead letter {letter_id}")
         return letter_view(row, attempts)
 
-    def replay(self, letter_id: int, input: Any = None) -> str:
+    def replay(self, letter_id: int, input: Any = None, by: str | None = None) -> str:
         """Run a dead letter's step again (with a patched `input`, recorded as such);
-        its run continues from there. Returns the run id."""
-        run_id, _ = self._transact(lambda tx, again: interventions.replay(
-            self._advancer, tx, letter_id, input, again), counted=True)
+        its run continues from there, as after `resume`. Returns the run id."""
+        run_id, _ = self._transact(lambda tx: reopen.replay(
+            self._advancer, tx, letter_id, input, by))
         return str(run_id)
 
     def show(self, run_id: str) -> dict[str, Any]:
@@ -213,15 +229,17 @@ class Engine:
             if run is None:
                 raise UnknownTargetError(f"no run {run_id}")
             steps = tx.steps_of(run_id)
-            graph = self._advancer.run_info(tx, run_id).driver.graph
-            used = sorted({name for node in graph.nodes.values() for options in
-                           (node.options, node.options.get("compensate_options", {}))
-                           for name in options.get("uses", [])})
+            try:
+                driver = self._advancer.driver(tx, run["fingerprint"])
+            except (WaypostError, LookupError, ValueError, TypeError, RecursionError):
+                driver = None  # shown without what only its definition knows
+            used = sorted({name for policy in (driver.policies() if driver else [])
+                           for name in policy.uses})
             limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
                       in tx.limits_in_use(WINDOW_MARGIN, used)} if used else {}
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return {"run": run, "steps": steps, "attempts": tx.attempts_of(run_id),
-                    "served": tx.served_tasks(self.lease), "graph": graph,
+                    "served": tx.served_tasks(self.lease), "driver": driver,
                     "letters": tx.dead_letters(None, run_id, 1000),
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
                     "limits": limits}

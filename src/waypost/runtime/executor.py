@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..context import Context, Heart
-from ..dag.task import Task
 from ..errors import Cancelled, Fatal
 from ..store.records import ClaimedStep
+from ..task import Task
 from .outcome import Outcome
 
 if TYPE_CHECKING:

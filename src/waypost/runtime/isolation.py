@@ -38,9 +38,9 @@ from typing import Any
 
 from .. import codec
 from ..context import Context, Heart
-from ..dag.task import Task, registered_tasks
 from ..errors import Cancelled, DefinitionError, Fatal
 from ..store.records import ClaimedStep
+from ..task import Task, registered_tasks
 from .executor import completion_token, error_of
 from .outcome import Outcome
 

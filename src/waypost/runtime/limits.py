@@ -33,10 +33,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dag.limit import Limit
-from ..dag.task import Task
+from ..limit import Limit
 from ..store.records import ClaimedStep, LimitRow
 from ..store.sql import SqlTx
+from ..task import Task
 
 #: Grants stay in their rate window this much longer than the period. An attempt's call
 #: happens a little after its grant (the commit, a thread picking the task up), and not

@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
-from ..dag.flow import Flow
 from ..errors import UnknownTargetError
+from .driver import Definition
 
 
 def import_module(name: str) -> ModuleType:
@@ -36,14 +36,19 @@ def import_module(name: str) -> ModuleType:
         raise
 
 
-def load_flow(target: str) -> Flow[Any, Any]:
+def is_definition(value: Any) -> bool:
+    """A flow (or any front-end's definition): what `Engine.start` can start."""
+    return all(hasattr(value, a) for a in ("kind", "compile", "bind_input", "default_deadline"))
+
+
+def load_flow(target: str) -> Definition:
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
         raise UnknownTargetError(f"name a flow as MODULE:FLOW, not {target!r}")
     module = import_module(module_name)
     flow = getattr(module, attr, None)
-    if not isinstance(flow, Flow):
-        found = sorted(k for k, v in vars(module).items() if isinstance(v, Flow))
+    if not is_definition(flow):
+        found = sorted(k for k, v in vars(module).items() if is_definition(v))
         hint = f" (flows there: {', '.join(found)})" if found else " (it defines no flow)"
         raise UnknownTargetError(f"no flow {attr!r} in module {module_name}{hint}")
-    return flow
+    return cast(Definition, flow)

@@ -51,6 +51,7 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
         return 0
     tx.forget_stale_workers(max(10 * lease, 300.0))
     tx.prune_grants(WINDOW_MARGIN)
+    tx.prune_requests(86_400.0)
     outcomes = [Outcome(e.step_id, e.run_id, e.lease_token, error=_error(e.reason, e.owner, lease),
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)

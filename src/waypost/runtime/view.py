@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
-from ..dag.graph import Graph
 from ..store.records import LimitRow
+from .driver import Driver, StepPolicy
 
 
 def iso(ts: float | None) -> str | None:
@@ -39,11 +39,11 @@ def limit_view(row: LimitRow, granted: int, in_use: int) -> dict[str, Any]:
 
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
-             served: set[str] | None = None, graph: Graph | None = None,
+             served: set[str] | None = None, driver: Driver | None = None,
              letters: list[dict[str, Any]] | None = None,
              budgets: dict[str, dict[str, Any]] | None = None,
              limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`graph`: the run's stored graph (edges, options); `letters`: its dead letters;
+    """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them."""
     view = {
@@ -59,7 +59,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:
             history[a["step_id"]].append(attempt_view(a))
-        view["steps"] = [step_view(s, history.get(s["id"], []), served, graph, budgets or {},
+        view["steps"] = [step_view(s, history.get(s["id"], []), served, driver, budgets or {},
                                    limits or {}) for s in steps]
         view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
                                 for d in letters or []]
@@ -86,7 +86,8 @@ def letter_view(row: dict[str, Any],
     return view
 
 
-def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | None) -> str | None:
+def _waiting(step: dict[str, Any], policy: StepPolicy | None,
+             served: set[str] | None) -> str | None:
     status, due = step["status"], iso(step["ready_at"])
     if status == "ready" and served is not None and step["task"] not in served:
         return f"no live worker serves task {step['task']}"
@@ -95,47 +96,52 @@ def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | N
     if status == "waiting" and step["kind"] == "sleep":
         return f"until {due}"
     if status == "waiting":
-        then = f" (until {due}, then {options.get('on_timeout')})" if due else ""
+        then = f" (until {due}, then {policy and policy.on_timeout})" if due else ""
         return f"for approval: waypost approve RUN {step['name']}{then}"
     if status == "needs_attention":
         if step["kind"] == "gate":
             return f"for an operator: waypost approve or reject RUN {step['name']}"
-        fallback = options.get("on_escalation_timeout", "fail")
+        fallback = policy.on_escalation_timeout if policy else "fail"
         then = f" (until {due}; then, unanswered, {fallback})" if due else ""
         return f"for an operator: waypost retry, skip or fail RUN {step['name']}{then}"
     return None
 
 
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
-              served: set[str] | None = None, graph: Graph | None = None,
+              served: set[str] | None = None, driver: Driver | None = None,
               budgets: dict[str, dict[str, Any]] | None = None,
               limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    node = graph.nodes.get(step["node"]) if graph is not None else None
     undo = step["kind"] == "undo"
-    options: dict[str, Any] = {}
-    if node is not None:
-        options = node.options.get("compensate_options", {}) if undo else node.options
-    edges = node is not None and step["kind"] not in ("item", "undo")
+    policy: StepPolicy | None = None
+    needs: list[str] = []
+    after: list[str] = []
+    if driver is not None:
+        try:
+            policy = driver.policy(step["node"], step["kind"])
+            if step["kind"] not in ("item", "undo"):
+                needs, after = driver.edges(step["node"])
+        except (KeyError, AssertionError):
+            policy = None  # a step its definition does not know: shown as stored
     extra: dict[str, Any] = {
-        "needs": node.data_deps if edges and node else [],
-        "after": node.after if edges and node else [],
+        "needs": list(needs),
+        "after": list(after),
         "compensates": step["name"].split(":", 1)[1] if undo else None,
-        "destructive": bool(options.get("destructive")),
+        "destructive": bool(policy and policy.destructive),
         "due_at": iso(step["ready_at"]) if step["status"] in ("waiting", "needs_attention")
         else None,
         "retry_budget": None,
     }
-    if "retry_budget" in options:
-        count, period = options["retry_budget"]
+    if policy is not None and policy.retry_budget is not None:
+        count, period = policy.retry_budget
         spent = (budgets or {}).get(step["task"], {})
         extra["retry_budget"] = {"retries": count, "per_seconds": period,
                                  "used": spent.get("used", 0),
                                  "refused": spent.get("refused", 0),
                                  "refused_total": spent.get("refused_total", 0)}
-    uses = list(options.get("uses", []))
+    uses = list(policy.uses) if policy else []
     full = [f"limit {name} ({', '.join(limits[name]['full'])})"
             for name in uses if limits and limits.get(name, {}).get("full")]
-    waiting = _waiting(step, options, served)
+    waiting = _waiting(step, policy, served)
     if waiting is None and step["status"] == "ready" and full:
         waiting = "for " + ", ".join(full)
     return {

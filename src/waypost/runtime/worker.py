@@ -23,10 +23,10 @@ from typing import Any
 
 from .. import codec
 from ..context import DEFAULT_HEARTBEAT, Heart
-from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
 from ..store.records import ClaimedStep
 from ..store.sql import SqlTx
+from ..task import Task, registered_tasks
 from .advance import Advancer
 from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script

@@ -95,8 +95,24 @@ class SqlCore:
                      "VALUES (?, ?, ?, ?, {now}) ON CONFLICT (fingerprint) DO NOTHING",
                      (fingerprint, name, kind, body))
 
-    def definition(self, fingerprint: str) -> str | None:
-        row = self.execute("SELECT body FROM definitions WHERE fingerprint = ?",
+    def definition(self, fingerprint: str) -> tuple[str, str] | None:
+        """(kind, JSON body) of a stored definition: the kind chooses its driver."""
+        row = self.execute("SELECT kind, body FROM definitions WHERE fingerprint = ?",
                            (fingerprint,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    # -- requests: interventions that recognise their own earlier work ----------------------
+    def request_result(self, request: str) -> str | None:
+        """The JSON result a request committed, if it did: a transaction retried after its
+        commit's acknowledgement was lost returns that instead of acting twice."""
+        row = self.execute("SELECT result FROM requests WHERE id = ?", (request,)).fetchone()
         return None if row is None else str(row[0])
+
+    def record_request(self, request: str, result: str) -> None:
+        self.execute("INSERT INTO requests (id, result, created_at) VALUES (?, ?, {now})",
+                     (request, result))
+
+    def prune_requests(self, older_than: float) -> int:
+        cur = self.execute("DELETE FROM requests WHERE created_at < {now} - ?", (older_than,))
+        return int(cur.rowcount)
 

@@ -97,6 +97,14 @@ class RunVerbs(SqlCore):
                            (run_id,)).fetchone()
         return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
 
+    def lock_run(self, run_id: str) -> RunRow | None:
+        """Read a run and hold its row until the transaction ends (PostgreSQL; SQLite's
+        writer lock already does): operators' writes to one run happen one after another,
+        each seeing what the previous one committed."""
+        row = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ? {{lock}}",
+                           (run_id,)).fetchone()
+        return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
+
     def run_ids_like(self, prefix: str) -> list[str]:
         rows = self.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id LIMIT 2",
                             (prefix + "%",)).fetchall()

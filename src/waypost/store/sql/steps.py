@@ -105,7 +105,12 @@ class StepVerbs(SqlCore):
         cols = ("step_id", "attempt", "worker", "outcome", "error", "started_at", "finished_at")
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
-    def reset_step(self, step_id: int, status: str, waiting_on: int, max_attempts: int) -> None:
-        self.execute("UPDATE steps SET status = ?, waiting_on = ?, max_attempts = ?, "
-                     "error = NULL, output = NULL, finished_at = NULL, ready_at = {now} "
-                     "WHERE id = ?", (status, waiting_on, max_attempts, step_id))
+    def reset_step(self, step_id: int, was: str, status: str, waiting_on: int,
+                   max_attempts: int) -> bool:
+        """Reopen a step that is still `was` (fenced: a step that moved on since it was read
+        is left alone); False if it was not."""
+        cur = self.execute("UPDATE steps SET status = ?, waiting_on = ?, max_attempts = ?, "
+                           "error = NULL, output = NULL, finished_at = NULL, ready_at = {now} "
+                           "WHERE id = ? AND status = ?",
+                           (status, waiting_on, max_attempts, step_id, was))
+        return int(cur.rowcount) == 1

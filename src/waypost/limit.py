@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..errors import DefinitionError
-from ..rates import parse_rate
+from .errors import DefinitionError
+from .rates import parse_rate
 
 _NAME = re.compile(r"^[^\s]{1,200}$")
 

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from ..context import Context
-from ..errors import DefinitionError
-from ..rates import parse_rate, seconds
-from ..retry import Backoff
-from .build import current_builder
+from .context import Context
+from .dag.build import current_builder
+from .errors import DefinitionError
 from .limit import Limit, resolve_uses
+from .rates import parse_rate, seconds
+from .retry import Backoff
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,0 +1,371 @@
+"""The seam between front-ends and the runtime: facts in, decisions out.
+
+A front-end (DAG flows today; state machines and event chains next) compiles a definition
+to a `Driver`. The runtime owns everything that is the same for every front-end: the
+transaction, the fences, leases, retries and backoff, escalation, retry budgets, dead
+letters, timers, compensation chains and how a run ends. A driver owns only what its
+front-end means: which steps a run has, what a step's input is, what follows when a step
+ends, and what the run's output is.
+
+The runtime calls `Driver.decide(facts, event)` inside the transaction that recorded the
+event and applies every decision in that same transaction (see `advance.py`). A driver
+holds no state of its own and does no I/O: what it needs of the run's persisted state it
+reads through `RunFacts`, which the runtime loads lazily from the transaction.
+
+A driver never raises. Whatever it cannot do with a run's data (a key missing from a
+task's output, a template that no longer renders, an output it cannot decode) is a
+`FailRun` decision naming the step and the reason. `decide` below is the runtime's
+backstop for a driver that breaks that rule: the exception still becomes the run's
+failure, never the worker's.
+
+What a step needs at run time is its `StepPolicy`, which the runtime reads without knowing
+which front-end made it.
+
+Design history: before this seam the runtime walked DAG graphs itself (`advance.py`
+imported the DAG driver, `view.py` the graph). A second front-end would have meant a
+second copy of every fence and retry rule; now it means a second `Driver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .. import codec
+from ..retry import Backoff
+from ..store.records import NewStep
+
+# -- the step policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """How the runtime runs, retries and watches one step, whatever front-end made it."""
+
+    task: str
+    max_attempts: int = 1
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout: float | None = None
+    heartbeat: float | None = None
+    queue_timeout: float | None = None
+    #: After every N failed attempts an operator is asked (`needs_attention`).
+    escalate_after: int | None = None
+    escalation_timeout: float | None = None
+    on_escalation_timeout: str = "fail"
+    #: (retries, per seconds) across every run of the task.
+    retry_budget: tuple[int, float] | None = None
+    uses: tuple[str, ...] = ()
+    #: The task that undoes this step when its run fails (a saga), and its own policy.
+    compensate: str | None = None
+    compensate_policy: StepPolicy | None = None
+    completes_externally: bool = False
+    destructive: bool = False
+    #: Waits (gates): what happens when nobody decides in time.
+    on_timeout: str | None = None
+
+    def undo(self) -> StepPolicy:
+        """The policy a compensation step runs under: its undo task's own."""
+        assert self.compensate_policy is not None
+        return self.compensate_policy
+
+    def new_step(self, name: str, node: str, kind: str, status: str, waiting_on: int,
+                 input: str | None = None, checksum: str | None = None,
+                 map_index: int | None = None) -> NewStep:
+        return NewStep(name=name, node=node, task=self.task, kind=kind, status=status,
+                       waiting_on=waiting_on, max_attempts=self.max_attempts,
+                       timeout=self.timeout, input=input, input_checksum=checksum,
+                       map_index=map_index, heartbeat=self.heartbeat,
+                       queue_timeout=self.queue_timeout)
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+class RunFacts(Protocol):
+    """The persisted state of one run, read inside the deciding transaction."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    def now(self) -> float:
+        """The database's clock, once per transaction."""
+        ...
+
+    def outputs(self, steps: Sequence[str]) -> dict[str, str | None]:
+        """The JSON text outputs of ended steps (outputs recorded in this transaction
+        included, without a read)."""
+        ...
+
+    def items(self, node: str) -> list[tuple[str, str | None, str | None]]:
+        """(status, output, error) of each item of a fan-out, in order."""
+        ...
+
+    def first_failure(self) -> tuple[str, str | None] | None:
+        """The first step of the run that failed for good, with its error."""
+        ...
+
+
+# -- events: what just happened ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run was created; its `Driver.steps()` rows exist."""
+
+
+@dataclass(frozen=True)
+class StepSucceeded:
+    step: str
+    node: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """A step ended for good without an output (out of attempts, rejected, failed by an
+    operator, timed out in its queue)."""
+
+    step: str
+    node: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StepsFreed:
+    """These pending steps now have every step they wait for ended: decide what they
+    become (their counters reached zero through `Release`)."""
+
+    steps: list[str]
+
+
+@dataclass(frozen=True)
+class ItemsEnded:
+    """Every item of the fan-out `node` ended."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Nothing of the run is open any more: decide how it ends."""
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """Reserved for front-ends with their own timers (state-machine timeouts)."""
+
+    step: str
+
+
+@dataclass(frozen=True)
+class SignalArrived:
+    """Reserved: a signal or event sent to the run."""
+
+    name: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class ChildEnded:
+    """Reserved: a child run the step started has ended."""
+
+    step: str
+    child_run: str
+    succeeded: bool
+
+
+Event = (Started | StepSucceeded | StepFailed | StepsFreed | ItemsEnded | Settled | TimerFired
+         | SignalArrived | ChildEnded)
+
+# -- decisions: what to do -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Insert:
+    """New step rows (ready or pending), e.g. a state machine's next state."""
+
+    steps: list[NewStep]
+
+
+@dataclass(frozen=True)
+class MakeReady:
+    step: str
+    input: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """The step waits, holding no worker, until `due` (None: until someone decides)."""
+
+    step: str
+    due: float | None
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """The step becomes a parent of `items`, which are inserted ready; it ends when they
+    have (`ItemsEnded`). With no items it ends at once."""
+
+    step: str
+    items: list[NewStep]
+
+
+@dataclass(frozen=True)
+class Release:
+    """One step each of `steps` waits for has ended; the runtime answers `StepsFreed`
+    with those that wait for nothing more."""
+
+    steps: list[str]
+
+
+@dataclass(frozen=True)
+class Block:
+    """These pending steps can never start (something they need failed)."""
+
+    steps: list[str]
+
+
+@dataclass(frozen=True)
+class EndStep:
+    """A step that runs no task ends here (a gathered fan-out, an input that cannot be
+    built). A failed one is answered with `StepFailed`, a succeeded one with
+    `StepSucceeded`."""
+
+    step: str
+    succeeded: bool
+    output: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FinishRun:
+    output: str
+
+
+@dataclass(frozen=True)
+class FailRun:
+    """The run fails: at once when steps are still open (they are cancelled), or as its
+    end. Succeeded steps with a compensation are undone first."""
+
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Reserved for event chains: publish an event on a topic."""
+
+    topic: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class StartChild:
+    """Reserved: start a child run for a step, which waits for it."""
+
+    step: str
+    definition: str
+    input: str
+
+
+Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun
+            | FailRun | Emit | StartChild)
+
+
+class Driver(Protocol):
+    """What a front-end implements. Every method is pure and must not raise."""
+
+    kind: str
+
+    def steps(self, params: dict[str, Any]) -> list[NewStep]:
+        """The rows of a new run (their input may be filled already, status ready)."""
+        ...
+
+    def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
+        ...
+
+    def policy(self, node: str, kind: str) -> StepPolicy:
+        """The policy of a step made from `node` (kind `undo`: of its compensation)."""
+        ...
+
+    def policies(self) -> list[StepPolicy]:
+        """Every policy the definition declares (for `show`: limits, budgets)."""
+        ...
+
+    def compensations(self) -> dict[str, str]:
+        """Nodes whose succeeded steps are undone when the run fails, with the undo task."""
+        ...
+
+    def edges(self, node: str) -> tuple[list[str], list[str]]:
+        """What a node's step waits for: (steps whose output it takes, steps it only
+        follows). A resumed step waits again for those that have not succeeded."""
+        ...
+
+    def downstream(self, node: str) -> list[str]:
+        """Every step that can start only after `node` succeeded (blocked when it failed,
+        reopened when it is replayed)."""
+        ...
+
+
+def decide(driver: Driver, facts: RunFacts, event: Event) -> list[Decision]:
+    """`driver.decide`, with the promise kept even by a driver that breaks it."""
+    try:
+        return driver.decide(facts, event)
+    except Exception as exc:  # a driver's own failure is the run's, never the worker's
+        where = getattr(event, "step", None) or getattr(event, "node", None)
+        about = f" after step {where}" if where else ""
+        return [FailRun({"type": "DriverError", "step": where,
+                         "message": f"the {driver.kind} driver failed{about}: "
+                                    f"{type(exc).__name__}: {exc}"})]
+
+
+# -- kinds -------------------------------------------------------------------------------------
+
+#: Driver factories by definition kind, filled in by the front-ends when they are imported:
+#: a definition is stored as (kind, JSON body), and a run is driven by its stored body.
+_KINDS: dict[str, Callable[[str], Driver]] = {}
+
+
+def register_kind(kind: str, load: Callable[[str], Driver]) -> None:
+    _KINDS[kind] = load
+
+
+def load_driver(kind: str, body: str) -> Driver:
+    load = _KINDS.get(kind)
+    if load is None:
+        known = ", ".join(sorted(_KINDS)) or "none"
+        raise LookupError(f"no front-end for definitions of kind {kind!r} is loaded "
+                          f"(known: {known})")
+    return load(body)
+
+
+class Definition(Protocol):
+    """What `Engine.start` takes: a flow, a machine, ... compiled once, outside any
+    transaction (its body is user code)."""
+
+    name: str
+    kind: str
+
+    def compile(self) -> tuple[str, str, Driver]:
+        """(fingerprint, JSON body, driver); may run user code, so never inside a
+        transaction."""
+        ...
+
+    def bind_input(self, data: Any) -> dict[str, Any]:
+        ...
+
+    @property
+    def default_deadline(self) -> float | None:
+        ...
+
+
+def encode_call(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """A step's input as every task is called with it (executor.py): canonical JSON text of
+    `{"args": [...], "kwargs": {...}}` and its checksum. Front-ends build inputs with it;
+    the runtime builds compensations' inputs and replays' patched inputs with it."""
+    text = codec.dumps({"args": args, "kwargs": kwargs})
+    return text, codec.checksum(text)
