@@ -159,7 +159,8 @@ def _apply(adv: Advancer, w: Work, run_id: str, step: dict[str, Any], action: st
     decision = "escalation_timeout" if timed_out else ANSWERS[action]
     if action == "retry":
         more = policy.escalate_after or 1
-        tx.retry_now(step["id"], was, max(step["max_attempts"], step["attempts"] + more))
+        if not tx.retry_now(step["id"], was, max(step["max_attempts"], step["attempts"] + more)):
+            return  # answered meanwhile: the status it was read in is gone
         tx.record_decision(step["id"], decision, by, _error(
             "EscalationTimeout", "nobody answered in time: retried") if timed_out else None)
         tx.letters_replayed([step["id"]], None)
@@ -170,6 +171,8 @@ def _apply(adv: Advancer, w: Work, run_id: str, step: dict[str, Any], action: st
     elif action == "skip":
         text = codec.dumps(output)
         held = tx.end_wait(step["id"], was, "succeeded", text, None)
+        if held is None:
+            return
         tx.record_decision(step["id"], decision, by, _error(
             "EscalationTimeout", "nobody answered in time: skipped") if timed_out else None)
         if failed_undo:
@@ -183,10 +186,11 @@ def _apply(adv: Advancer, w: Work, run_id: str, step: dict[str, Any], action: st
                         f"escalation_timeout of {step['name']}; the step failed")
                  if timed_out else
                  _error("FailedByOperator", f"failed by {by or 'an operator'}", by=by))
-        tx.record_decision(step["id"], decision, by, error)
         if failed_undo:
+            tx.record_decision(step["id"], decision, by, error)
             tx.end_compensation(run_id, "compensation_failed", "compensation_failed")
         else:
             held = tx.end_wait(step["id"], was, "failed", None, error)
             if held is not None:
+                tx.record_decision(step["id"], decision, by, error)
                 adv.dead(w, held, error)
