@@ -223,10 +223,11 @@ class Advancer:
         w.open_delta[held.run_id] -= 1
         self.after_end(w, w.run(held.run_id), held, succeeded=True)
 
-    def dead(self, w: Work, held: HeldStep, error: str) -> None:
+    def dead(self, w: Work, held: HeldStep, error: str, failed: bool = False) -> None:
         """Out of attempts: the step fails and is kept as a dead letter, with its input,
-        for `waypost dlq replay`."""
-        w.tx.fail(held.id, error)
+        for `waypost dlq replay`. `failed`: a fenced write has just failed it already."""
+        if not failed:
+            w.tx.fail(held.id, error)
         w.tx.add_dead_letter(held.id, error)
         w.open_delta[held.run_id] -= 1
         self.after_end(w, w.run(held.run_id), held, succeeded=False)

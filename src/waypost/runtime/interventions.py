@@ -193,4 +193,4 @@ def _apply(adv: Advancer, w: Work, run_id: str, step: dict[str, Any], action: st
             held = tx.end_wait(step["id"], was, "failed", None, error)
             if held is not None:
                 tx.record_decision(step["id"], decision, by, error)
-                adv.dead(w, held, error)
+                adv.dead(w, held, error, failed=True)

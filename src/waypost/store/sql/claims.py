@@ -135,7 +135,8 @@ class ClaimVerbs(SqlCore):
         """Back to ready after `delay`; `extra_attempt` adds one to the step's budget (an
         attempt that was not the task's fault)."""
         self.execute(f"UPDATE steps SET status = 'ready', ready_at = {{now}} + ?, error = ?, "
-                     f"max_attempts = max_attempts + ?, {_CLEAR_LEASE} WHERE id = ?",
+                     f"max_attempts = max_attempts + ?, {_CLEAR_LEASE} WHERE id = ? "
+                     f"AND status = 'running'",
                      (delay, error, int(extra_attempt), step_id))
 
     def lost_attempts(self, step_id: int) -> int:
@@ -145,7 +146,7 @@ class ClaimVerbs(SqlCore):
 
     def fail(self, step_id: int, error: str) -> None:
         self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
-                     f"{_CLEAR_LEASE} WHERE id = ?", (error, step_id))
+                     f"{_CLEAR_LEASE} WHERE id = ? AND status = 'running'", (error, step_id))
 
     def renew(self, owner: str, lease: float) -> set[tuple[int, str]]:
         """Extend the leases `owner` still holds; returns their (step id, lease token):

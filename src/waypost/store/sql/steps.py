@@ -43,12 +43,13 @@ class StepVerbs(SqlCore):
 
     def make_ready(self, run_id: str, name: str, input: str, checksum: str) -> None:
         self.execute("UPDATE steps SET status = 'ready', ready_at = {now}, input = ?, "
-                     "input_checksum = ? WHERE run_id = ? AND name = ?",
+                     "input_checksum = ? WHERE run_id = ? AND name = ? AND status = 'pending'",
                      (input, checksum, run_id, name))
 
     def start_map(self, run_id: str, name: str, children: int) -> None:
         self.execute("UPDATE steps SET status = 'running', waiting_on = ?, started_at = {now}, "
-                     "attempts = 1 WHERE run_id = ? AND name = ?", (children, run_id, name))
+                     "attempts = 1 WHERE run_id = ? AND name = ? AND status = 'pending'",
+                     (children, run_id, name))
 
     def item_done(self, run_id: str, node: str, count: int = 1) -> int:
         """`count` items of a map ended; returns how many are still open."""
@@ -65,8 +66,11 @@ class StepVerbs(SqlCore):
 
     def end_node(self, run_id: str, name: str, status: str, output: str | None,
                  error: str | None) -> None:
+        """End a step that runs no task: a gathered fan-out (`running`), or a step whose
+        input cannot be built (`pending`). A step that ended already is left alone."""
         self.execute("UPDATE steps SET status = ?, output = ?, error = ?, finished_at = {now}, "
-                     "started_at = COALESCE(started_at, {now}) WHERE run_id = ? AND name = ?",
+                     "started_at = COALESCE(started_at, {now}) WHERE run_id = ? AND name = ? "
+                     "AND status IN ('pending', 'running')",
                      (status, output, error, run_id, name))
 
     def block(self, run_id: str, names: Sequence[str]) -> int:

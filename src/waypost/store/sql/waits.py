@@ -17,7 +17,7 @@ class WaitVerbs(SqlCore):
     # -- waiting: gates, sleeps, escalations ------------------------------------------------
     def make_waiting(self, run_id: str, name: str, due: float | None) -> None:
         self.execute("UPDATE steps SET status = 'waiting', ready_at = ?, started_at = {now} "
-                     "WHERE run_id = ? AND name = ?", (due, run_id, name))
+                     "WHERE run_id = ? AND name = ? AND status = 'pending'", (due, run_id, name))
 
     def due_waits(self, limit: int) -> list[tuple[int, str, str, str, str]]:
         """(id, run, name, kind, status) of waiting steps whose time has come."""
@@ -48,7 +48,7 @@ class WaitVerbs(SqlCore):
 
     def escalate(self, step_id: int, error: str, timeout: float | None) -> None:
         self.execute(f"UPDATE steps SET status = 'needs_attention', error = ?, "
-                     f"ready_at = {{now}} + ?, {_CLEAR_LEASE} WHERE id = ?",
+                     f"ready_at = {{now}} + ?, {_CLEAR_LEASE} WHERE id = ? AND status = 'running'",
                      (error, timeout, step_id))
 
     def attention(self, run_id: str) -> None:
