@@ -119,8 +119,9 @@ def test_outcome_needs_the_live_lease_token(store: Store) -> None:
         return store.transact(lambda tx: advancer.record(tx, [o])[0])
 
     assert report("stolen") == [False]
-    assert report("t1") == [True]
-    assert report("t1") == [False], "the same attempt cannot record a second outcome"
+    assert report("t1") == [False], "the batch alone is no lease token"
+    assert report(step.lease_token) == [True]
+    assert report(step.lease_token) == [False], "the same attempt cannot record a second outcome"
 
 
 def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
@@ -128,7 +129,7 @@ def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
     steps = claim(store, lease=0.2)
     time.sleep(0.35)
     assert store.transact(lambda tx: tx.renew("w1", 30.0)) == set()
-    late = Outcome(steps[0].id, run_id, "t1", output="2")
+    late = Outcome(steps[0].id, run_id, steps[0].lease_token, output="2")
     assert store.transact(lambda tx: Advancer().record(tx, [late])[0]) == [False]
     expired = store.read(lambda tx: tx.expired(10))
     assert {e.step_id for e in expired} == {s.id for s in steps}
@@ -160,7 +161,7 @@ def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) ->
     start(store)
     assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [True, False]
     steps = claim(store, lease=0.1)
-    store.transact(lambda tx: tx.add_grants([("api", s.id, "t1") for s in steps]))
+    store.transact(lambda tx: tx.add_grants([("api", s.id, s.lease_token) for s in steps]))
     use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
     assert (use.granted, use.running) == (2, 2) and use.nth is not None
     time.sleep(0.15)  # the lease expires; the sweeper gives the steps back

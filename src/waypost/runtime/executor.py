@@ -49,9 +49,12 @@ def _call_args(task: Task[Any, Any], step: ClaimedStep,
 
 
 def completion_token(step: ClaimedStep) -> str:
-    """Names the step and this attempt's (random) lease token: it completes this attempt
-    and no other."""
-    return f"wp1.{step.id}.{step.lease_token}"
+    """The token the claim drew for this attempt of a `completes_externally` step: it
+    completes this attempt and no other, and no other step has one."""
+    if step.completion_token is None:
+        raise RuntimeError(f"step {step.name} was claimed without a completion token (the "
+                           "worker did not know its task completes externally)")
+    return step.completion_token
 
 
 def _finish(step: ClaimedStep, result: Any) -> Outcome:

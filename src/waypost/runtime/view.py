@@ -90,7 +90,7 @@ def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | N
     status, due = step["status"], iso(step["ready_at"])
     if status == "ready" and served is not None and step["task"] not in served:
         return f"no live worker serves task {step['task']}"
-    if status == "running" and step["completion_token"]:
+    if status == "running" and step["completion_token"] and not step["lease_owner"]:
         return "for another system to complete it with its completion token"
     if status == "waiting" and step["kind"] == "sleep":
         return f"until {due}"

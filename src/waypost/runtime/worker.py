@@ -280,7 +280,7 @@ class Worker:
 
     def _commit(self, store: Store, outcomes: list[Outcome],
                 free: int) -> tuple[list[ClaimedStep], float]:
-        token = uuid.uuid4().hex[:16]
+        batch = uuid.uuid4().hex[:16]
         tries = 0
         report = ClaimReport()
 
@@ -290,9 +290,9 @@ class Worker:
             report = ClaimReport()
             accepted, made_ready = self.advancer.record(tx, outcomes, notify=False)
             # A retry after a lost connection: the first try's commit may have gone through,
-            # and what it claimed is ours to run (under this same token).
-            claimed = tx.claimed_with(self.id, token) if tries > 1 and free > 0 else []
-            claimed += self._claims.claim(tx, self.id, token, free - len(claimed), self.lease,
+            # and what it claimed is ours to run (claimed in this same batch).
+            claimed = tx.claimed_with(self.id, batch) if tries > 1 and free > 0 else []
+            claimed += self._claims.claim(tx, self.id, batch, free - len(claimed), self.lease,
                                           report)
             if made_ready and len(claimed) == free:
                 tx.notify()  # we could not take everything we made ready: wake the others

@@ -8,7 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ClaimedStep:
-    """A step a worker now holds: `lease_token` fences everything it later reports."""
+    """A step a worker now holds: `lease_token` fences everything it later reports;
+    `completion_token` is set only for a step whose task completes externally."""
 
     id: int
     run_id: str
@@ -22,6 +23,7 @@ class ClaimedStep:
     lease_token: str
     timeout: float | None
     heartbeat: float | None = None
+    completion_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from .core import (
     _TOKEN_MATCHES,
     SqlCore,
     _claimed,
-    _lease_part,
     marks,
 )
 
@@ -22,30 +21,44 @@ from .core import (
 class ClaimVerbs(SqlCore):
     # -- claims, leases and outcomes -------------------------------------------------------
     _CLAIMED = ("id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
-                "timeout, heartbeat")
+                "lease_token, timeout, heartbeat, completion_token")
 
-    def claimed_with(self, owner: str, token: str) -> list[ClaimedStep]:
-        """Steps already claimed under `token`: a transaction retried after its commit was
-        in fact applied (the acknowledgement was lost) finds its own earlier claims here,
-        instead of leaving them running with nobody working on them."""
+    def claimed_with(self, owner: str, batch: str) -> list[ClaimedStep]:
+        """Steps already claimed in the claim `batch`: a transaction retried after its
+        commit was in fact applied (the acknowledgement was lost) finds its own earlier
+        claims here, instead of leaving them running with nobody working on them."""
         rows = self.execute(f"SELECT {self._CLAIMED} FROM steps WHERE lease_owner = ? AND "
-                            f"lease_token = ? AND status = 'running'", (owner, token)).fetchall()
-        return [_claimed(r, token) for r in rows]
+                            f"lease_token LIKE ? AND status = 'running'",
+                            (owner, f"{batch}.%")).fetchall()
+        return [_claimed(r) for r in rows]
 
-    def claim(self, owner: str, token: str, limit: int, lease: float,
-              tasks: Sequence[str]) -> list[ClaimedStep]:
+    def claim(self, owner: str, batch: str, limit: int, lease: float, tasks: Sequence[str],
+              external: Sequence[str] = ()) -> list[ClaimedStep]:
+        """Claim up to `limit` ready steps of `tasks`. Each gets its own lease token, the
+        (hex) `batch` and a random part drawn by the database for that row: the tokens of
+        steps claimed together share only the batch, which nobody can complete with.
+
+        Steps of the `external` tasks (`completes_externally`) also get their completion
+        token here, random on its own: it is what the other system may answer with even
+        before the hand-off is recorded, and no other step ever has one to forge."""
         if not tasks or limit < 1:
             return []
+        completion = ""
+        if external:
+            completion = (f"completion_token = CASE WHEN task IN ({marks(len(external))}) "
+                          f"THEN 'wp1.' || CAST(id AS TEXT) || '.' || {{random}} END, ")
         rows = self.execute(
             f"UPDATE steps SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
-            f"lease_token = ?, lease_expires_at = {{now}} + ?, started_at = {{now}}, "
+            f"lease_token = ? || '.' || {{random}}, {completion}"
+            f"lease_expires_at = {{now}} + ?, started_at = {{now}}, "
             f"finished_at = NULL, timeout_at = {{now}} + timeout, heartbeat_at = {{now}}, "
             f"heartbeat_details = NULL, "
             f"heartbeat = CASE WHEN heartbeat < 0 THEN NULL ELSE heartbeat END "
             f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
             f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
-            f"RETURNING {self._CLAIMED}", (owner, token, lease, *tasks, limit)).fetchall()
-        return [_claimed(r, token) for r in rows]
+            f"RETURNING {self._CLAIMED}",
+            (owner, batch, *external, lease, *tasks, limit)).fetchall()
+        return [_claimed(r) for r in rows]
 
     def next_ready_at(self, tasks: Sequence[str]) -> float | None:
         if not tasks:
@@ -83,11 +96,12 @@ class ClaimVerbs(SqlCore):
 
     def hand_off(self, step_id: int, token: str, completion_token: str) -> bool:
         """The task handed its work to another system: the step stays running, holds no
-        lease (nobody is working on it here), and waits for `completion_token`."""
+        lease (nobody is working on it here), and waits for `completion_token` (the one
+        its claim drew)."""
         cur = self.execute(
-            f"UPDATE steps SET completion_token = ?, lease_owner = NULL, lease_token = NULL, "
-            f"lease_expires_at = NULL WHERE id = ? AND lease_token = ? AND status = 'running' "
-            f"AND {_LIVE}", (completion_token, step_id, token))
+            f"UPDATE steps SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
+            f"WHERE id = ? AND lease_token = ? AND completion_token = ? AND "
+            f"status = 'running' AND {_LIVE}", (step_id, token, completion_token))
         return int(cur.rowcount) == 1
 
     def complete_external(self, step_id: int, completion_token: str,
@@ -97,7 +111,7 @@ class ClaimVerbs(SqlCore):
             f"finished_at = {{now}}, {_CLEAR_LEASE} WHERE id = ? AND {_TOKEN_MATCHES} "
             f"AND status = 'running' "
             f"RETURNING id, run_id, name, node, kind, map_index, attempts, max_attempts",
-            (output, step_id, completion_token, _lease_part(completion_token))).fetchone()
+            (output, step_id, completion_token)).fetchone()
         return None if row is None else HeldStep(*row)
 
     def fail_external(self, step_id: int, completion_token: str,
@@ -106,7 +120,7 @@ class ClaimVerbs(SqlCore):
             f"SELECT id, run_id, name, node, kind, map_index, attempts, max_attempts, "
             f"started_at FROM steps WHERE id = ? AND {_TOKEN_MATCHES} AND "
             f"status = 'running' {{lock}}",
-            (step_id, completion_token, _lease_part(completion_token))).fetchone()
+            (step_id, completion_token)).fetchone()
         if row is None:
             return None
         self.execute("INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
