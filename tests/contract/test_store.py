@@ -128,7 +128,8 @@ def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
     run_id = start(store)
     steps = claim(store, lease=0.2)
     time.sleep(0.35)
-    assert store.transact(lambda tx: tx.renew("w1", 30.0)) == set()
+    tokens = [s.lease_token for s in steps]
+    assert store.transact(lambda tx: tx.renew("w1", tokens, 30.0)) == set()
     late = Outcome(steps[0].id, run_id, steps[0].lease_token, output="2")
     assert store.transact(lambda tx: Advancer().record(tx, [late])[0]) == [False]
     expired = store.read(lambda tx: tx.expired(10))

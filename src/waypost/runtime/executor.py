@@ -66,7 +66,7 @@ def _finish(step: ClaimedStep, result: Any) -> Outcome:
     return Outcome(step.id, step.run_id, step.lease_token, output=output)
 
 
-def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
+def _failed(step: ClaimedStep, exc: BaseException) -> Outcome:
     kind = "timeout" if isinstance(exc, TimeoutError) else "failed"
     return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
                    fatal=isinstance(exc, Fatal), kind=kind)
@@ -99,6 +99,13 @@ async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Ou
         return _finish(step, result)
     except TimeoutError:
         exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
+        return _failed(step, exc)
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the worker cancelled it (lease lost, shutdown): nothing to report
+        # The body raised it itself (or a library did): an ordinary failed attempt, or
+        # the step would stay running with nobody working on it.
         return _failed(step, exc)
     except (Exception, Cancelled) as exc:
         return _failed(step, exc)

@@ -59,6 +59,20 @@ class WorkerStats:
     lost_leases: int = 0
 
 
+def _outcome_of(step: ClaimedStep, future: concurrent.futures.Future[Outcome]) -> Outcome:
+    """The attempt's outcome. The executor turns whatever a body does into one; should a
+    future still end cancelled or raising, that is this attempt's failure, never the
+    worker's, and never an attempt left running with nobody working on it."""
+    if future.cancelled():
+        error = {"type": "CancelledError", "traceback": None,
+                 "message": "the attempt was cancelled before it reported an outcome"}
+        return Outcome(step.id, step.run_id, step.lease_token, error=error)
+    exc = future.exception()
+    if exc is not None:
+        return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc))
+    return future.result()
+
+
 class Worker:
     def __init__(
         self,
@@ -258,9 +272,9 @@ class Worker:
             if entry is None or entry.future is not future or future is None:
                 continue
             del held[key]
-            if entry.abandoned or future.cancelled():
+            if entry.abandoned:
                 continue
-            outcomes.append(future.result())
+            outcomes.append(_outcome_of(entry.step, future))
         return outcomes, woken
 
     def _submit(self, executor: Executor, step: ClaimedStep) -> _Held:
@@ -335,8 +349,10 @@ class Worker:
         return min([self.lease / 3, *(i / 2 for i in intervals)])
 
     def _heartbeat(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
-        beats = []
+        beats, tokens = [], []
         for entry in held.values():
+            if not entry.abandoned:
+                tokens.append(entry.step.lease_token)
             details = entry.heart.take()
             if details is not None and not entry.abandoned:
                 beats.append((entry.step.id, entry.step.lease_token, details))
@@ -346,7 +362,7 @@ class Worker:
             tx.worker_alive(self.id)
             for step_id, token, details in beats:
                 tx.beat(step_id, token, details)
-            return tx.renew(self.id, self.lease)
+            return tx.renew(self.id, tokens, self.lease) if tokens else set()
 
         alive = store.transact(work)
         for key, entry in held.items():

@@ -161,13 +161,20 @@ class ClaimVerbs(SqlCore):
         self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "
                      f"{_CLEAR_LEASE} WHERE id = ?", (error, step_id))
 
-    def renew(self, owner: str, lease: float) -> set[tuple[int, str]]:
-        """Extend the leases `owner` still holds; returns their (step id, lease token):
-        an attempt it thinks it holds that is not among them was lost or cancelled."""
-        rows = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
-                            f"lease_owner = ? AND status = 'running' AND {_LIVE} "
-                            f"RETURNING id, lease_token", (lease, owner)).fetchall()
-        return {(int(r[0]), str(r[1])) for r in rows}
+    def renew(self, owner: str, tokens: Sequence[str], lease: float) -> set[tuple[int, str]]:
+        """Extend the leases of the attempts `owner` runs under `tokens`; returns their
+        (step id, lease token): an attempt it thinks it holds that is not among them was
+        lost or cancelled. By token, not by owner: a lease under the same owner name that
+        this process does not run (an earlier incarnation's, killed) must run out."""
+        alive: set[tuple[int, str]] = set()
+        for i in range(0, len(tokens), 500):
+            chunk = tokens[i:i + 500]
+            rows = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} + ? WHERE "
+                                f"lease_owner = ? AND lease_token IN ({marks(len(chunk))}) AND "
+                                f"status = 'running' AND {_LIVE} RETURNING id, lease_token",
+                                (lease, owner, *chunk)).fetchall()
+            alive |= {(int(r[0]), str(r[1])) for r in rows}
+        return alive
 
     def beat(self, step_id: int, token: str, details: str) -> None:
         self.execute(f"UPDATE steps SET heartbeat_at = {{now}}, heartbeat_details = ?, "

@@ -1,0 +1,41 @@
+"""What a task body throws that is not an `Exception` (both stores): it is the attempt's
+failure, retried per the task's policy, and the worker carries on serving.
+
+The tasks live at module level because an isolated task's child process imports this
+module to find them. Each fails on its first attempt and succeeds on its second."""
+
+from __future__ import annotations
+
+import asyncio
+
+import waypost as wp
+
+from .helpers import result_of, step_of
+
+RETRY = wp.Backoff(initial=0.05, jitter=False)
+
+
+@wp.task(retries=1, backoff=RETRY)
+async def cancels_itself(ctx: wp.Context) -> str:
+    if ctx.attempt == 1:
+        raise asyncio.CancelledError("the body cancelled itself")
+    return f"ok on attempt {ctx.attempt}"
+
+
+@wp.flow()
+def self_cancelling() -> str:
+    return cancels_itself()
+
+
+def test_an_async_body_raising_cancelled_error_is_a_failed_attempt_retried(
+        engine: wp.Engine) -> None:
+    """Defect 3: the held entry was dropped with no outcome, and the lease (renewed by
+    owner) kept the step running forever."""
+    run_id = engine.start(self_cancelling, {})
+    with engine.serving() as worker:
+        assert result_of(engine, worker, run_id, timeout=30) == "ok on attempt 2"
+    step = step_of(engine.show(run_id), "cancels_itself")
+    (failed,) = step["history"]
+    assert (failed["attempt"], failed["outcome"]) == (1, "failed")
+    assert failed["error"]["type"] == "CancelledError"
+    assert "cancelled itself" in failed["error"]["message"]
