@@ -7,6 +7,9 @@ module to find them. Each fails on its first attempt and succeeds on its second.
 from __future__ import annotations
 
 import asyncio
+import sys
+
+import pytest
 
 import waypost as wp
 
@@ -39,3 +42,61 @@ def test_an_async_body_raising_cancelled_error_is_a_failed_attempt_retried(
     assert (failed["attempt"], failed["outcome"]) == (1, "failed")
     assert failed["error"]["type"] == "CancelledError"
     assert "cancelled itself" in failed["error"]["message"]
+
+
+@wp.task(retries=1, backoff=RETRY)
+def exits(ctx: wp.Context) -> str:
+    if ctx.attempt == 1:
+        sys.exit(3)
+    return f"ok on attempt {ctx.attempt}"
+
+
+@wp.task(retries=1, backoff=RETRY)
+async def exits_async(ctx: wp.Context) -> str:
+    if ctx.attempt == 1:
+        sys.exit(3)
+    return f"ok on attempt {ctx.attempt}"
+
+
+@wp.task(retries=1, backoff=RETRY)
+def interrupts(ctx: wp.Context) -> str:
+    if ctx.attempt == 1:
+        raise KeyboardInterrupt("raised by the task")
+    return f"ok on attempt {ctx.attempt}"
+
+
+@wp.task(retries=1, backoff=RETRY, isolation="process")
+def exits_isolated(ctx: wp.Context) -> str:
+    if ctx.attempt == 1:
+        sys.exit(3)
+    return f"ok on attempt {ctx.attempt}"
+
+
+@wp.flow()
+def exiting() -> list[str]:
+    return [exits(), exits_async(), interrupts()]
+
+
+@wp.flow()
+def exiting_isolated() -> str:
+    return exits_isolated()
+
+
+@pytest.mark.parametrize(("flow", "steps", "error"), [
+    (exiting, ["exits", "exits_async", "interrupts"],
+     ["SystemExit", "SystemExit", "KeyboardInterrupt"]),
+    (exiting_isolated, ["exits_isolated"], ["SystemExit"]),
+])
+def test_sys_exit_in_a_task_is_the_attempts_failure_not_the_workers_end(
+        engine: wp.Engine, flow: wp.Flow, steps: list[str], error: list[str]) -> None:
+    """Defect 4: `sys.exit()` (any BaseException but `wp.Cancelled`) ended the worker."""
+    run_id = engine.start(flow, {})
+    with engine.serving(concurrency=4) as worker:
+        result = result_of(engine, worker, run_id, timeout=30)
+        assert worker._thread is not None and worker._thread.is_alive()
+    assert result == (["ok on attempt 2"] * 3 if len(steps) > 1 else "ok on attempt 2")
+    view = engine.show(run_id)
+    for name, kind in zip(steps, error, strict=True):
+        (failed,) = step_of(view, name)["history"]
+        assert (failed["attempt"], failed["outcome"], failed["error"]["type"]) == (
+            1, "failed", kind)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import codec
 from ..context import Context, Heart
 from ..dag.task import Task
-from ..errors import Cancelled, Fatal
+from ..errors import Fatal
 from ..store.records import ClaimedStep
 from .outcome import Outcome
 
@@ -80,8 +80,10 @@ def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
             return Outcome(step.id, step.run_id, step.lease_token, output="null",
                            handoff=completion_token(step))
         return _finish(step, result)
-    except (Exception, Cancelled) as exc:
-        # A cancelled attempt's end is already recorded; this report will be refused.
+    except BaseException as exc:
+        # `sys.exit()`, a KeyboardInterrupt raised by hand, ...: the attempt's failure,
+        # never the worker's end. A cancelled attempt (`wp.Cancelled`) has its end
+        # recorded already; this report will be refused.
         return _failed(step, exc)
 
 
@@ -107,7 +109,7 @@ async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Ou
         # The body raised it itself (or a library did): an ordinary failed attempt, or
         # the step would stay running with nobody working on it.
         return _failed(step, exc)
-    except (Exception, Cancelled) as exc:
+    except BaseException as exc:  # SystemExit would otherwise stop the event loop
         return _failed(step, exc)
 
 
