@@ -63,7 +63,8 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: St
 
 def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> None:
     def downgrade(tx: SqlTx) -> None:  # what a database of waypost schema 1 looks like
-        tx.execute("ALTER TABLE workers DROP COLUMN tasks")
+        for column in ("tasks", "incarnation", "boot_id", "pid_ns", "lease"):
+            tx.execute(f"ALTER TABLE workers DROP COLUMN {column}")
         for column in ("heartbeat", "heartbeat_at", "heartbeat_details", "completion_token",
                        "queue_timeout"):
             tx.execute(f"ALTER TABLE steps DROP COLUMN {column}")

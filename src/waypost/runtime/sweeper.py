@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Any
 
 from ..store.sql import SqlTx
@@ -22,6 +23,27 @@ from .limits import WINDOW_MARGIN
 from .outcome import Outcome
 
 HOST = socket.gethostname()
+
+
+def _read(path: str, link: bool = False) -> str | None:
+    try:
+        if link:
+            return os.readlink(path)
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def pid_space() -> tuple[str | None, str | None]:
+    """(boot id, pid-namespace id) of this process; None where it cannot be known. Without
+    Linux's pid namespaces a host's processes share one pid space: the host name is it."""
+    if not sys.platform.startswith("linux"):
+        return "", ""
+    return _read("/proc/sys/kernel/random/boot_id"), _read("/proc/self/ns/pid", link=True)
+
+
+PID_SPACE = pid_space()
 
 
 def process_gone(pid: int) -> bool:
@@ -43,10 +65,10 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
 
     The dead-process check comes before the election: after a kill -9 the dead worker
     usually still holds the sweeper lease, and nobody should wait for it to run out."""
-    for worker_id, pid in tx.workers_on(HOST):
-        if worker_id != me and process_gone(pid):
-            tx.expire_owner(worker_id)
-            tx.remove_worker(worker_id)
+    for w in tx.workers_on(HOST):
+        gone = w.id != me and process_gone(w.pid)
+        if gone and tx.remove_worker(w.id, w.incarnation):
+            tx.expire_owner(w.id)
     if not tx.try_lease("sweeper", me, lease):
         return 0
     tx.forget_stale_workers(max(10 * lease, 300.0))

@@ -25,14 +25,14 @@ from .. import codec
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
-from ..store.records import ClaimedStep
+from ..store.records import ClaimedStep, WorkerRow
 from ..store.sql import SqlTx
 from .advance import Advancer
 from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .limits import ClaimReport, LimitedClaims
 from .outcome import Outcome
-from .sweeper import HOST, sweep
+from .sweeper import HOST, PID_SPACE, sweep
 
 log = logging.getLogger("waypost.worker")
 _WAKE = object()
@@ -95,6 +95,9 @@ class Worker:
         self.lease = lease
         self.poll = poll
         self.id = name or f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        #: This incarnation of the worker `id`: a process restarted under the same name is
+        #: another one, and does not take over the leases of the one before.
+        self.incarnation = uuid.uuid4().hex
         self.stats = WorkerStats()
         self.advancer = Advancer()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -151,11 +154,19 @@ class Worker:
         try:
             tasks = codec.dumps(sorted(self.tasks))
 
-            def register(tx: SqlTx) -> list[str]:
-                tx.register_worker(self.id, HOST, os.getpid(), tasks)
-                return self._claims.register(tx)
+            boot_id, pid_ns = PID_SPACE
 
-            for name in store.transact(register):
+            def register(tx: SqlTx) -> tuple[WorkerRow | None, list[str]]:
+                before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
+                                            boot_id, pid_ns, self.lease)
+                return before, self._claims.register(tx)
+
+            before, changed = store.transact(register)
+            if before is not None:
+                log.warning("worker %s was registered already (pid %s on %s, incarnation %s): "
+                            "the attempts it held are given back as lost", self.id, before.pid,
+                            before.host, before.incarnation)
+            for name in changed:
                 log.warning("limit %s had another definition in the store (workers running "
                             "other code?); this worker's applies now", name)
             self._ready.set()
@@ -168,7 +179,7 @@ class Worker:
             executor.shutdown()
             try:
                 store.patience = 5.0
-                store.transact(lambda tx: tx.remove_worker(self.id))
+                store.transact(lambda tx: tx.remove_worker(self.id, self.incarnation))
             except Exception as exc:  # the database may be gone; the sweeper forgets us later
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             store.close()

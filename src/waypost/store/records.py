@@ -41,6 +41,23 @@ class HeldStep:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    """A registered worker incarnation. `boot_id` and `pid_ns` name the pid space of `pid`
+    (None: unknown); `lease` is the lease it renews every third of."""
+
+    id: str
+    host: str
+    pid: int
+    incarnation: str | None
+    boot_id: str | None
+    pid_ns: str | None
+    lease: float | None
+    started_at: float
+    heartbeat_at: float
+    tasks: list[str]
+
+
+@dataclass(frozen=True)
 class Expired:
     step_id: int
     run_id: str

@@ -196,8 +196,3 @@ class ClaimVerbs(SqlCore):
                            f"ready_at = {{now}}, started_at = NULL, {_CLEAR_LEASE} "
                            f"WHERE lease_owner = ? AND status = 'running'", (owner,))
         return int(cur.rowcount)
-
-    def expire_owner(self, owner: str) -> int:
-        cur = self.execute("UPDATE steps SET lease_expires_at = {now} WHERE lease_owner = ? "
-                           "AND status = 'running'", (owner,))
-        return int(cur.rowcount)
