@@ -7,6 +7,10 @@ worker's report (retry policy, dead letter, blocking), fenced by the expired lea
 
 A worker on this host whose process no longer exists (kill -9) need not wait out its
 lease: its leases are expired at once, which is what makes restarts after a crash fast.
+"This host" means the same pid space, not the same host name: containers with host
+networking share a host name but not their pids, and a pid that does not exist here may
+be a live worker there. Each worker stores its boot id and pid-namespace id; a worker's
+pid is looked at only when both equal ours, and otherwise its lease decides.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def pid_space() -> tuple[str | None, str | None]:
 PID_SPACE = pid_space()
 
 
+def shares_pids(boot_id: str | None, pid_ns: str | None) -> bool:
+    """Whether a worker that registered these ids (from this host name) sees our pids."""
+    mine = PID_SPACE
+    return None not in mine and (boot_id, pid_ns) == mine
+
+
 def process_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -66,7 +76,7 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
     The dead-process check comes before the election: after a kill -9 the dead worker
     usually still holds the sweeper lease, and nobody should wait for it to run out."""
     for w in tx.workers_on(HOST):
-        gone = w.id != me and process_gone(w.pid)
+        gone = w.id != me and shares_pids(w.boot_id, w.pid_ns) and process_gone(w.pid)
         if gone and tx.remove_worker(w.id, w.incarnation):
             tx.expire_owner(w.id)
     if not tx.try_lease("sweeper", me, lease):
