@@ -109,7 +109,9 @@ class LimitedClaims:
         return [t for t in tasks if t in self.external] if self.external else []
 
     def claim(self, tx: SqlTx, owner: str, batch: str, free: int, lease: float,
-              report: ClaimReport) -> list[ClaimedStep]:
+              report: ClaimReport, alone: bool = False) -> list[ClaimedStep]:
+        """`alone`: the worker holds nothing and may take a step in quarantine, which is
+        then all it takes (see store.sql.claims)."""
         claimed: list[ClaimedStep] = []
         if free > 0 and self.groups:
             now = time.monotonic()
@@ -127,13 +129,16 @@ class LimitedClaims:
                 room = free - len(claimed)
                 if room < 1:
                     break
-                claimed += self._claim_group(tx, group, owner, batch, room, lease, report)
+                claimed += self._claim_group(tx, group, owner, batch, room, lease, report,
+                                             alone and not claimed)
+                if claimed and claimed[0].solo:
+                    return claimed
         claimed += tx.claim(owner, batch, free - len(claimed), lease, self.free_tasks,
-                            self._external(self.free_tasks))
+                            self._external(self.free_tasks), alone and not claimed)
         return claimed
 
     def _claim_group(self, tx: SqlTx, group: _Group, owner: str, batch: str, room: int,
-                     lease: float, report: ClaimReport) -> list[ClaimedStep]:
+                     lease: float, report: ClaimReport, alone: bool) -> list[ClaimedStep]:
         rows = tx.lock_limits(group.limits)
         if len(rows) < len(group.limits):  # never registered, or deleted: ours apply
             known = {row.name for row in rows}
@@ -155,7 +160,8 @@ class LimitedClaims:
             if wait > 0:
                 report.rate_wait[group.limits] = wait
             return []
-        got = tx.claim(owner, batch, allowed, lease, group.tasks, self._external(group.tasks))
+        got = tx.claim(owner, batch, allowed, lease, group.tasks, self._external(group.tasks),
+                       alone)
         tx.add_grants([(name, step.id, step.lease_token) for step in got
                        for name in group.limits])
         return got

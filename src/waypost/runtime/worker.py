@@ -233,6 +233,8 @@ class Worker:
             if stopping and stop_deadline == math.inf:
                 stop_deadline = now + self._grace
             free = 0 if stopping else self.concurrency - len(held)
+            if free and any(h.step.solo for h in held.values()):
+                free = 0  # a step in quarantine runs alone (store.sql.claims)
             if outcomes or (free > 0 and now >= claim_at):
                 batch, outcomes = outcomes, []
                 claimed, next_due = self._commit(store, batch, free)
@@ -317,10 +319,13 @@ class Worker:
             # A retry after a lost connection: the first try's commit may have gone through,
             # and what it claimed is ours to run (claimed in this same batch).
             claimed = tx.claimed_with(self.id, batch) if tries > 1 and free > 0 else []
-            claimed += self._claims.claim(tx, self.id, batch, free - len(claimed), self.lease,
-                                          report)
-            if made_ready and len(claimed) == free:
-                tx.notify()  # we could not take everything we made ready: wake the others
+            if not any(c.solo for c in claimed):
+                claimed += self._claims.claim(tx, self.id, batch, free - len(claimed),
+                                              self.lease, report,
+                                              alone=free == self.concurrency and not claimed)
+            gave_back = bool(claimed) and claimed[0].solo and free > 1
+            if (made_ready and len(claimed) == free) or gave_back:
+                tx.notify()  # we could not take everything that is ready: wake the others
             new_runs = sorted({c.run_id for c in claimed if c.run_id not in self._running_runs})
             if new_runs:
                 tx.mark_runs_running(new_runs)

@@ -53,13 +53,13 @@ class PostgresTx(SqlTx):
         return held
 
     def claim(self, owner: str, batch: str, limit: int, lease: float, tasks: Sequence[str],
-              external: Sequence[str] = ()) -> list[ClaimedStep]:
+              external: Sequence[str] = (), alone: bool = False) -> list[ClaimedStep]:
         # Take ready steps in index order and stop at `limit`. Planner statistics lag behind
         # a big fan-out (10,000 fresh ready rows look like a handful), and the plan they
         # suggest sorts every ready row on every claim. Only for this transaction: for a
         # whole session it ruins the plans of other statements.
         self.conn.execute("SET LOCAL enable_sort = off")
-        return super().claim(owner, batch, limit, lease, tasks, external)
+        return super().claim(owner, batch, limit, lease, tasks, external, alone)
 
     def notify(self) -> None:
         self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))

@@ -9,7 +9,8 @@ from typing import Any
 @dataclass(frozen=True)
 class ClaimedStep:
     """A step a worker now holds: `lease_token` fences everything it later reports;
-    `completion_token` is set only for a step whose task completes externally."""
+    `completion_token` is set only for a step whose task completes externally; `solo`: the
+    step is in quarantine (it was lost in a crash) and its worker runs nothing beside it."""
 
     id: int
     run_id: str
@@ -24,6 +25,7 @@ class ClaimedStep:
     timeout: float | None
     heartbeat: float | None = None
     completion_token: str | None = None
+    solo: bool = False
 
 
 @dataclass(frozen=True)

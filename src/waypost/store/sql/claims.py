@@ -1,4 +1,16 @@
-"""Claims, leases and outcomes: every verb here is fenced by a lease token."""
+"""Claims, leases and outcomes: every verb here is fenced by a lease token.
+
+Quarantine. A worker that dies takes every attempt it held with it, and most of them did
+nothing wrong: the one that crashed it (`os._exit`, a segfault in a native library) ran
+beside them. So a loss is not charged to a step that ran beside others: the step is put
+in quarantine (`steps.quarantine` 1), and a step in quarantine is claimed only by a worker
+that holds nothing, which then claims nothing else while it runs it (`quarantine` 2:
+claimed alone). Only a loss while alone is charged (`lost_alone`): the culprit reaches the
+limit and the dead-letter queue, its neighbours run again alone and finish. The price is
+on the rare path: a claim statement that took a quarantined step together with others
+gives the others back at once, in the same transaction, and a quarantined step waits for
+a worker with nothing to do.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +33,7 @@ from .core import (
 class ClaimVerbs(SqlCore):
     # -- claims, leases and outcomes -------------------------------------------------------
     _CLAIMED = ("id, run_id, name, node, kind, task, input, attempts, idempotency_key, "
-                "lease_token, timeout, heartbeat, completion_token")
+                "lease_token, timeout, heartbeat, completion_token, quarantine")
 
     def claimed_with(self, owner: str, batch: str) -> list[ClaimedStep]:
         """Steps already claimed in the claim `batch`: a transaction retried after its
@@ -33,14 +45,17 @@ class ClaimVerbs(SqlCore):
         return [_claimed(r) for r in rows]
 
     def claim(self, owner: str, batch: str, limit: int, lease: float, tasks: Sequence[str],
-              external: Sequence[str] = ()) -> list[ClaimedStep]:
+              external: Sequence[str] = (), alone: bool = False) -> list[ClaimedStep]:
         """Claim up to `limit` ready steps of `tasks`. Each gets its own lease token, the
         (hex) `batch` and a random part drawn by the database for that row: the tokens of
         steps claimed together share only the batch, which nobody can complete with.
 
         Steps of the `external` tasks (`completes_externally`) also get their completion
         token here, random on its own: it is what the other system may answer with even
-        before the hand-off is recorded, and no other step ever has one to forge."""
+        before the hand-off is recorded, and no other step ever has one to forge.
+
+        `alone`: the worker holds nothing, so it may take a step in quarantine; if it does,
+        that step is all it gets (see the module docstring)."""
         if not tasks or limit < 1:
             return []
         completion = ""
@@ -53,12 +68,27 @@ class ClaimVerbs(SqlCore):
             f"lease_expires_at = {{now}} + ?, started_at = {{now}}, "
             f"finished_at = NULL, timeout_at = {{now}} + timeout, heartbeat_at = {{now}}, "
             f"heartbeat_details = NULL, "
-            f"heartbeat = CASE WHEN heartbeat < 0 THEN NULL ELSE heartbeat END "
+            f"heartbeat = CASE WHEN heartbeat < 0 THEN NULL ELSE heartbeat END, "
+            f"quarantine = CASE WHEN quarantine = 0 THEN 0 ELSE 2 END "
             f"WHERE id IN (SELECT id FROM steps WHERE status = 'ready' AND ready_at <= {{now}} "
-            f"AND task IN ({marks(len(tasks))}) ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
+            f"AND task IN ({marks(len(tasks))}) {'' if alone else 'AND quarantine = 0 '}"
+            f"ORDER BY ready_at, id LIMIT ? {{skip_locked}}) "
             f"RETURNING {self._CLAIMED}",
             (owner, batch, *external, lease, *tasks, limit)).fetchall()
-        return [_claimed(r) for r in rows]
+        claimed = [_claimed(r) for r in rows]
+        if alone and len(claimed) > 1 and any(c.solo for c in claimed):
+            keep = min((c for c in claimed if c.solo), key=lambda c: c.id)
+            self._unclaim(owner, [c.id for c in claimed if c is not keep])
+            return [keep]
+        return claimed
+
+    def _unclaim(self, owner: str, step_ids: Sequence[int]) -> None:
+        """Undo this transaction's claim of `step_ids`: ready again, as before it."""
+        self.execute(f"UPDATE steps SET status = 'ready', attempts = attempts - 1, "
+                     f"started_at = NULL, "
+                     f"quarantine = CASE WHEN quarantine = 2 THEN 1 ELSE quarantine END, "
+                     f"{_CLEAR_LEASE} WHERE id IN ({marks(len(step_ids))}) AND "
+                     f"status = 'running' AND lease_owner = ?", (*step_ids, owner))
 
     def next_ready_at(self, tasks: Sequence[str]) -> float | None:
         if not tasks:
@@ -153,9 +183,14 @@ class ClaimVerbs(SqlCore):
                      (delay, error, int(extra_attempt), step_id))
 
     def lost_attempts(self, step_id: int) -> int:
-        row = self.execute("SELECT COUNT(*) FROM attempts WHERE step_id = ? AND "
-                           "outcome = 'lost'", (step_id,)).fetchone()
-        return int(row[0])
+        """Record that the step's attempt was lost with its worker; returns how many of
+        its attempts were lost *while running alone*, this one included. A loss beside
+        other attempts counts nothing (the crash may have been any of them): it puts the
+        step in quarantine, to be claimed alone next (see the module docstring)."""
+        row = self.execute("UPDATE steps SET lost_alone = lost_alone + "
+                           "CASE WHEN quarantine = 2 THEN 1 ELSE 0 END, quarantine = 1 "
+                           "WHERE id = ? RETURNING lost_alone", (step_id,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def fail(self, step_id: int, error: str) -> None:
         self.execute(f"UPDATE steps SET status = 'failed', error = ?, finished_at = {{now}}, "

@@ -55,7 +55,7 @@ _LIMIT_COLUMNS = "name, rate, rate_count, rate_period, concurrency"
 
 def _claimed(row: Sequence[Any]) -> ClaimedStep:
     return ClaimedStep(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6],
-                       int(row[7]), row[8], row[9], row[10], row[11], row[12])
+                       int(row[7]), row[8], row[9], row[10], row[11], row[12], bool(row[13]))
 
 
 def marks(n: int) -> str:

@@ -6,4 +6,8 @@
 ALTER TABLE workers ADD COLUMN incarnation TEXT;
 ALTER TABLE workers ADD COLUMN boot_id TEXT;
 ALTER TABLE workers ADD COLUMN pid_ns TEXT;
-ALTER TABLE workers ADD COLUMN lease REAL;
+ALTER TABLE workers ADD COLUMN lease DOUBLE PRECISION;
+-- A step lost in a crash beside other attempts is in quarantine (1): claimed only alone
+-- (2 while so claimed). Only losses while alone count toward the lost-attempts limit.
+ALTER TABLE steps ADD COLUMN quarantine INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN lost_alone INTEGER NOT NULL DEFAULT 0;
