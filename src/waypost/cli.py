@@ -91,8 +91,13 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
     w = Worker(ctx.obj["db"], concurrency=concurrency, lease=lease, poll=poll, name=name)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing running attempts (up to {grace:g}s)")
-        w.request_stop(grace)
+        name = signal.Signals(signum).name
+        if w.stopping:  # the second Ctrl-C: give back what runs, and go
+            err.print(f"{name} again: giving back running attempts and exiting now")
+            w.force_stop(f"{name} twice")
+            return
+        err.print(f"{name}: finishing running attempts (up to {grace:g}s)")
+        w.request_stop(grace, name)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -103,6 +103,8 @@ class Worker:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._grace = 10.0
+        self._stop_reason: str | None = None
+        self._stop_requests = 0
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -127,12 +129,34 @@ class Worker:
             self._ready.set()
             log.exception("worker %s stopped on an error", self.id)
 
-    def request_stop(self, grace: float = 10.0) -> None:
+    def request_stop(self, grace: float = 10.0, reason: str | None = None) -> None:
         """Stop claiming; let running attempts finish for `grace` seconds, then give back
-        whatever is still held so another worker takes it at once. Safe in a signal handler."""
+        whatever is still held so another worker takes it at once. Safe in a signal handler;
+        a later request may shorten the grace. `reason` goes into the history of what is
+        given back."""
         self._grace = grace
+        self._stop_reason = reason or self._stop_reason
+        self._stop_requests += 1
         self._stop.set()
         self._queue.put(_WAKE)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def force_stop(self, reason: str, hard_after: float = 5.0) -> None:
+        """Stop now: give back what is held without waiting for it (a second Ctrl-C). The
+        process exits on its own `hard_after` seconds later if the loop cannot get there
+        (a database that does not answer). Safe in a signal handler."""
+        self.request_stop(0.0, reason)
+
+        def hard_exit() -> None:
+            log.error("worker %s could not stop within %gs; exiting", self.id, hard_after)
+            os._exit(130)
+
+        timer = threading.Timer(hard_after, hard_exit)
+        timer.daemon = True
+        timer.start()
 
     def stop(self, grace: float = 10.0) -> None:
         self.request_stop(grace)
@@ -226,12 +250,13 @@ class Worker:
         now = time.monotonic()
         claim_at, poll_wait = now, 0.01
         heartbeat_at, sweep_at = now + self.lease / 3, now
-        stop_deadline = math.inf
+        stop_deadline, stop_seen = math.inf, 0
         while True:
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if stopping and stop_deadline == math.inf:
-                stop_deadline = now + self._grace
+            if stopping and stop_seen != self._stop_requests:
+                stop_seen = self._stop_requests
+                stop_deadline = min(stop_deadline, now + self._grace)
             free = 0 if stopping else self.concurrency - len(held)
             if free and any(h.step.solo for h in held.values()):
                 free = 0  # a step in quarantine runs alone (store.sql.claims)
@@ -428,7 +453,11 @@ class Worker:
         concurrent.futures.wait([e.future for e in children if e.future is not None],
                                 timeout=KILL_GRACE + 5)
         if held:
-            released = store.transact(lambda tx: tx.release_held(self.id))
+            why = self._stop_reason or "asked to stop"
+            reason = (f"worker {self.id} stopped ({why}) before the attempt finished; given "
+                      "back to run again, not counted against its retries")
+            tokens = [e.step.lease_token for e in held.values()]
+            released = store.transact(lambda tx: tx.release_held(self.id, tokens, reason))
             log.info("worker %s released %d steps it could not finish", self.id, released)
             for entry in held.values():
                 entry.abandoned = True

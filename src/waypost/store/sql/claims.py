@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ... import codec
 from ...context import DEFAULT_HEARTBEAT
 from ..records import ClaimedStep, Expired, HeldStep
 from .core import (
@@ -225,9 +226,22 @@ class ClaimVerbs(SqlCore):
             f"lease_token IS NOT NULL AND {_DEAD} ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [Expired(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
-    def release_held(self, owner: str) -> int:
-        """Give back what a stopping worker holds, without charging an attempt."""
-        cur = self.execute(f"UPDATE steps SET status = 'ready', attempts = attempts - 1, "
-                           f"ready_at = {{now}}, started_at = NULL, {_CLEAR_LEASE} "
-                           f"WHERE lease_owner = ? AND status = 'running'", (owner,))
-        return int(cur.rowcount)
+    def release_held(self, owner: str, tokens: Sequence[str], reason: str) -> int:
+        """Give back what a stopping worker runs under `tokens`: each attempt stays in the
+        history as `released`, with `reason`, and keeps its number; the step gets one more
+        attempt, so being interrupted is not charged against its retries."""
+        error = codec.dumps({"type": "Released", "message": reason, "traceback": None})
+        released = 0
+        for i in range(0, len(tokens), 500):
+            chunk = tokens[i:i + 500]
+            held = (f"lease_owner = ? AND lease_token IN ({marks(len(chunk))}) AND "
+                    f"status = 'running'")
+            self.execute(f"INSERT INTO attempts (step_id, attempt, worker, outcome, error, "
+                         f"started_at, finished_at) SELECT id, attempts, lease_owner, "
+                         f"'released', ?, started_at, {{now}} FROM steps WHERE {held}",
+                         (error, owner, *chunk))
+            cur = self.execute(f"UPDATE steps SET status = 'ready', ready_at = {{now}}, "
+                               f"max_attempts = max_attempts + 1, started_at = NULL, "
+                               f"{_CLEAR_LEASE} WHERE {held}", (owner, *chunk))
+            released += int(cur.rowcount)
+        return released
