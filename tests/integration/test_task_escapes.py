@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,50 @@ def test_sys_exit_in_a_task_is_the_attempts_failure_not_the_workers_end(
         (failed,) = step_of(view, name)["history"]
         assert (failed["attempt"], failed["outcome"], failed["error"]["type"]) == (
             1, "failed", kind)
+
+
+@wp.task()
+def waits_for(path: str) -> str:
+    deadline = time.monotonic() + 20
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "done"
+
+
+@wp.flow()
+def waiting(path: str) -> str:
+    return waits_for(path)
+
+
+def test_a_worker_that_dies_on_an_error_gives_back_its_steps_at_once(
+        engine: wp.Engine, tmp_path: Path) -> None:
+    """Not a kill -9: the loop itself raised. It deleted its row but left its steps running
+    until their leases ran out."""
+    release = tmp_path / "release"
+    run_id = engine.start(waiting, {"path": str(release)})
+    worker = engine.worker(lease=120.0)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while step_of(engine.show(run_id), "waits_for")["status"] != "running":
+            assert time.monotonic() < deadline, "the step was never claimed"
+            time.sleep(0.01)
+
+        def broken(*_: object) -> list[object]:
+            raise RuntimeError("the loop broke")
+
+        worker._expire_local = broken  # type: ignore[method-assign]
+        worker.wake()
+        assert worker._thread is not None
+        worker._thread.join(30)
+        assert isinstance(worker._failure, RuntimeError)
+    finally:
+        release.touch()
+        worker.stop()
+    step = step_of(engine.show(run_id), "waits_for")
+    assert (step["status"], step["worker"]) == ("ready", None)
+    (lost,) = step["history"]
+    assert (lost["attempt"], lost["outcome"]) == (1, "lost")
+    assert "the loop broke" in lost["error"]["message"]
+    with engine.serving() as again:
+        assert result_of(engine, again, run_id, timeout=30) == "done"

@@ -108,6 +108,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._held: dict[tuple[int, str], _Held] = {}
         # Runs this worker has already marked running (insertion-ordered, bounded).
         self._running_runs: dict[str, None] = {}
 
@@ -171,6 +172,7 @@ class Worker:
         """Run until `stop()`; the CLI calls this on its main thread. `on_ready` runs once
         the worker is registered in the store."""
         refuse_in_main_script()
+        failure: BaseException | None = None
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
@@ -197,16 +199,49 @@ class Worker:
             if on_ready is not None:
                 on_ready()
             self._loop(store, executor)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             self._stop.set()
             self._stop_listener(listener)
             executor.shutdown()
             try:
                 store.patience = 5.0
+                if failure is not None and self._held:
+                    self._give_back_lost(store, failure)
                 store.transact(lambda tx: tx.remove_worker(self.id, self.incarnation))
             except Exception as exc:  # the database may be gone; the sweeper forgets us later
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             store.close()
+
+    def _give_back_lost(self, store: Store, failure: BaseException) -> None:
+        """The loop died on an error (not a kill -9, which the sweeper sees): the attempts
+        it held are over, so they are given back now, as lost, not when their leases run
+        out. If recording them fails as well, their leases are at least expired, for the
+        next sweeper to give them back."""
+        entries = [e for e in self._held.values() if not e.abandoned]
+        tokens = [e.step.lease_token for e in entries]
+        error = {"type": "WorkerError", "traceback": None,
+                 "message": f"worker {self.id} stopped on an error: "
+                            f"{type(failure).__name__}: {failure}"}
+        outcomes = [Outcome(e.step.id, e.step.run_id, e.step.lease_token, error=error,
+                            kind="lost", expired=True) for e in entries]
+
+        def expire(tx: SqlTx) -> int:
+            return tx.expire_leases(self.id, tokens)
+
+        def lost(tx: SqlTx) -> None:
+            expire(tx)
+            self.advancer.record(tx, outcomes)
+
+        try:
+            store.transact(lost)
+            log.warning("worker %s gave back %d attempts as lost", self.id, len(outcomes))
+        except Exception as exc:
+            log.warning("worker %s could not record its attempts as lost (%s); their leases "
+                        "are expired for the sweeper", self.id, exc)
+            store.transact(expire)
 
     def _start_listener(self) -> threading.Thread | None:
         """PostgreSQL only: a thread turns NOTIFY into a wake-up of the loop. A pipe
@@ -246,6 +281,7 @@ class Worker:
 
     def _loop(self, store: Store, executor: Executor) -> None:
         held: dict[tuple[int, str], _Held] = {}
+        self._held = held  # what serve() gives back if this loop dies on an error
         outcomes: list[Outcome] = []
         now = time.monotonic()
         claim_at, poll_wait = now, 0.01

@@ -9,6 +9,7 @@ from ... import codec
 from ..records import WorkerRow
 from .core import (
     SqlCore,
+    marks,
 )
 
 _WORKER = "id, host, pid, incarnation, boot_id, pid_ns, lease, started_at, heartbeat_at, tasks"
@@ -76,6 +77,18 @@ class WorkerVerbs(SqlCore):
         cur = self.execute("UPDATE steps SET lease_expires_at = {now} WHERE lease_owner = ? "
                            "AND status = 'running'", (owner,))
         return int(cur.rowcount)
+
+    def expire_leases(self, owner: str, tokens: list[str]) -> int:
+        """Expire the leases `owner` holds under `tokens` (its own attempts, which it can no
+        longer run)."""
+        expired = 0
+        for i in range(0, len(tokens), 500):
+            chunk = tokens[i:i + 500]
+            cur = self.execute(f"UPDATE steps SET lease_expires_at = {{now}} WHERE "
+                               f"lease_owner = ? AND lease_token IN ({marks(len(chunk))}) AND "
+                               f"status = 'running'", (owner, *chunk))
+            expired += int(cur.rowcount)
+        return expired
 
     def workers_on(self, host: str) -> list[WorkerRow]:
         """The workers registered from `host`, locked (PostgreSQL) so that a worker
