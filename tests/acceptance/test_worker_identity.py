@@ -53,3 +53,30 @@ def test_a_worker_restarted_under_the_same_name_does_not_renew_the_dead_ones_lea
         assert workers.stop(second) == 0
     finally:
         engine.close()
+
+
+def test_show_says_who_holds_a_step_after_kill_9_with_no_worker_left(
+        db_url: str, workers: Workers) -> None:
+    """With nobody left to sweep, `show` named the dead worker as the holder, no more."""
+    engine = wp.Engine(db_url)
+    try:
+        first = workers.start("--name", "gone", "--lease", "3", "--poll", "0.05")
+        workers.wait_serving(first)
+        run_id = engine.start(held, {"seconds": 30.0})
+        wait_for(lambda: steps_by_name(engine.show(run_id))["hold"]["status"] == "running",
+                 30, "the worker to claim the step")
+        assert steps_by_name(engine.show(run_id))["hold"]["waiting"] is None, "it renews"
+        workers.kill(first)
+
+        def waiting() -> str:
+            return steps_by_name(engine.show(run_id))["hold"]["waiting"] or ""
+
+        text = wait_for(lambda: "silent since" in waiting() and waiting(), 30,
+                        "show to notice the silence")
+        assert text.startswith(f"held by worker gone (pid {first.pid} on ")
+        assert "lease runs out at " in text or "lease ran out at " in text
+        wait_for(lambda: "lease ran out at " in waiting(), 30, "the lease to run out")
+        step = steps_by_name(engine.show(run_id))["hold"]
+        assert (step["status"], step["worker"]) == ("running", "gone")
+    finally:
+        engine.close()

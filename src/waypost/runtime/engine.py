@@ -219,8 +219,12 @@ class Engine:
                            for name in options.get("uses", [])})
             limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
                       in tx.limits_in_use(WINDOW_MARGIN, used)} if used else {}
+            owners = sorted({s["lease_owner"] for s in steps
+                             if s["status"] == "running" and s["lease_owner"]})
+            holders = tx.workers_named(owners) if owners else {}
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return {"run": run, "steps": steps, "attempts": tx.attempts_of(run_id),
+                    "holders": holders, "now": tx.now() if owners else None,
                     "served": tx.served_tasks(self.lease), "graph": graph,
                     "letters": tx.dead_letters(None, run_id, 1000),
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),

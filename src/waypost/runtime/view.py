@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import codec
 from ..dag.graph import Graph
-from ..store.records import LimitRow
+from ..store.records import LimitRow, WorkerRow
 
 
 def iso(ts: float | None) -> str | None:
@@ -42,10 +42,13 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              served: set[str] | None = None, graph: Graph | None = None,
              letters: list[dict[str, Any]] | None = None,
              budgets: dict[str, dict[str, Any]] | None = None,
-             limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             limits: dict[str, dict[str, Any]] | None = None,
+             holders: dict[str, WorkerRow] | None = None,
+             now: float | None = None) -> dict[str, Any]:
     """`graph`: the run's stored graph (edges, options); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
-    gives them."""
+    gives them; `holders`: the registered workers holding its running steps, as of the
+    database's clock `now`."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -60,7 +63,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         for a in attempts or []:
             history[a["step_id"]].append(attempt_view(a))
         view["steps"] = [step_view(s, history.get(s["id"], []), served, graph, budgets or {},
-                                   limits or {}) for s in steps]
+                                   limits or {}, holders, now) for s in steps]
         view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
                                 for d in letters or []]
     return view
@@ -86,8 +89,38 @@ def letter_view(row: dict[str, Any],
     return view
 
 
-def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | None) -> str | None:
+#: Without a lease on record, what a worker is taken to renew every third of.
+_DEFAULT_LEASE = 30.0
+
+
+def _held_by(step: dict[str, Any], holders: dict[str, WorkerRow], now: float) -> str | None:
+    """Who holds a running step, when that worker has stopped renewing (crashed, paused,
+    cut off): since when, and when its lease runs out. None while it renews."""
+    owner, expires = step["lease_owner"], step["lease_expires_at"]
+    worker = holders.get(owner)
+    if worker is None:
+        who = f"worker {owner}, which is no longer registered"
+    else:
+        lease = worker.lease or _DEFAULT_LEASE
+        if now - worker.heartbeat_at <= 2 * lease / 3:  # renews every lease/3
+            return None
+        who = (f"worker {owner} (pid {worker.pid} on {worker.host}), silent since "
+               f"{iso(worker.heartbeat_at)} (crashed, paused or cut off)")
+    if expires is None:
+        return f"held by {who}"
+    if expires > now:
+        return (f"held by {who}; its lease runs out at {iso(expires)}, then a running "
+                "worker gives the step back")
+    return (f"held by {who}; its lease ran out at {iso(expires)}: the next worker to run "
+            "gives the step back")
+
+
+def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | None,
+             holders: dict[str, WorkerRow] | None = None, now: float | None = None,
+             ) -> str | None:
     status, due = step["status"], iso(step["ready_at"])
+    if status == "running" and step["lease_owner"] and holders is not None and now is not None:
+        return _held_by(step, holders, now)
     if status == "ready" and served is not None and step["task"] not in served:
         return f"no live worker serves task {step['task']}"
     if status == "running" and step["completion_token"] and not step["lease_owner"]:
@@ -109,7 +142,9 @@ def _waiting(step: dict[str, Any], options: dict[str, Any], served: set[str] | N
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
               served: set[str] | None = None, graph: Graph | None = None,
               budgets: dict[str, dict[str, Any]] | None = None,
-              limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+              limits: dict[str, dict[str, Any]] | None = None,
+              holders: dict[str, WorkerRow] | None = None,
+              now: float | None = None) -> dict[str, Any]:
     node = graph.nodes.get(step["node"]) if graph is not None else None
     undo = step["kind"] == "undo"
     options: dict[str, Any] = {}
@@ -135,7 +170,7 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
     uses = list(options.get("uses", []))
     full = [f"limit {name} ({', '.join(limits[name]['full'])})"
             for name in uses if limits and limits.get(name, {}).get("full")]
-    waiting = _waiting(step, options, served)
+    waiting = _waiting(step, options, served, holders, now)
     if waiting is None and step["status"] == "ready" and full:
         waiting = "for " + ", ".join(full)
     return {

@@ -97,6 +97,11 @@ class WorkerVerbs(SqlCore):
                             (host,)).fetchall()
         return [_worker(r) for r in rows]
 
+    def workers_named(self, ids: list[str]) -> dict[str, WorkerRow]:
+        rows = self.execute(f"SELECT {_WORKER} FROM workers WHERE id IN ({marks(len(ids))})",
+                            ids).fetchall() if ids else []
+        return {w.id: w for w in map(_worker, rows)}
+
     def workers(self) -> list[WorkerRow]:
         rows = self.execute(f"SELECT {_WORKER} FROM workers ORDER BY id").fetchall()
         return [_worker(r) for r in rows]
