@@ -464,6 +464,26 @@ def limits(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """The live workers: id, incarnation, host, pid, heartbeat age and the tasks they serve."""
+    rows = _engine(ctx).workers()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(box=None)
+    for column in ("worker", "incarnation", "host", "pid", "heartbeat", "tasks"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(escape(r["id"]), escape((r["incarnation"] or "-")[:12]), escape(r["host"]),
+                      str(r["pid"]), f"{r['heartbeat_age']:.1f}s ago",
+                      escape(f"{len(r['tasks'])}: {', '.join(r['tasks'])}"))
+    out.print(table)
+
+
+@main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's database and print its path.")
 def demo(keep: bool) -> None:
     """Run an example, kill its worker with SIGKILL part-way, restart it, and watch the

@@ -80,3 +80,34 @@ def test_show_says_who_holds_a_step_after_kill_9_with_no_worker_left(
         assert (step["status"], step["worker"]) == ("running", "gone")
     finally:
         engine.close()
+
+
+def test_waypost_workers_lists_live_workers_and_what_they_serve(
+        db_url: str, workers: Workers) -> None:
+    import json
+    import subprocess
+
+    from ._support import PYTHON, ROOT
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PYTHON, "-m", "waypost.cli", "--db", db_url, "workers", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    engine = wp.Engine(db_url)
+    try:
+        proc = workers.start("--name", "lister", "--lease", "30")
+        workers.wait_serving(proc)
+        listed = cli("--json")
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert (row["id"], row["pid"]) == ("lister", proc.pid)
+        assert row["incarnation"] and row["host"] and row["heartbeat_age"] < row["lease"]
+        assert "tests.flows.crash:hold" in row["tasks"]
+        assert [w["id"] for w in engine.workers()] == ["lister"]
+        table = cli()
+        assert table.returncode == 0 and "lister" in table.stdout and str(proc.pid) in table.stdout
+        assert workers.stop(proc) == 0
+        assert engine.workers() == [], "a stopped worker is no longer listed"
+        assert cli("--json").stdout == ""
+    finally:
+        engine.close()

@@ -16,7 +16,7 @@ from .advance import Advancer, new_run_id
 from .isolation import refuse_in_main_script
 from .limits import WINDOW_MARGIN
 from .loader import load_flow
-from .view import letter_view, limit_view, run_view
+from .view import letter_view, limit_view, run_view, worker_view
 from .worker import Worker
 
 #: Statuses a run ends in without an output.
@@ -238,6 +238,13 @@ class Engine:
         what stops another attempt from starting now."""
         rows = self._store().read(lambda tx: tx.limits_in_use(WINDOW_MARGIN))
         return [limit_view(row, granted, in_use) for row, granted, in_use in rows]
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers: those that renewed within their own lease, as the JSON
+        `waypost workers --json` prints."""
+        rows, now = self._store().read(lambda tx: (tx.workers(), tx.now()))
+        return [worker_view(w, now) for w in rows
+                if now - w.heartbeat_at <= (w.lease or self.lease)]
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:

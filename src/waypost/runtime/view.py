@@ -37,6 +37,15 @@ def limit_view(row: LimitRow, granted: int, in_use: int) -> dict[str, Any]:
             "in_use": in_use, "full": full}
 
 
+def worker_view(w: WorkerRow, now: float) -> dict[str, Any]:
+    """A worker as `waypost workers --json` prints it; `heartbeat_age` is in seconds, by
+    the database's clock."""
+    return {"id": w.id, "incarnation": w.incarnation, "host": w.host, "pid": w.pid,
+            "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
+            "heartbeat_age": round(max(0.0, now - w.heartbeat_at), 3), "lease": w.lease,
+            "tasks": w.tasks}
+
+
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
              served: set[str] | None = None, graph: Graph | None = None,
