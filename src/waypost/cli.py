@@ -91,8 +91,13 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
     w = Worker(ctx.obj["db"], concurrency=concurrency, lease=lease, poll=poll, name=name)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing running attempts (up to {grace:g}s)")
-        w.request_stop(grace)
+        name = signal.Signals(signum).name
+        if w.stopping:  # the second Ctrl-C: give back what runs, and go
+            err.print(f"{name} again: giving back running attempts and exiting now")
+            w.force_stop(f"{name} twice")
+            return
+        err.print(f"{name}: finishing running attempts (up to {grace:g}s)")
+        w.request_stop(grace, name)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -455,6 +460,26 @@ def limits(ctx: click.Context, as_json: bool) -> None:
                       str(r["concurrency"] or "-"), str(r["in_use"]),
                       "-" if r["granted"] is None else f"{r['granted']} of {r['rate']}",
                       f"[red]{escape(', '.join(r['full']))}[/]" if r["full"] else "")
+    out.print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """The live workers: id, incarnation, host, pid, heartbeat age and the tasks they serve."""
+    rows = _engine(ctx).workers()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(box=None)
+    for column in ("worker", "incarnation", "host", "pid", "heartbeat", "tasks"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(escape(r["id"]), escape((r["incarnation"] or "-")[:12]), escape(r["host"]),
+                      str(r["pid"]), f"{r['heartbeat_age']:.1f}s ago",
+                      escape(f"{len(r['tasks'])}: {', '.join(r['tasks'])}"))
     out.print(table)
 
 

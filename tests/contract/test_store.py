@@ -48,8 +48,8 @@ def start(store: Store, x: int = 1, key: str | None = None) -> str:
 
 
 def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.0,
-          limit: int = 10) -> list[ClaimedStep]:
-    return store.transact(lambda tx: tx.claim(owner, token, limit, lease, TASKS))
+          limit: int = 10, alone: bool = False) -> list[ClaimedStep]:
+    return store.transact(lambda tx: tx.claim(owner, token, limit, lease, TASKS, (), alone))
 
 
 def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: Store) -> None:
@@ -63,9 +63,10 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: St
 
 def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> None:
     def downgrade(tx: SqlTx) -> None:  # what a database of waypost schema 1 looks like
-        tx.execute("ALTER TABLE workers DROP COLUMN tasks")
+        for column in ("tasks", "incarnation", "boot_id", "pid_ns", "lease"):
+            tx.execute(f"ALTER TABLE workers DROP COLUMN {column}")
         for column in ("heartbeat", "heartbeat_at", "heartbeat_details", "completion_token",
-                       "queue_timeout"):
+                       "queue_timeout", "quarantine", "lost_alone"):
             tx.execute(f"ALTER TABLE steps DROP COLUMN {column}")
         tx.execute("DROP INDEX runs_deadline")
         tx.execute("ALTER TABLE runs DROP COLUMN deadline_at")
@@ -120,16 +121,18 @@ def test_outcome_needs_the_live_lease_token(store: Store) -> None:
         return store.transact(lambda tx: advancer.record(tx, [o])[0])
 
     assert report("stolen") == [False]
-    assert report("t1") == [True]
-    assert report("t1") == [False], "the same attempt cannot record a second outcome"
+    assert report("t1") == [False], "the batch alone is no lease token"
+    assert report(step.lease_token) == [True]
+    assert report(step.lease_token) == [False], "the same attempt cannot record a second outcome"
 
 
 def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
     run_id = start(store)
     steps = claim(store, lease=0.2)
     time.sleep(0.35)
-    assert store.transact(lambda tx: tx.renew("w1", 30.0)) == set()
-    late = Outcome(steps[0].id, run_id, "t1", output="2")
+    tokens = [s.lease_token for s in steps]
+    assert store.transact(lambda tx: tx.renew("w1", tokens, 30.0)) == set()
+    late = Outcome(steps[0].id, run_id, steps[0].lease_token, output="2")
     assert store.transact(lambda tx: Advancer().record(tx, [late])[0]) == [False]
     expired = store.read(lambda tx: tx.expired(10))
     assert {e.step_id for e in expired} == {s.id for s in steps}
@@ -161,7 +164,7 @@ def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) ->
     start(store)
     assert store.read(lambda tx: tx.ready_among([TASKS, [add.name]])) == [True, False]
     steps = claim(store, lease=0.1)
-    store.transact(lambda tx: tx.add_grants([("api", s.id, "t1") for s in steps]))
+    store.transact(lambda tx: tx.add_grants([("api", s.id, s.lease_token) for s in steps]))
     use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
     assert (use.granted, use.running) == (2, 2) and use.nth is not None
     time.sleep(0.15)  # the lease expires; the sweeper gives the steps back
@@ -179,14 +182,34 @@ def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> N
     from waypost.runtime.sweeper import sweep
 
     run_id = start(store)
-    for _ in range(LOST_ATTEMPTS_LIMIT):
-        claim(store, lease=0.05)
+    for _ in range(2 * LOST_ATTEMPTS_LIMIT + 1):  # lost together once, then each alone
+        claim(store, lease=0.05, alone=True)
         time.sleep(0.1)
         store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0))
     steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
     assert steps["double"]["status"] == "failed"
     assert str(LOST_ATTEMPTS_LIMIT) in steps["double"]["error"]
     assert store.read(lambda tx: tx.get_run(run_id))["status"] == "failed"
+
+
+def test_a_step_lost_beside_others_is_next_claimed_alone_and_not_charged(store: Store) -> None:
+    from waypost.runtime.sweeper import sweep
+
+    run_id = start(store)
+    assert len(claim(store, lease=0.05)) == 2
+    time.sleep(0.1)
+    store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0))  # both lost together
+    assert claim(store, "w2", "b2") == [], "in quarantine: only a worker holding nothing"
+    (solo,) = claim(store, "w2", "b3", lease=0.05, alone=True)
+    assert solo.solo, "and it is all that worker gets"
+    steps = {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
+    other = next(s for s in steps.values() if s["status"] == "ready")
+    assert (other["attempts"], other["lease_owner"]) == (1, None), "given back as it was"
+    time.sleep(0.1)
+    store.transact(lambda tx: sweep(tx, Advancer(), "sweeper-1", 5.0))  # lost alone
+    counts = store.read(lambda tx: tx.execute(
+        "SELECT id, lost_alone FROM steps WHERE kind = 'task' AND name <> 'add'").fetchall())
+    assert sorted(int(n) for _, n in counts) == [0, 1], "only the loss while alone counts"
 
 
 def test_only_one_sweeper_holds_the_lease(store: Store) -> None:

@@ -147,3 +147,31 @@ def hold(seconds: float, ctx: wp.Context) -> int:
 @wp.flow()
 def held(seconds: float) -> int:
     return hold(seconds)
+
+
+# -- a poison pill and an innocent neighbour, for quarantine -----------------------------------
+
+
+@wp.task()
+def poison(ctx: wp.Context) -> None:
+    """Kills the worker process that runs it, every time (as a segfault would)."""
+    time.sleep(0.2)
+    os._exit(1)
+
+
+@wp.task()
+def innocent(n: int, ctx: wp.Context) -> int:
+    started = time.monotonic()
+    time.sleep(1.5)
+    record(ctx, started)
+    return n * 2
+
+
+@wp.flow()
+def poisoned() -> None:
+    return poison()
+
+
+@wp.flow()
+def bystander(n: int) -> int:
+    return innocent(n)

@@ -121,3 +121,54 @@ def test_a_token_answered_before_the_task_returned_completes_the_step(
         assert engine.result(run_id, timeout=20) == {"ok": True}
     step = step_of(engine.show(run_id), "answered_fast")
     assert (step["attempts"], step["history"]) == (1, [])
+
+
+@wp.task(completes_externally=True)
+def hands_off(folder: str, ctx: wp.Context) -> None:
+    assert ctx.completion_token is not None
+    Path(folder, "token").write_text(ctx.completion_token)
+
+
+@wp.task()
+def works_here(folder: str) -> str:
+    deadline = time.monotonic() + 20
+    while not Path(folder, "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "computed here"
+
+
+@wp.task()
+def pair_up(external: object, local: str) -> dict[str, object]:
+    return {"external": external, "local": local}
+
+
+@wp.flow()
+def side_by_side(folder: str) -> dict[str, object]:
+    return pair_up(hands_off(folder), works_here(folder))
+
+
+def test_a_token_forged_for_a_step_claimed_in_the_same_batch_is_refused(
+        engine: wp.Engine, tmp_path: Path) -> None:
+    """Defect 1: the token named the step and a lease token shared by the whole claim
+    batch, so swapping in another step's id completed that (normal, running) step."""
+    run_id = engine.start(side_by_side, {"folder": str(tmp_path)})
+    token_file = tmp_path / "token"
+    with engine.serving(concurrency=4):
+        deadline = time.monotonic() + 20
+        while not token_file.exists() or not token_file.read_text():
+            assert time.monotonic() < deadline, "no token handed out"
+            time.sleep(0.01)
+        token = token_file.read_text()
+        steps = {s["name"]: s for s in engine._store().read(lambda tx: tx.steps_of(run_id))}
+        local = steps["works_here"]
+        assert local["status"] == "running", "both roots are claimed in one batch"
+        prefix, _, secret = token.rpartition(".")
+        for forged in (f"wp1.{local['id']}.{secret}", f"wp1.{local['id']}.{token}",
+                       f"{prefix.rsplit('.', 1)[0]}.{local['id']}.{secret}"):
+            with pytest.raises(wp.InputError):
+                engine.complete(forged, "forged")
+        (tmp_path / "release").touch()
+        engine.complete(token, "from outside")
+        assert engine.result(run_id, timeout=20) == {"external": "from outside",
+                                                     "local": "computed here"}
+    assert step_of(engine.show(run_id), "works_here")["output"] == "computed here"

@@ -17,7 +17,7 @@ from .driver import Definition
 from .isolation import refuse_in_main_script
 from .limits import WINDOW_MARGIN
 from .loader import load_flow
-from .view import letter_view, limit_view, run_view
+from .view import letter_view, limit_view, run_view, worker_view
 from .worker import Worker
 
 #: Statuses a run ends in without an output.
@@ -237,8 +237,12 @@ class Engine:
                            for name in policy.uses})
             limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
                       in tx.limits_in_use(WINDOW_MARGIN, used)} if used else {}
+            owners = sorted({s["lease_owner"] for s in steps
+                             if s["status"] == "running" and s["lease_owner"]})
+            holders = tx.workers_named(owners) if owners else {}
             # Workers heartbeat every lease/3; one silent for a whole lease is gone.
             return {"run": run, "steps": steps, "attempts": tx.attempts_of(run_id),
+                    "holders": holders, "now": tx.now() if owners else None,
                     "served": tx.served_tasks(self.lease), "driver": driver,
                     "letters": tx.dead_letters(None, run_id, 1000),
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
@@ -252,6 +256,13 @@ class Engine:
         what stops another attempt from starting now."""
         rows = self._store().read(lambda tx: tx.limits_in_use(WINDOW_MARGIN))
         return [limit_view(row, granted, in_use) for row, granted, in_use in rows]
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers: those that renewed within their own lease, as the JSON
+        `waypost workers --json` prints."""
+        rows, now = self._store().read(lambda tx: (tx.workers(), tx.now()))
+        return [worker_view(w, now) for w in rows
+                if now - w.heartbeat_at <= (w.lease or self.lease)]
 
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..context import Context, Heart
-from ..errors import Cancelled, Fatal
+from ..errors import Fatal
 from ..store.records import ClaimedStep
 from ..task import Task
 from .outcome import Outcome
@@ -49,9 +49,12 @@ def _call_args(task: Task[Any, Any], step: ClaimedStep,
 
 
 def completion_token(step: ClaimedStep) -> str:
-    """Names the step and this attempt's (random) lease token: it completes this attempt
-    and no other."""
-    return f"wp1.{step.id}.{step.lease_token}"
+    """The token the claim drew for this attempt of a `completes_externally` step: it
+    completes this attempt and no other, and no other step has one."""
+    if step.completion_token is None:
+        raise RuntimeError(f"step {step.name} was claimed without a completion token (the "
+                           "worker did not know its task completes externally)")
+    return step.completion_token
 
 
 def _finish(step: ClaimedStep, result: Any) -> Outcome:
@@ -63,7 +66,7 @@ def _finish(step: ClaimedStep, result: Any) -> Outcome:
     return Outcome(step.id, step.run_id, step.lease_token, output=output)
 
 
-def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
+def _failed(step: ClaimedStep, exc: BaseException) -> Outcome:
     kind = "timeout" if isinstance(exc, TimeoutError) else "failed"
     return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
                    fatal=isinstance(exc, Fatal), kind=kind)
@@ -77,8 +80,10 @@ def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
             return Outcome(step.id, step.run_id, step.lease_token, output="null",
                            handoff=completion_token(step))
         return _finish(step, result)
-    except (Exception, Cancelled) as exc:
-        # A cancelled attempt's end is already recorded; this report will be refused.
+    except BaseException as exc:
+        # `sys.exit()`, a KeyboardInterrupt raised by hand, ...: the attempt's failure,
+        # never the worker's end. A cancelled attempt (`wp.Cancelled`) has its end
+        # recorded already; this report will be refused.
         return _failed(step, exc)
 
 
@@ -97,7 +102,14 @@ async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Ou
     except TimeoutError:
         exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
         return _failed(step, exc)
-    except (Exception, Cancelled) as exc:
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the worker cancelled it (lease lost, shutdown): nothing to report
+        # The body raised it itself (or a library did): an ordinary failed attempt, or
+        # the step would stay running with nobody working on it.
+        return _failed(step, exc)
+    except BaseException as exc:  # SystemExit would otherwise stop the event loop
         return _failed(step, exc)
 
 

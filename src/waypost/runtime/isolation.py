@@ -362,7 +362,7 @@ def _attempt(boot: dict[str, Any], heart: _ChildHeart) -> dict[str, Any]:
             return {"output": codec.dumps(result)}
         except TypeError as exc:  # the same value would come back on a retry
             return {"error": error_of(exc, __file__), "fatal": True}
-    except (Exception, Cancelled, asyncio.CancelledError, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # `sys.exit()` too: reported, not a bare exit code
         return {"error": error_of(exc, __file__), "fatal": isinstance(exc, Fatal),
                 "kind": "timeout" if isinstance(exc, TimeoutError) else "failed"}
 

@@ -84,6 +84,8 @@ class LimitedClaims:
 
     def __init__(self, tasks: dict[str, Task[Any, Any]]) -> None:
         self.free_tasks = sorted(name for name, t in tasks.items() if not t.limits)
+        #: Tasks whose steps need a completion token drawn at claim.
+        self.external = sorted(name for name, t in tasks.items() if t.completes_externally)
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         self.limits: dict[str, Limit] = {}
         for name, t in sorted(tasks.items()):
@@ -103,8 +105,13 @@ class LimitedClaims:
         tx.put_limits(rows)
         return [row.name for row in rows if row.name in before and before[row.name] != row]
 
-    def claim(self, tx: SqlTx, owner: str, token: str, free: int, lease: float,
-              report: ClaimReport) -> list[ClaimedStep]:
+    def _external(self, tasks: list[str]) -> list[str]:
+        return [t for t in tasks if t in self.external] if self.external else []
+
+    def claim(self, tx: SqlTx, owner: str, batch: str, free: int, lease: float,
+              report: ClaimReport, alone: bool = False) -> list[ClaimedStep]:
+        """`alone`: the worker holds nothing and may take a step in quarantine, which is
+        then all it takes (see store.sql.claims)."""
         claimed: list[ClaimedStep] = []
         if free > 0 and self.groups:
             now = time.monotonic()
@@ -122,12 +129,16 @@ class LimitedClaims:
                 room = free - len(claimed)
                 if room < 1:
                     break
-                claimed += self._claim_group(tx, group, owner, token, room, lease, report)
-        claimed += tx.claim(owner, token, free - len(claimed), lease, self.free_tasks)
+                claimed += self._claim_group(tx, group, owner, batch, room, lease, report,
+                                             alone and not claimed)
+                if claimed and claimed[0].solo:
+                    return claimed
+        claimed += tx.claim(owner, batch, free - len(claimed), lease, self.free_tasks,
+                            self._external(self.free_tasks), alone and not claimed)
         return claimed
 
-    def _claim_group(self, tx: SqlTx, group: _Group, owner: str, token: str, room: int,
-                     lease: float, report: ClaimReport) -> list[ClaimedStep]:
+    def _claim_group(self, tx: SqlTx, group: _Group, owner: str, batch: str, room: int,
+                     lease: float, report: ClaimReport, alone: bool) -> list[ClaimedStep]:
         rows = tx.lock_limits(group.limits)
         if len(rows) < len(group.limits):  # never registered, or deleted: ours apply
             known = {row.name for row in rows}
@@ -149,8 +160,10 @@ class LimitedClaims:
             if wait > 0:
                 report.rate_wait[group.limits] = wait
             return []
-        got = tx.claim(owner, token, allowed, lease, group.tasks)
-        tx.add_grants([(name, step.id, token) for step in got for name in group.limits])
+        got = tx.claim(owner, batch, allowed, lease, group.tasks, self._external(group.tasks),
+                       alone)
+        tx.add_grants([(name, step.id, step.lease_token) for step in got
+                       for name in group.limits])
         return got
 
     def settle(self, report: ClaimReport) -> None:

@@ -7,12 +7,17 @@ worker's report (retry policy, dead letter, blocking), fenced by the expired lea
 
 A worker on this host whose process no longer exists (kill -9) need not wait out its
 lease: its leases are expired at once, which is what makes restarts after a crash fast.
+"This host" means the same pid space, not the same host name: containers with host
+networking share a host name but not their pids, and a pid that does not exist here may
+be a live worker there. Each worker stores its boot id and pid-namespace id; a worker's
+pid is looked at only when both equal ours, and otherwise its lease decides.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Any
 
 from ..store.sql import SqlTx
@@ -22,6 +27,33 @@ from .limits import WINDOW_MARGIN
 from .outcome import Outcome
 
 HOST = socket.gethostname()
+
+
+def _read(path: str, link: bool = False) -> str | None:
+    try:
+        if link:
+            return os.readlink(path)
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def pid_space() -> tuple[str | None, str | None]:
+    """(boot id, pid-namespace id) of this process; None where it cannot be known. Without
+    Linux's pid namespaces a host's processes share one pid space: the host name is it."""
+    if not sys.platform.startswith("linux"):
+        return "", ""
+    return _read("/proc/sys/kernel/random/boot_id"), _read("/proc/self/ns/pid", link=True)
+
+
+PID_SPACE = pid_space()
+
+
+def shares_pids(boot_id: str | None, pid_ns: str | None) -> bool:
+    """Whether a worker that registered these ids (from this host name) sees our pids."""
+    mine = PID_SPACE
+    return None not in mine and (boot_id, pid_ns) == mine
 
 
 def process_gone(pid: int) -> bool:
@@ -43,10 +75,10 @@ def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200
 
     The dead-process check comes before the election: after a kill -9 the dead worker
     usually still holds the sweeper lease, and nobody should wait for it to run out."""
-    for worker_id, pid in tx.workers_on(HOST):
-        if worker_id != me and process_gone(pid):
-            tx.expire_owner(worker_id)
-            tx.remove_worker(worker_id)
+    for w in tx.workers_on(HOST):
+        gone = w.id != me and shares_pids(w.boot_id, w.pid_ns) and process_gone(w.pid)
+        if gone and tx.remove_worker(w.id, w.incarnation):
+            tx.expire_owner(w.id)
     if not tx.try_lease("sweeper", me, lease):
         return 0
     tx.forget_stale_workers(max(10 * lease, 300.0))

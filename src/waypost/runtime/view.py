@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
-from ..store.records import LimitRow
+from ..store.records import LimitRow, WorkerRow
 from .driver import Driver, StepPolicy
 
 
@@ -37,15 +37,27 @@ def limit_view(row: LimitRow, granted: int, in_use: int) -> dict[str, Any]:
             "in_use": in_use, "full": full}
 
 
+def worker_view(w: WorkerRow, now: float) -> dict[str, Any]:
+    """A worker as `waypost workers --json` prints it; `heartbeat_age` is in seconds, by
+    the database's clock."""
+    return {"id": w.id, "incarnation": w.incarnation, "host": w.host, "pid": w.pid,
+            "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
+            "heartbeat_age": round(max(0.0, now - w.heartbeat_at), 3), "lease": w.lease,
+            "tasks": w.tasks}
+
+
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              attempts: list[dict[str, Any]] | None,
              served: set[str] | None = None, driver: Driver | None = None,
              letters: list[dict[str, Any]] | None = None,
              budgets: dict[str, dict[str, Any]] | None = None,
-             limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             limits: dict[str, dict[str, Any]] | None = None,
+             holders: dict[str, WorkerRow] | None = None,
+             now: float | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
-    gives them."""
+    gives them; `holders`: the registered workers holding its running steps, as of the
+    database's clock `now`."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -60,7 +72,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         for a in attempts or []:
             history[a["step_id"]].append(attempt_view(a))
         view["steps"] = [step_view(s, history.get(s["id"], []), served, driver, budgets or {},
-                                   limits or {}) for s in steps]
+                                   limits or {}, holders, now) for s in steps]
         view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
                                 for d in letters or []]
     return view
@@ -86,12 +98,41 @@ def letter_view(row: dict[str, Any],
     return view
 
 
-def _waiting(step: dict[str, Any], policy: StepPolicy | None,
-             served: set[str] | None) -> str | None:
+#: Without a lease on record, what a worker is taken to renew every third of.
+_DEFAULT_LEASE = 30.0
+
+
+def _held_by(step: dict[str, Any], holders: dict[str, WorkerRow], now: float) -> str | None:
+    """Who holds a running step, when that worker has stopped renewing (crashed, paused,
+    cut off): since when, and when its lease runs out. None while it renews."""
+    owner, expires = step["lease_owner"], step["lease_expires_at"]
+    worker = holders.get(owner)
+    if worker is None:
+        who = f"worker {owner}, which is no longer registered"
+    else:
+        lease = worker.lease or _DEFAULT_LEASE
+        if now - worker.heartbeat_at <= 2 * lease / 3:  # renews every lease/3
+            return None
+        who = (f"worker {owner} (pid {worker.pid} on {worker.host}), silent since "
+               f"{iso(worker.heartbeat_at)} (crashed, paused or cut off)")
+    if expires is None:
+        return f"held by {who}"
+    if expires > now:
+        return (f"held by {who}; its lease runs out at {iso(expires)}, then a running "
+                "worker gives the step back")
+    return (f"held by {who}; its lease ran out at {iso(expires)}: the next worker to run "
+            "gives the step back")
+
+
+def _waiting(step: dict[str, Any], policy: StepPolicy | None, served: set[str] | None,
+             holders: dict[str, WorkerRow] | None = None, now: float | None = None,
+             ) -> str | None:
     status, due = step["status"], iso(step["ready_at"])
+    if status == "running" and step["lease_owner"] and holders is not None and now is not None:
+        return _held_by(step, holders, now)
     if status == "ready" and served is not None and step["task"] not in served:
         return f"no live worker serves task {step['task']}"
-    if status == "running" and step["completion_token"]:
+    if status == "running" and step["completion_token"] and not step["lease_owner"]:
         return "for another system to complete it with its completion token"
     if status == "waiting" and step["kind"] == "sleep":
         return f"until {due}"
@@ -110,7 +151,9 @@ def _waiting(step: dict[str, Any], policy: StepPolicy | None,
 def step_view(step: dict[str, Any], history: list[dict[str, Any]],
               served: set[str] | None = None, driver: Driver | None = None,
               budgets: dict[str, dict[str, Any]] | None = None,
-              limits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+              limits: dict[str, dict[str, Any]] | None = None,
+              holders: dict[str, WorkerRow] | None = None,
+              now: float | None = None) -> dict[str, Any]:
     undo = step["kind"] == "undo"
     policy: StepPolicy | None = None
     needs: list[str] = []
@@ -141,7 +184,7 @@ def step_view(step: dict[str, Any], history: list[dict[str, Any]],
     uses = list(policy.uses) if policy else []
     full = [f"limit {name} ({', '.join(limits[name]['full'])})"
             for name in uses if limits and limits.get(name, {}).get("full")]
-    waiting = _waiting(step, policy, served)
+    waiting = _waiting(step, policy, served, holders, now)
     if waiting is None and step["status"] == "ready" and full:
         waiting = "for " + ", ".join(full)
     return {

@@ -24,7 +24,7 @@ from typing import Any
 from .. import codec
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..store import Store, open_store
-from ..store.records import ClaimedStep
+from ..store.records import ClaimedStep, WorkerRow
 from ..store.sql import SqlTx
 from ..task import Task, registered_tasks
 from .advance import Advancer
@@ -32,7 +32,7 @@ from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .limits import ClaimReport, LimitedClaims
 from .outcome import Outcome
-from .sweeper import HOST, sweep
+from .sweeper import HOST, PID_SPACE, sweep
 
 log = logging.getLogger("waypost.worker")
 _WAKE = object()
@@ -59,6 +59,20 @@ class WorkerStats:
     lost_leases: int = 0
 
 
+def _outcome_of(step: ClaimedStep, future: concurrent.futures.Future[Outcome]) -> Outcome:
+    """The attempt's outcome. The executor turns whatever a body does into one; should a
+    future still end cancelled or raising, that is this attempt's failure, never the
+    worker's, and never an attempt left running with nobody working on it."""
+    if future.cancelled():
+        error = {"type": "CancelledError", "traceback": None,
+                 "message": "the attempt was cancelled before it reported an outcome"}
+        return Outcome(step.id, step.run_id, step.lease_token, error=error)
+    exc = future.exception()
+    if exc is not None:
+        return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc))
+    return future.result()
+
+
 class Worker:
     def __init__(
         self,
@@ -81,14 +95,20 @@ class Worker:
         self.lease = lease
         self.poll = poll
         self.id = name or f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        #: This incarnation of the worker `id`: a process restarted under the same name is
+        #: another one, and does not take over the leases of the one before.
+        self.incarnation = uuid.uuid4().hex
         self.stats = WorkerStats()
         self.advancer = Advancer()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._grace = 10.0
+        self._stop_reason: str | None = None
+        self._stop_requests = 0
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._held: dict[tuple[int, str], _Held] = {}
         # Runs this worker has already marked running (insertion-ordered, bounded).
         self._running_runs: dict[str, None] = {}
 
@@ -110,12 +130,34 @@ class Worker:
             self._ready.set()
             log.exception("worker %s stopped on an error", self.id)
 
-    def request_stop(self, grace: float = 10.0) -> None:
+    def request_stop(self, grace: float = 10.0, reason: str | None = None) -> None:
         """Stop claiming; let running attempts finish for `grace` seconds, then give back
-        whatever is still held so another worker takes it at once. Safe in a signal handler."""
+        whatever is still held so another worker takes it at once. Safe in a signal handler;
+        a later request may shorten the grace. `reason` goes into the history of what is
+        given back."""
         self._grace = grace
+        self._stop_reason = reason or self._stop_reason
+        self._stop_requests += 1
         self._stop.set()
         self._queue.put(_WAKE)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def force_stop(self, reason: str, hard_after: float = 5.0) -> None:
+        """Stop now: give back what is held without waiting for it (a second Ctrl-C). The
+        process exits on its own `hard_after` seconds later if the loop cannot get there
+        (a database that does not answer). Safe in a signal handler."""
+        self.request_stop(0.0, reason)
+
+        def hard_exit() -> None:
+            log.error("worker %s could not stop within %gs; exiting", self.id, hard_after)
+            os._exit(130)
+
+        timer = threading.Timer(hard_after, hard_exit)
+        timer.daemon = True
+        timer.start()
 
     def stop(self, grace: float = 10.0) -> None:
         self.request_stop(grace)
@@ -130,6 +172,7 @@ class Worker:
         """Run until `stop()`; the CLI calls this on its main thread. `on_ready` runs once
         the worker is registered in the store."""
         refuse_in_main_script()
+        failure: BaseException | None = None
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
         executor = Executor(self.concurrency)
@@ -137,27 +180,68 @@ class Worker:
         try:
             tasks = codec.dumps(sorted(self.tasks))
 
-            def register(tx: SqlTx) -> list[str]:
-                tx.register_worker(self.id, HOST, os.getpid(), tasks)
-                return self._claims.register(tx)
+            boot_id, pid_ns = PID_SPACE
 
-            for name in store.transact(register):
+            def register(tx: SqlTx) -> tuple[WorkerRow | None, list[str]]:
+                before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
+                                            boot_id, pid_ns, self.lease)
+                return before, self._claims.register(tx)
+
+            before, changed = store.transact(register)
+            if before is not None:
+                log.warning("worker %s was registered already (pid %s on %s, incarnation %s): "
+                            "the attempts it held are given back as lost", self.id, before.pid,
+                            before.host, before.incarnation)
+            for name in changed:
                 log.warning("limit %s had another definition in the store (workers running "
                             "other code?); this worker's applies now", name)
             self._ready.set()
             if on_ready is not None:
                 on_ready()
             self._loop(store, executor)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             self._stop.set()
             self._stop_listener(listener)
             executor.shutdown()
             try:
                 store.patience = 5.0
-                store.transact(lambda tx: tx.remove_worker(self.id))
+                if failure is not None and self._held:
+                    self._give_back_lost(store, failure)
+                store.transact(lambda tx: tx.remove_worker(self.id, self.incarnation))
             except Exception as exc:  # the database may be gone; the sweeper forgets us later
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             store.close()
+
+    def _give_back_lost(self, store: Store, failure: BaseException) -> None:
+        """The loop died on an error (not a kill -9, which the sweeper sees): the attempts
+        it held are over, so they are given back now, as lost, not when their leases run
+        out. If recording them fails as well, their leases are at least expired, for the
+        next sweeper to give them back."""
+        entries = [e for e in self._held.values() if not e.abandoned]
+        tokens = [e.step.lease_token for e in entries]
+        error = {"type": "WorkerError", "traceback": None,
+                 "message": f"worker {self.id} stopped on an error: "
+                            f"{type(failure).__name__}: {failure}"}
+        outcomes = [Outcome(e.step.id, e.step.run_id, e.step.lease_token, error=error,
+                            kind="lost", expired=True) for e in entries]
+
+        def expire(tx: SqlTx) -> int:
+            return tx.expire_leases(self.id, tokens)
+
+        def lost(tx: SqlTx) -> None:
+            expire(tx)
+            self.advancer.record(tx, outcomes)
+
+        try:
+            store.transact(lost)
+            log.warning("worker %s gave back %d attempts as lost", self.id, len(outcomes))
+        except Exception as exc:
+            log.warning("worker %s could not record its attempts as lost (%s); their leases "
+                        "are expired for the sweeper", self.id, exc)
+            store.transact(expire)
 
     def _start_listener(self) -> threading.Thread | None:
         """PostgreSQL only: a thread turns NOTIFY into a wake-up of the loop. A pipe
@@ -197,17 +281,21 @@ class Worker:
 
     def _loop(self, store: Store, executor: Executor) -> None:
         held: dict[tuple[int, str], _Held] = {}
+        self._held = held  # what serve() gives back if this loop dies on an error
         outcomes: list[Outcome] = []
         now = time.monotonic()
         claim_at, poll_wait = now, 0.01
         heartbeat_at, sweep_at = now + self.lease / 3, now
-        stop_deadline = math.inf
+        stop_deadline, stop_seen = math.inf, 0
         while True:
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if stopping and stop_deadline == math.inf:
-                stop_deadline = now + self._grace
+            if stopping and stop_seen != self._stop_requests:
+                stop_seen = self._stop_requests
+                stop_deadline = min(stop_deadline, now + self._grace)
             free = 0 if stopping else self.concurrency - len(held)
+            if free and any(h.step.solo for h in held.values()):
+                free = 0  # a step in quarantine runs alone (store.sql.claims)
             if outcomes or (free > 0 and now >= claim_at):
                 batch, outcomes = outcomes, []
                 claimed, next_due = self._commit(store, batch, free)
@@ -258,9 +346,9 @@ class Worker:
             if entry is None or entry.future is not future or future is None:
                 continue
             del held[key]
-            if entry.abandoned or future.cancelled():
+            if entry.abandoned:
                 continue
-            outcomes.append(future.result())
+            outcomes.append(_outcome_of(entry.step, future))
         return outcomes, woken
 
     def _submit(self, executor: Executor, step: ClaimedStep) -> _Held:
@@ -280,7 +368,7 @@ class Worker:
 
     def _commit(self, store: Store, outcomes: list[Outcome],
                 free: int) -> tuple[list[ClaimedStep], float]:
-        token = uuid.uuid4().hex[:16]
+        batch = uuid.uuid4().hex[:16]
         tries = 0
         report = ClaimReport()
 
@@ -290,12 +378,15 @@ class Worker:
             report = ClaimReport()
             accepted, made_ready = self.advancer.record(tx, outcomes, notify=False)
             # A retry after a lost connection: the first try's commit may have gone through,
-            # and what it claimed is ours to run (under this same token).
-            claimed = tx.claimed_with(self.id, token) if tries > 1 and free > 0 else []
-            claimed += self._claims.claim(tx, self.id, token, free - len(claimed), self.lease,
-                                          report)
-            if made_ready and len(claimed) == free:
-                tx.notify()  # we could not take everything we made ready: wake the others
+            # and what it claimed is ours to run (claimed in this same batch).
+            claimed = tx.claimed_with(self.id, batch) if tries > 1 and free > 0 else []
+            if not any(c.solo for c in claimed):
+                claimed += self._claims.claim(tx, self.id, batch, free - len(claimed),
+                                              self.lease, report,
+                                              alone=free == self.concurrency and not claimed)
+            gave_back = bool(claimed) and claimed[0].solo and free > 1
+            if (made_ready and len(claimed) == free) or gave_back:
+                tx.notify()  # we could not take everything that is ready: wake the others
             new_runs = sorted({c.run_id for c in claimed if c.run_id not in self._running_runs})
             if new_runs:
                 tx.mark_runs_running(new_runs)
@@ -335,8 +426,10 @@ class Worker:
         return min([self.lease / 3, *(i / 2 for i in intervals)])
 
     def _heartbeat(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:
-        beats = []
+        beats, tokens = [], []
         for entry in held.values():
+            if not entry.abandoned:
+                tokens.append(entry.step.lease_token)
             details = entry.heart.take()
             if details is not None and not entry.abandoned:
                 beats.append((entry.step.id, entry.step.lease_token, details))
@@ -346,7 +439,7 @@ class Worker:
             tx.worker_alive(self.id)
             for step_id, token, details in beats:
                 tx.beat(step_id, token, details)
-            return tx.renew(self.id, self.lease)
+            return tx.renew(self.id, tokens, self.lease) if tokens else set()
 
         alive = store.transact(work)
         for key, entry in held.items():
@@ -396,7 +489,11 @@ class Worker:
         concurrent.futures.wait([e.future for e in children if e.future is not None],
                                 timeout=KILL_GRACE + 5)
         if held:
-            released = store.transact(lambda tx: tx.release_held(self.id))
+            why = self._stop_reason or "asked to stop"
+            reason = (f"worker {self.id} stopped ({why}) before the attempt finished; given "
+                      "back to run again, not counted against its retries")
+            tokens = [e.step.lease_token for e in held.values()]
+            released = store.transact(lambda tx: tx.release_held(self.id, tokens, reason))
             log.info("worker %s released %d steps it could not finish", self.id, released)
             for entry in held.values():
                 entry.abandoned = True

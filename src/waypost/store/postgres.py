@@ -25,6 +25,7 @@ class PostgresTx(SqlTx):
     # statement_timestamp() is stable within a statement, so the planner can use it as an
     # index bound (clock_timestamp() is volatile and forces a filter on every row).
     NOW = "extract(epoch from statement_timestamp())::double precision"
+    RANDOM = "replace(gen_random_uuid()::text, '-', '')"  # PostgreSQL 13+: strong random
     LOCK = "FOR UPDATE"
     SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
     channel = "waypost_ready"
@@ -51,14 +52,14 @@ class PostgresTx(SqlTx):
                     break
         return held
 
-    def claim(self, owner: str, token: str, limit: int, lease: float,
-              tasks: Sequence[str]) -> list[ClaimedStep]:
+    def claim(self, owner: str, batch: str, limit: int, lease: float, tasks: Sequence[str],
+              external: Sequence[str] = (), alone: bool = False) -> list[ClaimedStep]:
         # Take ready steps in index order and stop at `limit`. Planner statistics lag behind
         # a big fan-out (10,000 fresh ready rows look like a handful), and the plan they
         # suggest sorts every ready row on every claim. Only for this transaction: for a
         # whole session it ruins the plans of other statements.
         self.conn.execute("SET LOCAL enable_sort = off")
-        return super().claim(owner, token, limit, lease, tasks)
+        return super().claim(owner, batch, limit, lease, tasks, external, alone)
 
     def notify(self) -> None:
         self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))

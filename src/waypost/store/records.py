@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ClaimedStep:
-    """A step a worker now holds: `lease_token` fences everything it later reports."""
+    """A step a worker now holds: `lease_token` fences everything it later reports;
+    `completion_token` is set only for a step whose task completes externally; `solo`: the
+    step is in quarantine (it was lost in a crash) and its worker runs nothing beside it."""
 
     id: int
     run_id: str
@@ -22,6 +24,8 @@ class ClaimedStep:
     lease_token: str
     timeout: float | None
     heartbeat: float | None = None
+    completion_token: str | None = None
+    solo: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,23 @@ class HeldStep:
     map_index: int | None
     attempts: int
     max_attempts: int
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A registered worker incarnation. `boot_id` and `pid_ns` name the pid space of `pid`
+    (None: unknown); `lease` is the lease it renews every third of."""
+
+    id: str
+    host: str
+    pid: int
+    incarnation: str | None
+    boot_id: str | None
+    pid_ns: str | None
+    lease: float | None
+    started_at: float
+    heartbeat_at: float
+    tasks: list[str]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ _SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 class SqliteTx(SqlTx):
     # Unix seconds with millisecond resolution from SQLite's own clock.
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+    RANDOM = "lower(hex(randomblob(16)))"
 
 
 class SqliteStore(Store):

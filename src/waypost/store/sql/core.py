@@ -2,13 +2,15 @@
 
 Each method is one or two statements; atomicity comes from the transaction the caller is
 in (`Store.transact`), never from a method alone. SQL is written with `?` placeholders,
-`{now}` for the database clock and `{lock}` for a row lock where the dialect has one;
+`{now}` for the database clock, `{random}` for 128 random bits as hex (drawn per row, by
+a cryptographic generator) and `{lock}` for a row lock where the dialect has one;
 a dialect rewrites them once per statement.
 
 Fencing: every verb that records an attempt's outcome names the attempt's `lease_token`
-and requires the lease to be live (or, for the sweeper, expired). A token is issued once
-per claim, so an attempt whose lease expired or was taken over matches no row and can
-record nothing: that is the whole argument for "at most one outcome per attempt".
+and requires the lease to be live (or, for the sweeper, expired). A token is drawn at
+random for each step at each claim, so an attempt whose lease expired or was taken over
+matches no row and can record nothing: that is the whole argument for "at most one
+outcome per attempt".
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ _HELD = "id, run_id, name, node, kind, map_index, attempts, max_attempts"
 #: A run in one of these may still change; anything else has ended.
 OPEN_RUN = "('pending', 'running', 'needs_attention')"
 # A completion token works from the moment the task has it: the other system may answer
-# before the worker has recorded the hand-off, while the attempt still holds its lease.
-_TOKEN_MATCHES = "(completion_token = ? OR (completion_token IS NULL AND lease_token = ?))"
+# before the worker has recorded the hand-off, while the attempt still holds its lease. Only
+# a step of a `completes_externally` task has one (its claim drew it), so no other step can
+# be completed from outside, whatever token is made up for it.
+_TOKEN_MATCHES = "completion_token = ?"
 # A grant holds a concurrency slot while its step runs under the grant's lease token: once
 # the attempt ends in any way (outcome, expired lease, cancel, hand-off to another system,
 # release) the token is gone and so is the slot, with nothing to repair after a crash.
@@ -49,13 +53,9 @@ _HOLDS = ("limit_grants g JOIN steps s ON s.id = g.step_id WHERE s.status = 'run
 _LIMIT_COLUMNS = "name, rate, rate_count, rate_period, concurrency"
 
 
-def _lease_part(completion_token: str) -> str:
-    return completion_token.rsplit(".", 1)[-1]
-
-
-def _claimed(row: Sequence[Any], token: str) -> ClaimedStep:
+def _claimed(row: Sequence[Any]) -> ClaimedStep:
     return ClaimedStep(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6],
-                       int(row[7]), row[8], token, row[9], row[10])
+                       int(row[7]), row[8], row[9], row[10], row[11], row[12], bool(row[13]))
 
 
 def marks(n: int) -> str:
@@ -66,6 +66,7 @@ class SqlCore:
     """Runs statements on one connection inside one transaction."""
 
     NOW = ""
+    RANDOM = ""
     LOCK = ""
     SKIP_LOCKED = ""
 
@@ -74,7 +75,8 @@ class SqlCore:
 
     # -- dialect hooks ---------------------------------------------------------------
     def sql(self, text: str) -> str:
-        return text.replace("{now}", self.NOW).replace("{lock}", self.LOCK).replace(
+        return text.replace("{now}", self.NOW).replace("{random}", self.RANDOM).replace(
+            "{lock}", self.LOCK).replace(
             "{skip_locked}", self.SKIP_LOCKED)
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
