@@ -159,7 +159,8 @@ def test_a_stopping_worker_kills_the_child_and_gives_the_step_back(engine: wp.En
         worker.stop(grace=0.2)
     assert process_gone(child), "stop() returned while the child still ran"
     step = step_of(engine.show(run_id), "waits")
-    assert step["status"] == "ready" and step["attempts"] == 0, step
+    assert step["status"] == "ready" and step["attempts"] == 1, step
+    assert [h["outcome"] for h in step["history"]] == ["released"], "kept, not charged"
 
 
 # -- what crosses the process boundary ----------------------------------------------------------

@@ -44,8 +44,8 @@ class WorkerVerbs(SqlCore):
                      "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
                      "tasks = excluded.tasks",
                      (worker_id, host, pid, incarnation, boot_id, pid_ns, lease, tasks))
-        if row is None:
-            return None
+        if row is None or (incarnation is not None and row[3] == incarnation):
+            return None  # new, or this transaction's own earlier try (a lost commit ack)
         self.expire_owner(worker_id)
         return _worker(row)
 
