@@ -241,3 +241,25 @@ def test_a_worker_without_tasks_claims_nothing(store: Store) -> None:
     start(store)
     assert store.transact(lambda tx: tx.claim("w", "t", 5, 30.0, [])) == []
     assert store.read(lambda tx: tx.next_ready_at([])) is None
+
+
+def test_a_read_sees_one_snapshot(db_url: str, store: Store) -> None:
+    """`show` reads a run and its steps in one read: a write committed between its
+    statements must not tear it (PostgreSQL reads once saw a step escalated under a run
+    still `running`)."""
+    run_id = start(store)
+    other = open_store(db_url)
+
+    def read(tx: SqlTx) -> tuple[str, str]:
+        before = tx.get_run(run_id)
+        assert before is not None
+        other.transact(lambda t: t.set_run_status(run_id, "needs_attention", ["pending"]))
+        after = tx.get_run(run_id)
+        assert after is not None
+        return before["status"], after["status"]
+
+    try:
+        assert store.read(read) == ("pending", "pending")
+        assert store.read(lambda tx: tx.get_run(run_id))["status"] == "needs_attention"
+    finally:
+        other.close()

@@ -116,7 +116,11 @@ class PostgresStore(Store):
         return self._connection
 
     def _begin(self, write: bool) -> None:
-        self._conn().execute("BEGIN")
+        # A read (`show`, `runs`) sees one snapshot, as on SQLite: under READ COMMITTED each
+        # statement had its own, and a run could read `running` beside a step that its
+        # escalation, committed between the two statements, had made `needs_attention`.
+        self._conn().execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ "
+                             "READ ONLY")
 
     def _commit(self) -> None:
         self._conn().execute("COMMIT")
