@@ -35,13 +35,46 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 class _Group(click.Group):
-    """Turns every WaypostError into one clear line and its exit code."""
+    """Turns every WaypostError, and click's own usage errors, into one clear line and its
+    exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WaypostError as exc:
             fail(str(exc).replace("[", "\\["), exc.exit_code)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:
+            err.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "waypost"
+            fail(f"{escape(exc.format_message().rstrip('.'))} (see `{where} --help`)",
+                 exc.exit_code)
+        except click.ClickException as exc:
+            fail(escape(exc.format_message()), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """`--db` after a subcommand wins over the one before it (and over WAYPOST_DB)."""
+    if value is not None:
+        ctx.ensure_object(dict)["db"] = value
+
+
+def _db_everywhere(group: click.Group) -> None:
+    """Every command takes `--db`, so it can be typed where a user types it."""
+    for command in group.commands.values():
+        command.params.append(click.Option(
+            ["--db"], default=None, expose_value=False, callback=_set_db,
+            help="Database URL (wins over --db before the command and WAYPOST_DB)."))
+        if isinstance(command, click.Group):
+            _db_everywhere(command)
 
 
 def _engine(ctx: click.Context) -> Any:
@@ -467,6 +500,8 @@ def demo(keep: bool) -> None:
 
     sys.exit(run_demo(out, keep=keep))
 
+
+_db_everywhere(main)
 
 if __name__ == "__main__":
     main()

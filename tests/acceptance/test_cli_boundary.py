@@ -4,11 +4,14 @@ stores)."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 from pathlib import Path
 
-from tests.acceptance.test_cli import ok, waypost
+import pytest
+
+from tests.acceptance.test_cli import MODULE, _env, ok, one_error_line, runs_in, waypost
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -25,3 +28,33 @@ def test_the_demo_suggests_only_what_still_exists():
         assert "succeeded" in shown and command[-1] in shown
     finally:
         shutil.rmtree(Path(db.removeprefix("sqlite:///")).parent)
+
+
+# -- --db anywhere, one-line usage errors ------------------------------------------------
+def test_db_is_taken_after_the_command_too(db_url: str):
+    run_id = ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', "--db", db_url))
+    run_id = run_id.strip()
+    assert [r["id"] for r in runs_in(db_url)] == [run_id]
+    listed = ok(waypost("runs", "--json", "--db", db_url))
+    assert [json.loads(line)["id"] for line in listed.splitlines()] == [run_id]
+    assert run_id in ok(waypost("show", run_id[:16], "--db", db_url))
+    assert ok(waypost("dlq", "list", "--json", "--db", db_url)) == ""
+    assert ok(waypost("limits", "--json", "--db", db_url)) == ""
+    # After the command it wins over the environment and over --db before it.
+    elsewhere = "sqlite:////nonexistent-dir/x.db"
+    assert run_id in ok(waypost("runs", "--db", db_url, env=_env(WAYPOST_DB=elsewhere)))
+    assert run_id in ok(waypost("runs", "--db", db_url, db=elsewhere))
+
+
+@pytest.mark.parametrize("args", [
+    ("runs", "--bogus"),
+    ("show",),
+    ("runs", "--limit", "many"),
+    ("dlq", "show", "not-a-number"),
+    ("no-such-command",),
+    ("runs", "--db"),
+], ids=["unknown-option", "missing-argument", "bad-value", "bad-type", "unknown-command",
+        "db-without-value"])
+def test_a_usage_error_is_one_line(args: tuple[str, ...]):
+    line = one_error_line(waypost(*args), code=2)
+    assert "--help" in line
