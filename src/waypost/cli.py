@@ -77,10 +77,12 @@ def _db_everywhere(group: click.Group) -> None:
             _db_everywhere(command)
 
 
-def _engine(ctx: click.Context) -> Any:
+def _engine(ctx: click.Context, create: bool = False) -> Any:
+    """Only `start` (and a worker) may create a database: any other command on a missing
+    SQLite file is a mistyped path, refused before an empty file appears."""
     from .runtime.engine import Engine
 
-    return Engine(ctx.obj["db"])
+    return Engine(ctx.obj["db"], create=create)
 
 
 @click.group(cls=_Group)
@@ -162,7 +164,7 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
     data = _parse_json(input_, "--input")
     flow = load_flow(target)
     flow.bind_input(data)  # bad input is refused before the database is touched
-    click.echo(_engine(ctx).start(flow, data, key=key))
+    click.echo(_engine(ctx, create=True).start(flow, data, key=key))
 
 
 @main.command()

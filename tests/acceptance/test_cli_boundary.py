@@ -58,3 +58,24 @@ def test_db_is_taken_after_the_command_too(db_url: str):
 def test_a_usage_error_is_one_line(args: tuple[str, ...]):
     line = one_error_line(waypost(*args), code=2)
     assert "--help" in line
+
+
+# -- a missing database is not created by a command that only reads ----------------------
+@pytest.mark.parametrize("command", [
+    ("show", "0123"), ("show", "0123", "--json"), ("runs",), ("runs", "--json"),
+    ("dlq", "list"), ("dlq", "show", "1"), ("dlq", "replay", "1"), ("limits",),
+    ("resume", "0123"), ("cancel", "0123"), ("complete", "wp1.1.x"),
+    ("approve", "0123", "gate"), ("retry", "0123", "step"),
+], ids=lambda c: "-".join(c[:2]))
+def test_a_missing_sqlite_file_is_one_line_and_stays_missing(tmp_path: Path,
+                                                             command: tuple[str, ...]):
+    path = tmp_path / "mistyped.db"
+    line = one_error_line(waypost(*command, db=f"sqlite:///{path}"), code=4)
+    assert "mistyped.db" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_start_still_creates_the_database(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    run_id = ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', db=url)).strip()
+    assert run_id in ok(waypost("runs", db=url))

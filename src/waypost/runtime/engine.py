@@ -26,12 +26,14 @@ ENDED_BADLY = ("failed", "cancelled", "compensated", "compensation_failed")
 class Engine:
     """`Engine("sqlite:///waypost.db")` or `Engine("postgresql://...")`.
 
-    Safe to share between threads: each thread gets its own connection.
+    Safe to share between threads: each thread gets its own connection. `create=False`
+    refuses a SQLite database file that does not exist instead of creating it.
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, lease: float = 30.0, concurrency: int = 8,
-                 poll: float = 0.25) -> None:
+                 poll: float = 0.25, create: bool = True) -> None:
         self.url = url
+        self.create = create
         self.lease = lease
         self.concurrency = concurrency
         self.poll = poll
@@ -45,7 +47,7 @@ class Engine:
     def _store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = open_store(self.url)
+            store = self._local.store = open_store(self.url, create=self.create)
             with self._lock:
                 self._stores.append(store)
         return store
