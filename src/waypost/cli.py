@@ -29,6 +29,11 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "rea
                 "compensated": "magenta", "compensation_failed": "bold red"}
 
 
+#: Every status a run can be in (`runs --status` takes exactly these).
+RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
+                "compensating", "compensated", "compensation_failed")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     sys.exit(code)
@@ -168,7 +173,8 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
 
 
 @main.command()
-@click.option("--status", default=None, help="Only runs with this status.")
+@click.option("--status", default=None, type=click.Choice(RUN_STATUSES),
+              help="Only runs with this status.")
 @click.option("--flow", default=None, help="Only runs of this flow (name or MODULE:FLOW).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -417,7 +423,7 @@ def dlq_list(ctx: click.Context, show_all: bool, run: str | None, limit: int,
              as_json: bool) -> None:
     """Dead letters, newest first."""
     engine = _engine(ctx)
-    run_id = engine.resolve(run) if run else None
+    run_id = engine.resolve(run) if run is not None else None
     letters = engine.dead_letters(None if show_all else "dead", run_id, limit)
     if as_json:
         for letter in letters:

@@ -79,3 +79,26 @@ def test_start_still_creates_the_database(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     run_id = ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', db=url)).strip()
     assert run_id in ok(waypost("runs", db=url))
+
+
+# -- arguments that match nothing, or everything -----------------------------------------
+def _one_run(db_url: str) -> str:
+    return ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', db=db_url)).strip()
+
+
+def test_runs_refuses_an_unknown_status_and_names_the_valid_ones(db_url: str):
+    _one_run(db_url)
+    line = one_error_line(waypost("runs", "--status", "bogus", db=db_url), code=2)
+    assert "bogus" in line
+    for status in ("pending", "running", "succeeded", "failed", "cancelled", "compensated"):
+        assert f"'{status}'" in line, line
+    assert ok(waypost("runs", "--status", "pending", "--json", db=db_url)).count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [("show", ""), ("show", "", "--json"), ("cancel", ""),
+                                     ("resume", ""), ("dlq", "list", "--run", "")],
+                         ids=["show", "show-json", "cancel", "resume", "dlq-list"])
+def test_an_empty_run_id_matches_no_run(db_url: str, command: tuple[str, ...]):
+    run_id = _one_run(db_url)
+    assert "empty" in one_error_line(waypost(*command, db=db_url), code=2)
+    assert [r["status"] for r in runs_in(db_url) if r["id"] == run_id] == ["pending"]

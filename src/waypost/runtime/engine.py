@@ -74,6 +74,8 @@ class Engine:
 
     def resolve(self, run_id: str) -> str:
         """A full run id from an id or a unique prefix of one."""
+        if not run_id:
+            raise InputError("a run id (or a prefix of one) cannot be empty")
         ids = self._store().read(lambda tx: tx.run_ids_like(run_id))
         if run_id in ids:
             return run_id
