@@ -102,3 +102,17 @@ def test_an_empty_run_id_matches_no_run(db_url: str, command: tuple[str, ...]):
     run_id = _one_run(db_url)
     assert "empty" in one_error_line(waypost(*command, db=db_url), code=2)
     assert [r["status"] for r in runs_in(db_url) if r["id"] == run_id] == ["pending"]
+
+
+@pytest.mark.parametrize("wildcard", ["%", "_"])
+def test_run_prefixes_and_flow_names_match_literally(db_url: str, wildcard: str):
+    first, second = _one_run(db_url), _one_run(db_url)
+    # A pattern that, read as LIKE, matches the second run (and only it) by a wildcard.
+    pattern = second[:12] + wildcard + second[13:20]
+    for command in (("show", pattern), ("cancel", pattern), ("resume", pattern)):
+        assert "no run matches" in one_error_line(waypost(*command, db=db_url), code=2)
+    assert {r["id"]: r["status"] for r in runs_in(db_url)} == {first: "pending",
+                                                                 second: "pending"}
+    for flow in (wildcard, wildcard + "dder", "add" + wildcard, f"{MODULE}:add{wildcard}"):
+        assert ok(waypost("runs", "--json", "--flow", flow, db=db_url)) == "", flow
+    assert ok(waypost("runs", "--json", "--flow", "adder", db=db_url)).count("\n") == 2
