@@ -116,3 +116,22 @@ def test_run_prefixes_and_flow_names_match_literally(db_url: str, wildcard: str)
     for flow in (wildcard, wildcard + "dder", "add" + wildcard, f"{MODULE}:add{wildcard}"):
         assert ok(waypost("runs", "--json", "--flow", flow, db=db_url)) == "", flow
     assert ok(waypost("runs", "--json", "--flow", "adder", db=db_url)).count("\n") == 2
+
+
+# -- idempotency keys the stores cannot keep -----------------------------------------------
+def test_a_long_key_is_refused_at_once_naming_the_limit(db_url: str):
+    too_long = "k" * 3000  # past PostgreSQL's btree row size
+    line = one_error_line(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}',
+                                  "--key", too_long, db=db_url, timeout=30), code=2)
+    assert "1024 bytes" in line
+    over = "é" * 513  # 1026 bytes of UTF-8, 513 characters
+    assert "1024 bytes" in one_error_line(waypost(
+        "start", f"{MODULE}:adder", "--input", '{"a": 1}', "--key", over, db=db_url), code=2)
+    assert runs_in(db_url) == []
+    at_limit = "é" * 512  # 1024 bytes of UTF-8
+    first = ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', "--key", at_limit,
+                       db=db_url)).strip()
+    again = ok(waypost("start", f"{MODULE}:adder", "--input", '{"a": 1}', "--key", at_limit,
+                       db=db_url)).strip()
+    assert first == again
+    assert [r["key"] for r in runs_in(db_url)] == [at_limit]

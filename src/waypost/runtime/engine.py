@@ -60,6 +60,8 @@ class Engine:
         `deadline` (or the flow's): when it passes, unfinished steps are cancelled and the
         run fails with DeadlineExceeded."""
         refuse_in_main_script()
+        if key is not None:
+            codec.check_key(key)
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
         chosen = new_run_id()
