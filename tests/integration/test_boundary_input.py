@@ -8,6 +8,8 @@ import pytest
 import waypost as wp
 from tests.flows.behaviour import adder
 
+from .helpers import result_of, step_of
+
 
 @pytest.mark.parametrize("key", ["a\0b", "x" * 1025, "\udcff", "é" * 513],
                          ids=["nul", "too-long", "not-utf8", "too-long-utf8"])
@@ -17,3 +19,57 @@ def test_a_key_a_store_cannot_keep_is_refused(engine: wp.Engine, key: str) -> No
     assert engine.runs() == []
     run_id = engine.start(adder, {"a": 1}, key="é" * 512)
     assert engine.start(adder, {"a": 1}, key="é" * 512) == run_id
+
+
+def nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@wp.task()
+def echo(value: object) -> object:
+    return value
+
+
+@wp.flow()
+def echo_flow(value: object) -> object:
+    return echo(value)
+
+
+@wp.task(retries=3, backoff=wp.Backoff(initial=0.01, jitter=False))
+def deep_output(levels: int) -> object:
+    return nested(levels)
+
+
+@wp.flow()
+def deep_flow(levels: int) -> object:
+    return echo(deep_output(levels))
+
+
+@pytest.mark.parametrize("levels", [101, 980, 10_000])
+def test_an_input_nested_too_deeply_is_refused_at_start(engine: wp.Engine,
+                                                        levels: int) -> None:
+    with pytest.raises(wp.InputError, match="nested deeper than 100"):
+        engine.start(echo_flow, {"value": nested(levels)})
+    assert engine.runs() == []
+    # At the limit it runs, through a real worker, to the same value.
+    value = nested(99)  # 100 deep as the run's input object
+    assert engine.run(echo_flow, {"value": value}, timeout=30) == value
+
+
+@pytest.mark.parametrize("levels", [101, 985])
+def test_an_output_nested_too_deeply_fails_its_step_once(engine: wp.Engine,
+                                                         levels: int) -> None:
+    run_id = engine.start(deep_flow, {"levels": levels})
+    with engine.serving() as worker:
+        with pytest.raises(wp.RunFailed, match="nested deeper than 100"):
+            result_of(engine, worker, run_id)
+        view = engine.show(run_id)
+        step = step_of(view, "deep_output")
+        assert (step["status"], step["attempts"]) == ("failed", 1)  # no retry: same again
+        assert step["error"]["type"] == "TypeError"
+        # The worker lives on and serves the next run.
+        assert result_of(engine, worker, engine.start(deep_flow, {"levels": 100})) == \
+            nested(100)

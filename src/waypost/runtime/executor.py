@@ -56,7 +56,7 @@ def completion_token(step: ClaimedStep) -> str:
 
 def _finish(step: ClaimedStep, result: Any) -> Outcome:
     try:
-        output = codec.dumps(result)
+        output = codec.dumps(result, codec.MAX_DEPTH)
     except TypeError as exc:
         # The same body would return the same value again: retrying cannot help.
         return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc), fatal=True)
@@ -69,9 +69,17 @@ def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
                    fatal=isinstance(exc, Fatal), kind=kind)
 
 
+def _undecodable(step: ClaimedStep, exc: Exception) -> Outcome:
+    # The stored input would decode no better on a retry.
+    return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc), fatal=True)
+
+
 def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
         args, kwargs = _call_args(task, step, heart)
+    except Exception as exc:
+        return _undecodable(step, exc)
+    try:
         result = task.fn(*args, **kwargs)
         if task.completes_externally:
             return Outcome(step.id, step.run_id, step.lease_token, output="null",
@@ -85,6 +93,9 @@ def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
 async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
         args, kwargs = _call_args(task, step, heart)
+    except Exception as undecodable:
+        return _undecodable(step, undecodable)
+    try:
         coro = task.fn(*args, **kwargs)
         if step.timeout:
             result = await asyncio.wait_for(coro, step.timeout)
