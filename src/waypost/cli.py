@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import codec
 from .errors import InputError, WaypostError
 from .store import DEFAULT_URL
 
@@ -49,9 +50,16 @@ class _Group(click.Group):
         except WaypostError as exc:
             fail(str(exc).replace("[", "\\["), exc.exit_code)
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        given = list(sys.argv[1:] if args is None else args)
+        for n, arg in enumerate(given, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                fail(f"argument {n} is not valid UTF-8: {escape(shown)}", 2)
         try:
-            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+            code = super().main(given, *rest, **{**kwargs, "standalone_mode": False})
         except click.exceptions.NoArgsIsHelpError as exc:
             err.print(exc.format_message(), markup=False, highlight=False)
             sys.exit(exc.exit_code)
@@ -150,10 +158,18 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
 
 def _parse_json(text: str, option: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise InputError(f"{option} is nested too deeply to decode (at most "
+                         f"{codec.MAX_DEPTH} levels are accepted)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
+    try:
+        codec.dumps(value, codec.MAX_DEPTH)
+    except TypeError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    return value
 
 
 @main.command()

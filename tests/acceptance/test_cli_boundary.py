@@ -135,3 +135,45 @@ def test_a_long_key_is_refused_at_once_naming_the_limit(db_url: str):
                        db=db_url)).strip()
     assert first == again
     assert [r["key"] for r in runs_in(db_url)] == [at_limit]
+
+
+# -- what used to print a traceback -------------------------------------------------------
+@pytest.mark.parametrize("levels", [150, 10_000])
+def test_a_deeply_nested_input_is_one_line(db_url: str, levels: int):
+    data = '{"a": ' + "[" * levels + "1" + "]" * levels + "}"
+    line = one_error_line(waypost("start", f"{MODULE}:adder", "--input", data, db=db_url),
+                          code=2)
+    assert "--input" in line and "100" in line
+    assert runs_in(db_url) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("start", f"{MODULE}:adder", "--input", '{"a": 1}', "--key", "k\udcff"),
+    ("show", "01a2\udcff"),
+    ("cancel", "\udcfe"),
+    ("runs", "--flow", "add\udcff"),
+    ("start", f"{MODULE}:adder", "--input", '{"a": "\udcff"}'),
+], ids=["key", "show", "cancel", "flow", "input"])
+def test_bytes_that_are_not_utf8_are_one_line(db_url: str, args: tuple[str, ...]):
+    runs_in(db_url)
+    line = one_error_line(waypost(*args, db=db_url), code=2)
+    assert "UTF-8" in line and ("\\xff" in line or "\\xfe" in line)
+    assert runs_in(db_url) == []
+
+
+BROKEN_MODULES = {
+    "raises.py": "raise RuntimeError('configuration missing')\n",
+    "syntax.py": "def broken(:\n",
+    "exits.py": "import sys\nsys.exit(3)\n",
+    "needs.py": "import no_such_dependency_xyz\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_MODULES))
+def test_a_module_whose_import_raises_is_one_line(db_url: str, tmp_path: Path, name: str):
+    path = tmp_path / name
+    path.write_text(BROKEN_MODULES[name])
+    for command in (("start", f"{path}:flow"), ("worker", str(path))):
+        line = one_error_line(waypost(*command, db=db_url), code=2)
+        assert f"importing module {path.stem} failed" in line, line
+    assert runs_in(db_url) == []

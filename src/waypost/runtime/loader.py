@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from ..dag.flow import Flow
-from ..errors import UnknownTargetError
+from ..errors import DefinitionError, UnknownTargetError
 
 
 def import_module(name: str) -> ModuleType:
@@ -33,7 +33,21 @@ def import_module(name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
             raise UnknownTargetError(f"cannot import module {name!r}: {exc}") from None
-        raise
+        raise DefinitionError(f"importing module {name} failed: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # the module's own code raised while importing
+        where = _where(exc)
+        raise DefinitionError(f"importing module {name} failed{where}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def _where(exc: BaseException) -> str:
+    """Where the module's code raised: its innermost frame, as ` (file:line)`."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" ({exc.filename}:{exc.lineno})"
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "" if tb is None else f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
 
 
 def load_flow(target: str) -> Flow[Any, Any]:
