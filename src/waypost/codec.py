@@ -75,7 +75,16 @@ def loads(text: str | None) -> Any:
 
 
 def checksum(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    """`sha256:` and the full hex digest of canonical JSON text (what `dumps` makes)."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def same_checksum(stored: str, text: str) -> bool:
+    """Whether `stored` is the checksum of `text`. Runs started before the full digest was
+    stored kept its first 32 hex digits under the same label; they match by that prefix, so
+    a repeat start of such a run with its idempotency key is not a false conflict."""
+    full = checksum(text)
+    return stored == full or (len(stored) == len("sha256:") + 32 and full.startswith(stored))
 
 
 def check_key(key: str) -> str:

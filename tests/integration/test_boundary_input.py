@@ -3,6 +3,8 @@ cannot keep, and values nested too deeply to cross the JSON boundary safely."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 import waypost as wp
@@ -73,3 +75,28 @@ def test_an_output_nested_too_deeply_fails_its_step_once(engine: wp.Engine,
         # The worker lives on and serves the next run.
         assert result_of(engine, worker, engine.start(deep_flow, {"levels": 100})) == \
             nested(100)
+
+
+# -- checksums ---------------------------------------------------------------------------
+def test_input_checksum_is_the_full_sha256_of_the_canonical_json(engine: wp.Engine) -> None:
+    run_id = engine.start(echo_flow, {"value": {"b": 2, "a": "é"}})
+    canonical = '{"value":{"a":"\\u00e9","b":2}}'
+    expected = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    assert engine.show(run_id)["input_checksum"] == expected
+    [step] = engine.show(run_id)["steps"]
+    step_text = '{"args":[{"a":"\\u00e9","b":2}],"kwargs":{}}'
+    assert step["input_checksum"] == "sha256:" + hashlib.sha256(step_text.encode()).hexdigest()
+
+
+def test_a_run_stored_with_the_old_half_checksum_is_found_by_its_key(
+        engine: wp.Engine) -> None:
+    run_id = engine.start(adder, {"a": 1}, key="before-the-change")
+    full = engine.show(run_id)["input_checksum"]
+    old = full[:len("sha256:") + 32]  # what waypost stored before the full digest
+    engine._store().transact(lambda tx: tx.execute(
+        "UPDATE runs SET input_checksum = ? WHERE id = ?", (old, run_id)))
+    assert engine.show(run_id)["input_checksum"] == old
+    assert engine.start(adder, {"a": 1, "b": 2}, key="before-the-change") == run_id
+    with pytest.raises(wp.IdempotencyConflict):
+        engine.start(adder, {"a": 2}, key="before-the-change")
+    assert [r["id"] for r in engine.runs()] == [run_id]

@@ -145,7 +145,7 @@ class Advancer:
                 return run_id, False
             assert key is not None
             existing, existing_flow, existing_checksum = tx.run_by_key(key)
-            if existing_flow == flow.name and existing_checksum == checksum:
+            if existing_flow == flow.name and codec.same_checksum(existing_checksum, text):
                 return existing, False
             raise IdempotencyConflict(key, existing)
         # Root tasks need nothing but the input: insert them ready, saving an update each.
