@@ -430,7 +430,8 @@ def dlq() -> None:
 
 
 @dlq.command(name="list")
-@click.option("--all", "show_all", is_flag=True, help="Include letters already replayed.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Include letters already replayed and closed ones (never replayable).")
 @click.option("--run", default=None, help="Only this run's letters.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -485,11 +486,12 @@ def dlq_show(ctx: click.Context, letter: int, as_json: bool) -> None:
 @click.argument("letter", type=int)
 @click.option("--input", "input_", default=None,
               help='A patched input, as `dlq show` prints it: {"args": [...], "kwargs": {...}}.')
+@_BY
 @click.pass_context
-def dlq_replay(ctx: click.Context, letter: int, input_: str | None) -> None:
+def dlq_replay(ctx: click.Context, letter: int, input_: str | None, by: str | None) -> None:
     """Run a dead letter's step again; its run continues from there."""
     patched = None if input_ is None else _parse_json(input_, "--input")
-    run_id = _engine(ctx).replay(letter, patched)
+    run_id = _engine(ctx).replay(letter, patched, by=by or _by())
     click.echo(f"dead letter {letter} replayed; run {run_id} continues")
 
 

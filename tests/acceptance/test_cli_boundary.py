@@ -4,14 +4,20 @@ stores)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import shlex
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import waypost as wp
+from tests.acceptance._support import wait_for
 from tests.acceptance.test_cli import MODULE, _env, ok, one_error_line, runs_in, waypost
+from tests.integration.helpers import join_listeners
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -177,3 +183,75 @@ def test_a_module_whose_import_raises_is_one_line(db_url: str, tmp_path: Path, n
         line = one_error_line(waypost(*command, db=db_url), code=2)
         assert f"importing module {path.stem} failed" in line, line
     assert runs_in(db_url) == []
+
+
+# -- dead letters: who replays, and which can never be replayed ----------------------------
+@pytest.fixture
+def engine(db_url: str) -> Iterator[wp.Engine]:
+    with wp.Engine(db_url, poll=0.05) as eng:
+        yield eng
+    join_listeners()
+
+
+def _letters(db_url: str, *args: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in
+            ok(waypost("dlq", "list", "--json", *args, db=db_url)).splitlines()]
+
+
+def test_dlq_replay_records_who_replayed(db_url: str, engine: wp.Engine):
+    from tests.integration.test_dead_letters import division
+
+    run_id = engine.start(division, {"a": 10, "b": 0})
+    with engine.serving():
+        with pytest.raises(wp.RunFailed):
+            engine.result(run_id, timeout=30)
+        [letter] = _letters(db_url)
+        out = ok(waypost("dlq", "replay", str(letter["id"]), "--by", "alice", db=db_url))
+        assert f"run {run_id} continues" in out
+        with pytest.raises(wp.RunFailed):  # the same input fails again
+            engine.result(run_id, timeout=30)
+        [again] = _letters(db_url)
+        ok(waypost("dlq", "replay", str(again["id"]), db=db_url))  # by the login name
+        with pytest.raises(wp.RunFailed):
+            engine.result(run_id, timeout=30)
+    decisions = [(h["outcome"], h["worker"]) for h in engine.show(run_id)["steps"][0]["history"]
+                 if h["attempt"] is None]
+    assert decisions == [("replayed", "alice"), ("replayed", getpass.getuser())]
+    human = ok(waypost("show", run_id, db=db_url))
+    assert "replayed by alice" in human and "(timer)" not in human
+
+
+def test_letters_that_can_never_be_replayed_are_closed_not_dead(db_url: str,
+                                                                engine: wp.Engine,
+                                                                tmp_path: Path):
+    from tests.integration.test_compensation import fragile_saga, saga
+
+    log = str(tmp_path / "log")
+    undone = engine.start(saga, {"log": log})  # ship dies, the saga compensates
+    skipped = engine.start(fragile_saga, {"log": log})
+    with engine.serving():
+        with pytest.raises(wp.RunFailed):
+            engine.result(undone, timeout=30)
+        wait_for(lambda: engine.status(skipped) == "compensation_failed", 30,
+                 "the compensation to fail")
+        engine.skip_step(skipped, "compensate:charge_fragile", {"refunded": "by hand"})
+        wait_for(lambda: engine.status(skipped) == "compensation_failed" and any(
+            s["name"] == "compensate:reserve_fragile" and s["status"] == "failed"
+            for s in engine.show(skipped)["steps"]), 30, "the next compensation to fail")
+    assert engine.status(undone) == "compensated"
+    # A compensated run cannot continue, and a failed compensation is answered with
+    # `waypost retry`, not a replay: nothing here is dead any more.
+    assert _letters(db_url) == []
+    closed = [d for d in _letters(db_url, "--all") if d["status"] == "closed"]
+    assert {(d["run_id"], d["step"]) for d in closed} == {
+        (undone, "ship"), (skipped, "ship"), (skipped, "compensate:charge_fragile"),
+        (skipped, "compensate:reserve_fragile")}
+    table = ok(waypost("dlq", "list", "--all", db=db_url))
+    assert table.count("closed") == 4
+    for d in closed:
+        line = one_error_line(waypost("dlq", "replay", str(d["id"]), "--by", "bob",
+                                      db=db_url), code=2)
+        assert "compensat" in line or "skipped" in line or "is succeeded" in line, line
+        assert json.loads(ok(waypost("dlq", "show", str(d["id"]), "--json", db=db_url)))[
+            "status"] == "closed"
+    assert engine.status(undone) == "compensated"

@@ -205,11 +205,11 @@ class Engine:
             raise UnknownTargetError(f"no dead letter {letter_id}")
         return letter_view(row, attempts)
 
-    def replay(self, letter_id: int, input: Any = None) -> str:
-        """Run a dead letter's step again (with a patched `input`, recorded as such);
-        its run continues from there. Returns the run id."""
+    def replay(self, letter_id: int, input: Any = None, by: str | None = None) -> str:
+        """Run a dead letter's step again (with a patched `input`, recorded as such, and
+        who replayed it); its run continues from there. Returns the run id."""
         run_id, _ = self._transact(lambda tx, again: interventions.replay(
-            self._advancer, tx, letter_id, input, again), counted=True)
+            self._advancer, tx, letter_id, input, again, by), counted=True)
         return str(run_id)
 
     def show(self, run_id: str) -> dict[str, Any]:

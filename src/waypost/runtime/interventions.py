@@ -196,13 +196,13 @@ def _apply(adv: Advancer, p: Pending, run_id: str, step: dict[str, Any], action:
 
 
 def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
-           retry: bool = False) -> tuple[str, str]:
+           retry: bool = False, by: str | None = None) -> tuple[str, str]:
     """Run a dead step again, optionally with a patched input; its run continues from
     there. Returns (run id, step name)."""
     letter = tx.dead_letter(letter_id)
     if letter is None:
         raise UnknownTargetError(f"no dead letter {letter_id}")
-    if letter["status"] != "dead":
+    if letter["status"] not in ("dead", "closed"):  # closed: the checks below say why
         if retry:
             return str(letter["run_id"]), str(letter["step"])
         raise InputError(f"dead letter {letter_id} was already {letter['status']} "
@@ -232,7 +232,7 @@ def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
     graph = run.driver.graph
     budget = step["attempts"] + run.driver.options(step["node"], step["kind"])["max_attempts"]
     tx.reset_step(step["id"], "ready", 0, budget)
-    tx.record_decision(step["id"], "replayed", None,
+    tx.record_decision(step["id"], "replayed", by,
                        codec.dumps({"dead_letter": letter_id, "patched_input": bool(patched)}))
     reopened = 1
     node = step["node"] if step["kind"] == "item" else name
