@@ -185,7 +185,15 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
     data = _parse_json(input_, "--input")
     flow = load_flow(target)
     flow.bind_input(data)  # bad input is refused before the database is touched
-    click.echo(_engine(ctx, create=True).start(flow, data, key=key))
+    engine = _engine(ctx, create=True)
+    click.echo(engine.start(flow, data, key=key))
+    unserved = engine.unserved_tasks(flow)
+    if unserved:  # the run would wait in silence: say so where the user is looking
+        names = ", ".join(unserved[:3]) + (f" and {len(unserved) - 3} more"
+                                           if len(unserved) > 3 else "")
+        err.print(f"[yellow]warning:[/] no live worker serves {escape(names)}: the run waits "
+                  f"until a worker that imports {escape(target.rpartition(':')[0])} serves "
+                  "them", markup=True, highlight=False)
 
 
 @main.command()

@@ -8,6 +8,8 @@ import getpass
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +257,67 @@ def test_letters_that_can_never_be_replayed_are_closed_not_dead(db_url: str,
         assert json.loads(ok(waypost("dlq", "show", str(d["id"]), "--json", db=db_url)))[
             "status"] == "closed"
     assert engine.status(undone) == "compensated"
+
+
+# -- task identity does not depend on where a command is run from --------------------------
+SHOP = '''
+import waypost as wp
+
+
+@wp.task()
+def price(n: int) -> int:
+    return n * 10
+
+
+@wp.task()
+def total(p: int) -> int:
+    return p + 1
+
+
+@wp.flow()
+def order(n: int) -> int:
+    return total(price(n))
+'''
+
+
+def _in(cwd: Path, *args: str, db: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "waypost.cli", "--db", db, *args], cwd=cwd,
+                          env=_env(), capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("package", [False, True], ids=["plain-file", "in-a-package"])
+def test_a_worker_serves_a_file_whatever_directory_it_starts_in(
+        db_url: str, engine: wp.Engine, tmp_path: Path, package: bool):
+    folder = tmp_path / "work" / ("pkg" if package else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    if package:
+        (folder / "__init__.py").write_text("")
+    (folder / "shop.py").write_text(SHOP)
+    relative = (folder / "shop.py").relative_to(tmp_path)
+
+    # Nobody serves it yet: start says so, on one line, and still prints the run id.
+    early = _in(tmp_path, "start", f"{relative}:order", "--input", '{"n": 1}', db=db_url)
+    assert early.returncode == 0, early.stderr
+    [warning] = early.stderr.splitlines()
+    assert warning.startswith("warning: no live worker serves") and "shop:price" in warning
+    early_id = early.stdout.strip()
+
+    log = (tmp_path / "worker.err").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "waypost.cli", "--db", db_url, "worker", "shop.py",
+         "--poll", "0.05"], cwd=folder, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for(lambda: " serving " in (tmp_path / "worker.err").read_text(), 30,
+                 "the worker to serve")
+        assert engine.result(early_id, timeout=30) == 11
+        started = _in(tmp_path, "start", f"{relative}:order", "--input", '{"n": 2}', db=db_url)
+        assert started.returncode == 0 and started.stderr == "", started.stderr
+        assert engine.result(started.stdout.strip(), timeout=30) == 21
+        name = "pkg.shop" if package else "shop"
+        assert engine.show(early_id)["flow"] == f"{name}:order"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        log.close()

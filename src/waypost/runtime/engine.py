@@ -74,6 +74,13 @@ class Engine:
         self._advancer.stored.add(target.graph.fingerprint())
         return str(run_id)
 
+    def unserved_tasks(self, flow: Flow[Any, Any]) -> list[str]:
+        """The flow's tasks that no live worker serves now: a run of it would wait for
+        them (a worker started from code that names its tasks differently serves none)."""
+        needed = {n.task for n in flow.graph.nodes.values() if n.kind in ("task", "map")}
+        served = self._store().read(lambda tx: tx.served_tasks(self.lease))
+        return sorted(needed - served)
+
     def resolve(self, run_id: str) -> str:
         """A full run id from an id or a unique prefix of one."""
         if not run_id:
