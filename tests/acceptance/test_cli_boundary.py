@@ -321,3 +321,10 @@ def test_a_worker_serves_a_file_whatever_directory_it_starts_in(
         worker.terminate()
         worker.wait(timeout=20)
         log.close()
+
+
+def test_a_file_named_like_a_loaded_module_is_one_line(db_url: str, tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "json.py").write_text(SHOP)  # would import the standard library's
+    line = one_error_line(_in(tmp_path, "worker", "sub/json.py", db=db_url), code=2)
+    assert "already another module" in line and "rename" in line
