@@ -100,3 +100,31 @@ def test_a_run_stored_with_the_old_half_checksum_is_found_by_its_key(
     with pytest.raises(wp.IdempotencyConflict):
         engine.start(adder, {"a": 2}, key="before-the-change")
     assert [r["id"] for r in engine.runs()] == [run_id]
+
+
+@wp.task(retries=3, backoff=wp.Backoff(initial=0.01, jitter=False))
+def echo_again(value: object) -> object:
+    return value
+
+
+@wp.flow()
+def retried_echo(value: object) -> object:
+    return echo_again(value)
+
+
+def test_a_step_input_that_cannot_be_decoded_fails_the_attempt_not_the_worker(
+        engine: wp.Engine) -> None:
+    """A row written before the cap (or by hand) that no worker can decode: its attempt
+    fails for good, once (a retry would decode no better), and the worker lives on."""
+    run_id = engine.start(retried_echo, {"value": 1})
+    deep = "[" * 990 + "1" + "]" * 990
+    engine._store().transact(lambda tx: tx.execute(
+        "UPDATE steps SET input = ? WHERE run_id = ?",
+        (f'{{"args":[{deep}],"kwargs":{{}}}}', run_id)))
+    with engine.serving() as worker:
+        with pytest.raises(wp.RunFailed, match="cannot be decoded"):
+            result_of(engine, worker, run_id)
+        [step] = engine._store().read(lambda tx: tx.steps_of(run_id))  # raw: the view
+        assert (step["status"], step["attempts"]) == ("failed", 1)  # would decode the input
+        assert '"type":"Fatal"' in step["error"]
+        assert result_of(engine, worker, engine.start(retried_echo, {"value": 2})) == 2

@@ -37,15 +37,18 @@ def error_of(exc: BaseException, own: str = __file__) -> dict[str, Any]:
 
 def _call_args(task: Task[Any, Any], step: ClaimedStep,
                heart: Heart) -> tuple[list[Any], dict[str, Any]]:
-    data = codec.loads(step.input)
-    kwargs = dict(data["kwargs"])
+    try:
+        data = codec.loads(step.input)
+        args, kwargs = list(data["args"]), dict(data["kwargs"])
+    except (ValueError, KeyError, TypeError) as exc:  # it would decode no better next time
+        raise Fatal(f"the step's stored input cannot be decoded: {exc}") from exc
     if task.context_param:
         kwargs[task.context_param] = Context(
             run_id=step.run_id, step=step.name, attempt=step.attempts,
             idempotency_key=step.idempotency_key,
             completion_token=completion_token(step) if task.completes_externally else None,
             _heart=heart)
-    return list(data["args"]), kwargs
+    return args, kwargs
 
 
 def completion_token(step: ClaimedStep) -> str:
@@ -69,17 +72,9 @@ def _failed(step: ClaimedStep, exc: Exception | Cancelled) -> Outcome:
                    fatal=isinstance(exc, Fatal), kind=kind)
 
 
-def _undecodable(step: ClaimedStep, exc: Exception) -> Outcome:
-    # The stored input would decode no better on a retry.
-    return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc), fatal=True)
-
-
 def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
         args, kwargs = _call_args(task, step, heart)
-    except Exception as exc:
-        return _undecodable(step, exc)
-    try:
         result = task.fn(*args, **kwargs)
         if task.completes_externally:
             return Outcome(step.id, step.run_id, step.lease_token, output="null",
@@ -93,9 +88,6 @@ def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
 async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
         args, kwargs = _call_args(task, step, heart)
-    except Exception as undecodable:
-        return _undecodable(step, undecodable)
-    try:
         coro = task.fn(*args, **kwargs)
         if step.timeout:
             result = await asyncio.wait_for(coro, step.timeout)
