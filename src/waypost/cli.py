@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import codec
 from .errors import InputError, WaypostError
 from .store import DEFAULT_URL
 
@@ -29,13 +30,19 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "rea
                 "compensated": "magenta", "compensation_failed": "bold red"}
 
 
+#: Every status a run can be in (`runs --status` takes exactly these).
+RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
+                "compensating", "compensated", "compensation_failed")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     sys.exit(code)
 
 
 class _Group(click.Group):
-    """Turns every WaypostError into one clear line and its exit code."""
+    """Turns every WaypostError, and click's own usage errors, into one clear line and its
+    exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -43,11 +50,52 @@ class _Group(click.Group):
         except WaypostError as exc:
             fail(str(exc).replace("[", "\\["), exc.exit_code)
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        given = list(sys.argv[1:] if args is None else args)
+        for n, arg in enumerate(given, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                fail(f"argument {n} is not valid UTF-8: {escape(shown)}", 2)
+        try:
+            code = super().main(given, *rest, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:
+            err.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "waypost"
+            fail(f"{escape(exc.format_message().rstrip('.'))} (see `{where} --help`)",
+                 exc.exit_code)
+        except click.ClickException as exc:
+            fail(escape(exc.format_message()), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(code if isinstance(code, int) else 0)
 
-def _engine(ctx: click.Context) -> Any:
+
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """`--db` after a subcommand wins over the one before it (and over WAYPOST_DB)."""
+    if value is not None:
+        ctx.ensure_object(dict)["db"] = value
+
+
+def _db_everywhere(group: click.Group) -> None:
+    """Every command takes `--db`, so it can be typed where a user types it."""
+    for command in group.commands.values():
+        command.params.append(click.Option(
+            ["--db"], default=None, expose_value=False, callback=_set_db,
+            help="Database URL (wins over --db before the command and WAYPOST_DB)."))
+        if isinstance(command, click.Group):
+            _db_everywhere(command)
+
+
+def _engine(ctx: click.Context, create: bool = False) -> Any:
+    """Only `start` (and a worker) may create a database: any other command on a missing
+    SQLite file is a mistyped path, refused before an empty file appears."""
     from .runtime.engine import Engine
 
-    return Engine(ctx.obj["db"])
+    return Engine(ctx.obj["db"], create=create)
 
 
 @click.group(cls=_Group)
@@ -115,10 +163,18 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
 
 def _parse_json(text: str, option: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise InputError(f"{option} is nested too deeply to decode (at most "
+                         f"{codec.MAX_DEPTH} levels are accepted)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from None
+    try:
+        codec.dumps(value, codec.MAX_DEPTH)
+    except TypeError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    return value
 
 
 @main.command()
@@ -134,11 +190,20 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
     data = _parse_json(input_, "--input")
     flow = load_flow(target)
     flow.bind_input(data)  # bad input is refused before the database is touched
-    click.echo(_engine(ctx).start(flow, data, key=key))
+    engine = _engine(ctx, create=True)
+    click.echo(engine.start(flow, data, key=key))
+    unserved = engine.unserved_tasks(flow)
+    if unserved:  # the run would wait in silence: say so where the user is looking
+        names = ", ".join(unserved[:3]) + (f" and {len(unserved) - 3} more"
+                                           if len(unserved) > 3 else "")
+        err.print(f"[yellow]warning:[/] no live worker serves {escape(names)}: the run waits "
+                  f"until a worker that imports {escape(target.rpartition(':')[0])} serves "
+                  "them", markup=True, highlight=False)
 
 
 @main.command()
-@click.option("--status", default=None, help="Only runs with this status.")
+@click.option("--status", default=None, type=click.Choice(RUN_STATUSES),
+              help="Only runs with this status.")
 @click.option("--flow", default=None, help="Only runs of this flow (name or MODULE:FLOW).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -378,7 +443,8 @@ def dlq() -> None:
 
 
 @dlq.command(name="list")
-@click.option("--all", "show_all", is_flag=True, help="Include letters already replayed.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Include letters already replayed and closed ones (never replayable).")
 @click.option("--run", default=None, help="Only this run's letters.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -387,7 +453,7 @@ def dlq_list(ctx: click.Context, show_all: bool, run: str | None, limit: int,
              as_json: bool) -> None:
     """Dead letters, newest first."""
     engine = _engine(ctx)
-    run_id = engine.resolve(run) if run else None
+    run_id = engine.resolve(run) if run is not None else None
     letters = engine.dead_letters(None if show_all else "dead", run_id, limit)
     if as_json:
         for letter in letters:
@@ -433,11 +499,12 @@ def dlq_show(ctx: click.Context, letter: int, as_json: bool) -> None:
 @click.argument("letter", type=int)
 @click.option("--input", "input_", default=None,
               help='A patched input, as `dlq show` prints it: {"args": [...], "kwargs": {...}}.')
+@_BY
 @click.pass_context
-def dlq_replay(ctx: click.Context, letter: int, input_: str | None) -> None:
+def dlq_replay(ctx: click.Context, letter: int, input_: str | None, by: str | None) -> None:
     """Run a dead letter's step again; its run continues from there."""
     patched = None if input_ is None else _parse_json(input_, "--input")
-    run_id = _engine(ctx).replay(letter, patched)
+    run_id = _engine(ctx).replay(letter, patched, by=by or _by())
     click.echo(f"dead letter {letter} replayed; run {run_id} continues")
 
 
@@ -492,6 +559,8 @@ def demo(keep: bool) -> None:
 
     sys.exit(run_demo(out, keep=keep))
 
+
+_db_everywhere(main)
 
 if __name__ == "__main__":
     main()

@@ -130,7 +130,7 @@ def run_demo(console: Console, keep: bool = False) -> int:
                 time.sleep(0.05)
             done, total_steps, steps = _counts(engine, run_id)
             progress.update(bar, completed=done, total=total_steps)
-        return _report(console, engine, run_id, steps, ledger, done_before_kill)
+        code = _report(console, engine, run_id, steps, ledger, done_before_kill)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -138,12 +138,18 @@ def run_demo(console: Console, keep: bool = False) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
         engine.close()
-        if keep:
-            console.print(f"database kept: {url}")
-        else:
+        if not keep:
             for p in folder.iterdir():
                 p.unlink()
             folder.rmdir()
+    # The last line is something to try next, so it names only what still exists.
+    if keep:
+        console.print(f"database kept; inspect the run with: waypost --db {url} show {run_id}",
+                      markup=False, highlight=False)
+    else:
+        console.print("the demo's database was deleted; run `waypost demo --keep` to keep it "
+                      "and inspect the run with `waypost show`", markup=False, highlight=False)
+    return code
 
 
 def _report(console: Console, engine: wp.Engine, run_id: str, steps: list[dict[str, Any]],
@@ -171,5 +177,5 @@ def _report(console: Console, engine: wp.Engine, run_id: str, steps: list[dict[s
         console.print(f"[red]unexpected: re-executed {redone}[/]")
         return 1
     console.print(f"[green]{len(done_before_kill)} steps finished before the kill and none ran "
-                  "again.[/] Inspect any run with `waypost show RUN`.")
+                  "again.[/]")
     return 0

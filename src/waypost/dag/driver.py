@@ -90,7 +90,8 @@ class DagDriver:
         return policy.undo() if kind == "undo" else policy
 
     def policies(self) -> list[StepPolicy]:
-        found = list(self._policies.values())
+        found = [p for name, p in self._policies.items()
+                 if self.graph.nodes[name].kind not in WAIT_KINDS]
         return found + [p.compensate_policy for p in found if p.compensate_policy is not None]
 
     @cached_property

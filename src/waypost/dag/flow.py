@@ -103,7 +103,7 @@ class Flow(Generic[P, R]):
                                  f"{allowed[-1].__name__}, got {got}")
         arguments = dict(bound.arguments)
         try:
-            codec.dumps(arguments)
+            codec.dumps(arguments, codec.MAX_DEPTH)
         except TypeError as exc:
             raise InputError(f"input of flow {self.name} must be JSON: {exc}") from None
         return arguments

@@ -159,7 +159,7 @@ class Advancer:
                 return run_id, False
             assert key is not None
             existing, existing_flow, existing_checksum = tx.run_by_key(key)
-            if existing_flow == definition.name and existing_checksum == checksum:
+            if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
                 return existing, False
             raise IdempotencyConflict(key, existing)
         tx.insert_steps(run_id, steps, keys(run_id, steps))

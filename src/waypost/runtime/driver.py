@@ -293,7 +293,8 @@ class Driver(Protocol):
         ...
 
     def policies(self) -> list[StepPolicy]:
-        """Every policy the definition declares (for `show`: limits, budgets)."""
+        """The policies of every step that runs a task, compensations included (which
+        tasks a worker must serve, which limits a run's steps use)."""
         ...
 
     def compensations(self) -> dict[str, str]:

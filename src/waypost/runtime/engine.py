@@ -27,12 +27,14 @@ ENDED_BADLY = ("failed", "cancelled", "compensated", "compensation_failed")
 class Engine:
     """`Engine("sqlite:///waypost.db")` or `Engine("postgresql://...")`.
 
-    Safe to share between threads: each thread gets its own connection.
+    Safe to share between threads: each thread gets its own connection. `create=False`
+    refuses a SQLite database file that does not exist instead of creating it.
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, lease: float = 30.0, concurrency: int = 8,
-                 poll: float = 0.25) -> None:
+                 poll: float = 0.25, create: bool = True) -> None:
         self.url = url
+        self.create = create
         self.lease = lease
         self.concurrency = concurrency
         self.poll = poll
@@ -46,7 +48,7 @@ class Engine:
     def _store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = open_store(self.url)
+            store = self._local.store = open_store(self.url, create=self.create)
             with self._lock:
                 self._stores.append(store)
         return store
@@ -59,6 +61,8 @@ class Engine:
         `deadline` (or the flow's): when it passes, unfinished steps are cancelled and the
         run fails with DeadlineExceeded."""
         refuse_in_main_script()
+        if key is not None:
+            codec.check_key(key)
         target = load_flow(flow) if isinstance(flow, str) else flow
         params = target.bind_input(input)
         # User code (a flow body) runs here, before the transaction: never while it holds
@@ -75,8 +79,18 @@ class Engine:
         self._advancer.stored.add(compiled[0])
         return str(run_id)
 
+    def unserved_tasks(self, flow: Definition) -> list[str]:
+        """The definition's tasks (compensations included) that no live worker serves
+        now: a run of it would wait for them (a worker started from code that names its
+        tasks differently serves none)."""
+        needed = {p.task for p in flow.compile()[2].policies()}
+        served = self._store().read(lambda tx: tx.served_tasks(self.lease))
+        return sorted(needed - served)
+
     def resolve(self, run_id: str) -> str:
         """A full run id from an id or a unique prefix of one."""
+        if not run_id:
+            raise InputError("a run id (or a prefix of one) cannot be empty")
         ids = self._store().read(lambda tx: tx.run_ids_like(run_id))
         if run_id in ids:
             return run_id
@@ -216,8 +230,9 @@ class Engine:
         return letter_view(row, attempts)
 
     def replay(self, letter_id: int, input: Any = None, by: str | None = None) -> str:
-        """Run a dead letter's step again (with a patched `input`, recorded as such);
-        its run continues from there, as after `resume`. Returns the run id."""
+        """Run a dead letter's step again (with a patched `input`, recorded as such, and
+        who replayed it); its run continues from there, as after `resume`. Returns the run
+        id."""
         run_id, _ = self._transact(lambda tx: reopen.replay(
             self._advancer, tx, letter_id, input, by))
         return str(run_id)

@@ -37,15 +37,18 @@ def error_of(exc: BaseException, own: str = __file__) -> dict[str, Any]:
 
 def _call_args(task: Task[Any, Any], step: ClaimedStep,
                heart: Heart) -> tuple[list[Any], dict[str, Any]]:
-    data = codec.loads(step.input)
-    kwargs = dict(data["kwargs"])
+    try:
+        data = codec.loads(step.input)
+        args, kwargs = list(data["args"]), dict(data["kwargs"])
+    except (ValueError, KeyError, TypeError) as exc:  # it would decode no better next time
+        raise Fatal(f"the step's stored input cannot be decoded: {exc}") from exc
     if task.context_param:
         kwargs[task.context_param] = Context(
             run_id=step.run_id, step=step.name, attempt=step.attempts,
             idempotency_key=step.idempotency_key,
             completion_token=completion_token(step) if task.completes_externally else None,
             _heart=heart)
-    return list(data["args"]), kwargs
+    return args, kwargs
 
 
 def completion_token(step: ClaimedStep) -> str:
@@ -59,7 +62,7 @@ def completion_token(step: ClaimedStep) -> str:
 
 def _finish(step: ClaimedStep, result: Any) -> Outcome:
     try:
-        output = codec.dumps(result)
+        output = codec.dumps(result, codec.MAX_DEPTH)
     except TypeError as exc:
         # The same body would return the same value again: retrying cannot help.
         return Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc), fatal=True)

@@ -359,7 +359,7 @@ def _attempt(boot: dict[str, Any], heart: _ChildHeart) -> dict[str, Any]:
         if task.completes_externally:
             return {"handoff": True}
         try:
-            return {"output": codec.dumps(result)}
+            return {"output": codec.dumps(result, codec.MAX_DEPTH)}
         except TypeError as exc:  # the same value would come back on a retry
             return {"error": error_of(exc, __file__), "fatal": True}
     except BaseException as exc:  # `sys.exit()` too: reported, not a bare exit code

@@ -109,7 +109,9 @@ def replay(adv: Any, tx: Tx, letter_id: int, input: Any = None,
         raise UnknownTargetError(f"no dead letter {letter_id}")
     run_id, name = str(letter["run_id"]), str(letter["step"])
     row = _lock(tx, run_id)
-    if letter["status"] != "dead":
+    letter = tx.dead_letter(letter_id)  # again, now that nobody else can replay it
+    assert letter is not None
+    if letter["status"] not in ("dead", "closed"):  # closed: the checks below say why
         raise InputError(f"dead letter {letter_id} was already {letter['status']} "
                          f"(at {iso(letter['replayed_at'])})")
     if row["status"] in ENDED_BY_COMPENSATION:

@@ -8,12 +8,14 @@ from .base import Store
 DEFAULT_URL = "sqlite:///waypost.db"
 
 
-def open_store(url: str) -> Store:
-    """A store for `url` (sqlite:///file.db or postgresql://...), schema up to date."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """A store for `url` (sqlite:///file.db or postgresql://...), schema up to date.
+    `create=False` refuses a SQLite file that does not exist yet: a command that only reads
+    (or acts on an existing run) must not leave an empty database behind a mistyped path."""
     if url.startswith("sqlite:"):
         from .sqlite import SqliteStore
 
-        store: Store = SqliteStore(url)
+        store: Store = SqliteStore(url, create=create)
     elif url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresStore
 

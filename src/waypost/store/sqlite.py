@@ -24,7 +24,7 @@ class SqliteStore(Store):
     dialect = "sqlite"
     tx_class = SqliteTx
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__(url)
         parts = urlsplit(url)
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -41,6 +41,9 @@ class SqliteStore(Store):
         parent = Path(path).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open SQLite database {path!r}: no directory {parent}")
+        if not create and not Path(path).is_file():
+            raise StoreError(f"no SQLite database at {path!r} (a worker or `waypost start` "
+                             "creates it)")
         self._connection: sqlite3.Connection | None = None
         self._connect()
 

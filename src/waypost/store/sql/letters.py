@@ -10,6 +10,18 @@ from .core import (
     marks,
 )
 
+_LETTER = ("id", "run_id", "step_id", "step", "task", "input", "error", "attempts", "status",
+           "created_at", "replayed_at", "replay_input")
+# A dead letter that can never be replayed is `closed`, computed rather than stored, so
+# nothing has to remember to close it: its run's work was undone (compensation), or its
+# step no longer failed (an operator skipped it, a resume or retry took it up again).
+_STATUS = ("CASE WHEN status = 'dead' AND (EXISTS (SELECT 1 FROM runs r WHERE "
+           "r.id = dead_letters.run_id AND r.status IN ('compensating', 'compensated', "
+           "'compensation_failed')) OR EXISTS (SELECT 1 FROM steps s WHERE "
+           "s.id = dead_letters.step_id AND s.status <> 'failed')) THEN 'closed' "
+           "ELSE status END")
+_SELECT = ", ".join(_STATUS if c == "status" else c for c in _LETTER)
+
 
 class LetterVerbs(SqlCore):
     # -- dead letters and retry budgets ---------------------------------------------------
@@ -18,27 +30,27 @@ class LetterVerbs(SqlCore):
                      "attempts, status, created_at) SELECT run_id, id, name, task, input, ?, "
                      "attempts, 'dead', {now} FROM steps WHERE id = ?", (error, step_id))
 
-    _LETTER = ("id", "run_id", "step_id", "step", "task", "input", "error", "attempts",
-               "status", "created_at", "replayed_at", "replay_input")
-
     def dead_letters(self, status: str | None, run_id: str | None,
                      limit: int) -> list[dict[str, Any]]:
+        """Newest first; `status` is `dead` (replayable), `replayed`, `closed` or None."""
         where, params = [], []
-        if status:
-            where.append("status = ?")
-            params.append(status)
+        if status:  # the stored status first, which the index has; closed letters are dead
+            where.append(f"status = ? AND {_STATUS} = ?")
+            params += ["dead" if status == "closed" else status, status]
         if run_id:
             where.append("run_id = ?")
             params.append(run_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters {clause} "
+        rows = self.execute(f"SELECT {_SELECT} FROM dead_letters {clause} "
                             f"ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [dict(zip(self._LETTER, r, strict=True)) for r in rows]
+        return [dict(zip(_LETTER, r, strict=True)) for r in rows]
 
     def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
-        row = self.execute(f"SELECT {', '.join(self._LETTER)} FROM dead_letters WHERE id = ? "
-                           f"{{lock}}", (letter_id,)).fetchone()
-        return None if row is None else dict(zip(self._LETTER, row, strict=True))
+        """One letter (a replay reads it again once it holds its run's lock: no row lock
+        here, so `dlq show` can read it in a read-only transaction)."""
+        row = self.execute(f"SELECT {_SELECT} FROM dead_letters WHERE id = ?",
+                           (letter_id,)).fetchone()
+        return None if row is None else dict(zip(_LETTER, row, strict=True))
 
     def attempts_of_step(self, step_id: int) -> list[dict[str, Any]]:
         rows = self.execute("SELECT attempt, worker, outcome, error, started_at, finished_at "

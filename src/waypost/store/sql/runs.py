@@ -106,18 +106,21 @@ class RunVerbs(SqlCore):
         return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
 
     def run_ids_like(self, prefix: str) -> list[str]:
-        rows = self.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id LIMIT 2",
-                            (prefix + "%",)).fetchall()
+        """Up to two ids that start with `prefix`, taken literally: LIKE would read `%` and
+        `_` in it as wildcards (and SQLite's ignores case)."""
+        rows = self.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2",
+                            (len(prefix), prefix)).fetchall()
         return [str(r[0]) for r in rows]
 
     def list_runs(self, status: str | None, flow: str | None, limit: int) -> list[RunRow]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if status:
             where.append("status = ?")
             params.append(status)
-        if flow:
-            where.append("(flow = ? OR flow LIKE ?)")
-            params += [flow, "%:" + flow]
+        if flow:  # the full name, or the part after MODULE:, matched literally
+            where.append("(flow = ? OR substr(flow, length(flow) - ? + 1) = ?)")
+            params += [flow, len(flow) + 1, ":" + flow]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {clause} "
                             "ORDER BY created_at DESC, id DESC LIMIT ?",
