@@ -1,10 +1,19 @@
 """The store: one connection, transactions that retry what is safe to retry, migrations.
 
 A `Store` is used by one thread at a time (each worker loop, each API caller has its own).
-`transact(fn)` runs `fn(tx)` in one transaction; when the database says "busy",
-"locked", "deadlock" or drops the connection, the whole function runs again from the
-start, so `fn` must touch nothing but `tx`. No outcome is reported recorded until its
-commit returned.
+`transact(fn)` runs `fn(tx)` in one transaction. A database error is one of two kinds,
+and each dialect's `_is_transient` tells them apart:
+
+- transient (busy, locked, a deadlock, a lock or idle timeout, a dropped connection, a
+  full disk): the whole function runs again from the start, so `fn` must touch nothing
+  but `tx`; after `patience` seconds it is raised as "database unavailable" (a worker's
+  patience is infinite: it pauses through an outage);
+- permanent (a value the database cannot store, a size limit, a constraint, a syntax
+  error): trying again gives the same answer, so it is raised at once as a one-line
+  `DatabaseRefused`.
+
+Errors that are not the database's (user code, `WaypostError`s raised inside `fn`) pass
+through untouched. No outcome is reported recorded until its commit returned.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import DatabaseRefused, SchemaVersionError, StoreError
 from .sql import SqlTx
 
 T = TypeVar("T")
@@ -42,7 +51,12 @@ class Store:
     def _rollback(self) -> None:
         raise NotImplementedError
 
+    #: The driver's own exception classes: anything else raised in a transaction is not
+    #: the database's and passes through as it is.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
     def _is_transient(self, exc: BaseException) -> bool:
+        """Whether trying the same transaction again later can succeed."""
         raise NotImplementedError
 
     def _reconnect(self) -> None:
@@ -78,10 +92,13 @@ class Store:
                     self._rollback()
                     raise
             except Exception as exc:
-                if not self._is_transient(exc) or time.monotonic() > deadline:
-                    if self._is_transient(exc):
-                        raise StoreError(f"database unavailable: {exc}") from exc
+                if not self._is_transient(exc):
+                    if isinstance(exc, self.driver_errors):
+                        raise DatabaseRefused(f"the database refused the transaction (not "
+                                              f"retried): {one_line(exc)}") from exc
                     raise
+                if time.monotonic() > deadline:
+                    raise StoreError(f"database unavailable: {one_line(exc)}") from exc
                 log.debug("transient store error, retrying: %s", exc)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
@@ -121,6 +138,12 @@ class Store:
             return latest
 
         return self.transact(apply)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of a driver's message (PostgreSQL adds DETAIL and HINT lines)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _statements(script: str) -> list[str]:

@@ -18,6 +18,11 @@ from .base import Store
 from .records import ClaimedStep, HeldStep
 from .sql import SqlTx
 
+# Connection failures (08), serialization failures and deadlocks, insufficient resources
+# (53: disk full, out of memory, too many connections), a lock or idle-in-transaction
+# timeout, a cancelled statement, a server shutting down or starting, system I/O (58).
+_TRANSIENT_STATES = ("08", "40001", "40P01", "53", "55P03", "57014", "57P01", "57P02",
+                     "57P03", "25P03", "58")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -128,10 +133,20 @@ class PostgresStore(Store):
             except psycopg.Error:
                 conn.close()
 
+    driver_errors = (psycopg.Error,)
+
     def _is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure |
-                          psycopg.OperationalError | pg_errors.AdminShutdown) or (
-            isinstance(exc, StoreError) and "cannot connect" in str(exc))
+        # By SQLSTATE, not by psycopg's class: its OperationalError also covers size limits
+        # (class 54), which no retry can fix.
+        if isinstance(exc, StoreError):
+            return "cannot connect" in str(exc)
+        if not isinstance(exc, psycopg.Error):
+            return False
+        if exc.sqlstate is None:  # raised by psycopg itself: the connection went away
+            conn = self._connection
+            return isinstance(exc, psycopg.OperationalError) or (
+                isinstance(exc, psycopg.InterfaceError) and (conn is None or conn.closed))
+        return exc.sqlstate.startswith(_TRANSIENT_STATES)
 
     def _reconnect(self) -> None:
         conn = self._connection
