@@ -38,8 +38,8 @@ from ..dag.flow import Flow
 from ..dag.graph import Graph
 from ..dag.waits import due_at
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
+from ..store.protocol import Tx
 from ..store.records import HeldStep, NewStep
-from ..store.sql import SqlTx
 from .outcome import Outcome
 
 
@@ -63,7 +63,7 @@ class RunInfo:
 class Pending:
     """Bookkeeping of one transaction, applied once at its end."""
 
-    tx: SqlTx
+    tx: Tx
     open_delta: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runs: dict[str, RunInfo] = field(default_factory=dict)
     made_ready: int = 0
@@ -97,7 +97,7 @@ class Advancer:
         self.stored: set[str] = set()
 
     # -- loading --------------------------------------------------------------------------
-    def _driver(self, tx: SqlTx, fingerprint: str) -> DagDriver:
+    def _driver(self, tx: Tx, fingerprint: str) -> DagDriver:
         driver = self._drivers.get(fingerprint)
         if driver is None:
             body = tx.definition(fingerprint)
@@ -106,7 +106,7 @@ class Advancer:
             driver = self._drivers[fingerprint] = DagDriver(Graph.from_json(codec.loads(body)))
         return driver
 
-    def run_info(self, tx: SqlTx, run_id: str) -> RunInfo:
+    def run_info(self, tx: Tx, run_id: str) -> RunInfo:
         head = self._runs.get(run_id)
         if head is None:
             row = tx.run_head(run_id)
@@ -124,7 +124,7 @@ class Advancer:
                 self._runs.popitem(last=False)
 
     # -- starting ---------------------------------------------------------------------------
-    def start(self, tx: SqlTx, flow: Flow[Any, Any], params: dict[str, Any],
+    def start(self, tx: Tx, flow: Flow[Any, Any], params: dict[str, Any],
               key: str | None, run_id: str | None = None,
               deadline: float | None = None) -> tuple[str, bool]:
         """Create a run, or return the run that already has `key` with the same input.
@@ -168,7 +168,7 @@ class Advancer:
         return run_id, True
 
     # -- outcomes --------------------------------------------------------------------------
-    def record(self, tx: SqlTx, outcomes: list[Outcome],
+    def record(self, tx: Tx, outcomes: list[Outcome],
                notify: bool = True) -> tuple[list[bool], int]:
         """Record outcomes (one transaction, any number of runs). Returns which were
         accepted and how many steps became ready. A worker that will claim in the same
@@ -192,7 +192,7 @@ class Advancer:
         self.settle(pending, notify)
         return [accepted[id(o)] for o in outcomes], pending.made_ready
 
-    def external(self, tx: SqlTx, token: str, output: Any = None,
+    def external(self, tx: Tx, token: str, output: Any = None,
                  error: dict[str, Any] | None = None) -> str:
         """Complete (or fail) a step that waits for another system; a token works once.
         Returns the run id."""
@@ -412,7 +412,7 @@ class Advancer:
         return True
 
     # -- ending a run early ----------------------------------------------------------------
-    def abort(self, tx: SqlTx, run_id: str, status: str, kind: str, message: str,
+    def abort(self, tx: Tx, run_id: str, status: str, kind: str, message: str,
               quiet: bool = False) -> int:
         """End an unfinished run now (cancelled, or failed past its deadline): running
         attempts are cancelled, nothing else starts. Returns how many steps were ended;
@@ -431,7 +431,7 @@ class Advancer:
         self.settle(p)
         return ended
 
-    def sweep_queue_timeouts(self, tx: SqlTx, limit: int = 200) -> int:
+    def sweep_queue_timeouts(self, tx: Tx, limit: int = 200) -> int:
         """Ready steps no worker took within their queue_timeout fail (retrying would only
         queue them again); what needs them is blocked, as for any failure."""
         error = codec.dumps({"type": "QueueTimeout", "traceback": None,
@@ -448,7 +448,7 @@ class Advancer:
             self.settle(p)
         return len(expired)
 
-    def sweep_deadlines(self, tx: SqlTx, limit: int = 50) -> int:
+    def sweep_deadlines(self, tx: Tx, limit: int = 50) -> int:
         overdue = tx.overdue_runs(limit)
         for run_id in overdue:
             self.abort(tx, run_id, "failed", "DeadlineExceeded",
@@ -457,7 +457,7 @@ class Advancer:
         return len(overdue)
 
     # -- resume ----------------------------------------------------------------------------
-    def resume(self, tx: SqlTx, run_id: str, retry: bool = False) -> int:
+    def resume(self, tx: Tx, run_id: str, retry: bool = False) -> int:
         """Reopen a failed run: failed steps start again, succeeded steps stay done.
         Returns how many steps were reset. `retry`: this transaction is being tried again,
         so a run that is no longer failed may be this resume's own unacknowledged work."""

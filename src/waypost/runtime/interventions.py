@@ -13,8 +13,8 @@ from typing import Any
 from .. import codec
 from ..dag.driver import encode_input
 from ..errors import InputError, UnknownTargetError
+from ..store.protocol import Tx
 from ..store.records import HeldStep
-from ..store.sql import SqlTx
 from .advance import Advancer, Pending, RunInfo
 from .view import iso
 
@@ -37,7 +37,7 @@ def _ended(adv: Advancer, p: Pending, held: HeldStep | None, output: str | None)
     adv.after_end(p, run, held, succeeded=False)
 
 
-def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
+def sweep_waits(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     """Fire due sleeps, time out gates, and answer escalations nobody answered (per
     `on_escalation_timeout`)."""
     due = tx.due_waits(limit)
@@ -87,7 +87,7 @@ def _gate_timeout(adv: Advancer, p: Pending, run: RunInfo, step_id: int, name: s
         _ended(adv, p, held, None)
 
 
-def _step(tx: SqlTx, run_id: str, name: str) -> dict[str, Any]:
+def _step(tx: Tx, run_id: str, name: str) -> dict[str, Any]:
     if tx.get_run(run_id) is None:
         raise UnknownTargetError(f"no run {run_id}")
     step = tx.step_named(run_id, name)
@@ -96,7 +96,7 @@ def _step(tx: SqlTx, run_id: str, name: str) -> dict[str, Any]:
     return step
 
 
-def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
+def decide_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
                 by: str | None, reason: str | None) -> None:
     step = _step(tx, run_id, gate)
     if step["kind"] != "gate":
@@ -125,7 +125,7 @@ def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
     adv.settle(p)
 
 
-def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: str | None,
+def answer(adv: Advancer, tx: Tx, run_id: str, name: str, action: str, by: str | None,
            output: Any = None) -> None:
     """An operator's answer to a step that needs attention (or a failed compensation):
     `retry` it, `skip` it as if it had returned `output`, or `fail` it for good."""
@@ -195,7 +195,7 @@ def _apply(adv: Advancer, p: Pending, run_id: str, step: dict[str, Any], action:
                 adv.dead(p, held, error)
 
 
-def replay(adv: Advancer, tx: SqlTx, letter_id: int, input: Any = None,
+def replay(adv: Advancer, tx: Tx, letter_id: int, input: Any = None,
            retry: bool = False) -> tuple[str, str]:
     """Run a dead step again, optionally with a patched input; its run continues from
     there. Returns (run id, step name)."""

@@ -35,8 +35,8 @@ from typing import Any
 
 from ..dag.limit import Limit
 from ..dag.task import Task
+from ..store.protocol import Tx
 from ..store.records import ClaimedStep, LimitRow
-from ..store.sql import SqlTx
 
 #: Grants stay in their rate window this much longer than the period. An attempt's call
 #: happens a little after its grant (the commit, a thread picking the task up), and not
@@ -93,7 +93,7 @@ class LimitedClaims:
         self.groups = [_Group(key, names) for key, names in sorted(groups.items())]
         self._rate_free_at: dict[tuple[str, ...], float] = {}  # time.monotonic()
 
-    def register(self, tx: SqlTx) -> list[str]:
+    def register(self, tx: Tx) -> list[str]:
         """Store the definitions of the limits this worker's tasks use; returns the names
         whose stored definition this changed (workers running different code)."""
         if not self.limits:
@@ -103,7 +103,7 @@ class LimitedClaims:
         tx.put_limits(rows)
         return [row.name for row in rows if row.name in before and before[row.name] != row]
 
-    def claim(self, tx: SqlTx, owner: str, token: str, free: int, lease: float,
+    def claim(self, tx: Tx, owner: str, token: str, free: int, lease: float,
               report: ClaimReport) -> list[ClaimedStep]:
         claimed: list[ClaimedStep] = []
         if free > 0 and self.groups:
@@ -126,7 +126,7 @@ class LimitedClaims:
         claimed += tx.claim(owner, token, free - len(claimed), lease, self.free_tasks)
         return claimed
 
-    def _claim_group(self, tx: SqlTx, group: _Group, owner: str, token: str, room: int,
+    def _claim_group(self, tx: Tx, group: _Group, owner: str, token: str, room: int,
                      lease: float, report: ClaimReport) -> list[ClaimedStep]:
         rows = tx.lock_limits(group.limits)
         if len(rows) < len(group.limits):  # never registered, or deleted: ours apply
@@ -159,7 +159,7 @@ class LimitedClaims:
         for key, wait in report.rate_wait.items():
             self._rate_free_at[key] = now + wait
 
-    def next_due(self, tx: SqlTx, report: ClaimReport) -> float:
+    def next_due(self, tx: Tx, report: ClaimReport) -> float:
         """Seconds until a step this worker could claim is due: a retry's backoff ends, or
         a full rate window moves. A group held up by concurrency is not due (its slots
         free when attempts end: its own wake the worker, others' are found by polling)."""

@@ -25,8 +25,8 @@ from .. import codec
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..dag.task import Task, registered_tasks
 from ..store import Store, open_store
+from ..store.protocol import Tx
 from ..store.records import ClaimedStep
-from ..store.sql import SqlTx
 from .advance import Advancer
 from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
@@ -137,7 +137,7 @@ class Worker:
         try:
             tasks = codec.dumps(sorted(self.tasks))
 
-            def register(tx: SqlTx) -> list[str]:
+            def register(tx: Tx) -> list[str]:
                 tx.register_worker(self.id, HOST, os.getpid(), tasks)
                 return self._claims.register(tx)
 
@@ -284,7 +284,7 @@ class Worker:
         tries = 0
         report = ClaimReport()
 
-        def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
+        def work(tx: Tx) -> tuple[list[bool], list[ClaimedStep], float]:
             nonlocal tries, report
             tries += 1
             report = ClaimReport()
@@ -342,7 +342,7 @@ class Worker:
                 beats.append((entry.step.id, entry.step.lease_token, details))
                 entry.beating = True
 
-        def work(tx: SqlTx) -> set[tuple[int, str]]:
+        def work(tx: Tx) -> set[tuple[int, str]]:
             tx.worker_alive(self.id)
             for step_id, token, details in beats:
                 tx.beat(step_id, token, details)

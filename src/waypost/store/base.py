@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from ..errors import DatabaseRefused, SchemaVersionError, StoreError
+from .protocol import Tx
 from .sql import SqlTx
 
 T = TypeVar("T")
@@ -78,7 +79,14 @@ class Store:
         return False
 
     # -- transactions -------------------------------------------------------------------
-    def transact(self, fn: Callable[[SqlTx], T], *, write: bool = True) -> T:
+    def transact(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        return self._transact(fn, write)
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        return self._transact(fn, False)
+
+    def _transact(self, fn: Callable[[SqlTx], T], write: bool) -> T:
+        """`transact` with the SQL underneath the verbs in reach (for migrations)."""
         deadline = time.monotonic() + self.patience
         delay = 0.005
         while True:
@@ -103,9 +111,6 @@ class Store:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
                 self._reconnect()
-
-    def read(self, fn: Callable[[SqlTx], T]) -> T:
-        return self.transact(fn, write=False)
 
     # -- migrations ---------------------------------------------------------------------
     def migrations(self) -> list[tuple[int, str]]:
@@ -137,7 +142,7 @@ class Store:
                     tx.execute("INSERT INTO waypost_schema (version) VALUES (?)", (version,))
             return latest
 
-        return self.transact(apply)
+        return self._transact(apply, True)
 
 
 def one_line(exc: BaseException) -> str:
