@@ -170,3 +170,70 @@ def test_a_full_disk_is_an_outage_not_a_refusal(small_disk: Path) -> None:
             "SELECT COUNT(*) FROM definitions").fetchone()[0]) == 2
     finally:
         store.close()
+
+
+# -- bounded transactions (PostgreSQL) ---------------------------------------------------
+
+def test_a_bounded_transaction_left_idle_is_ended_and_retried(db_url: str) -> None:
+    """`bound_transactions`: the server ends a transaction idle past the bound (its locks
+    go with it) and the retry runs on a new connection; a lock wait past the bound is
+    cancelled and retried. SQLite has no such bound (see `Store.bound_transactions`)."""
+    import time
+
+    store = open_store(db_url)
+    try:
+        store.transact(definition)
+        store.bound_transactions(0.3)
+        calls = 0
+
+        def slow(tx: SqlTx) -> int:
+            nonlocal calls
+            calls += 1
+            tx.execute("UPDATE definitions SET name = 'g' WHERE fingerprint = 'fp'")
+            if calls == 1:
+                time.sleep(1.0)  # paused inside the transaction, holding the row
+            return calls
+
+        assert store.transact(slow) == (2 if store.dialect == "postgres" else 1)
+        assert store.read(lambda tx: tx.execute(
+            "SELECT name FROM definitions").fetchone()[0]) == "g"
+    finally:
+        store.close()
+
+
+def test_a_lock_wait_past_the_bound_is_retried_not_refused(pg_url: str) -> None:
+    import psycopg
+
+    from waypost.store.postgres import split_url
+
+    store = open_store(pg_url)
+    try:
+        store.transact(definition)
+        store.bound_transactions(0.2)
+        conninfo, schema = split_url(pg_url)
+        holder = psycopg.connect(conninfo)
+        holder.execute(f'SET search_path TO "{schema}"')
+        holder.execute("SELECT 1 FROM definitions FOR UPDATE")
+        calls = 0
+
+        def write(tx: SqlTx) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                holder.rollback()  # the lock goes away; the next try gets it
+            tx.execute("UPDATE definitions SET name = 'h'")
+
+        try:
+            store.transact(write)
+        finally:
+            holder.close()
+        assert calls >= 3
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    from tests.conftest import pg_schema_url
+
+    yield from pg_schema_url()

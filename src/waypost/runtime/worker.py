@@ -132,6 +132,7 @@ class Worker:
         refuse_in_main_script()
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
+        store.bound_transactions(max(self.lease, 1.0))  # see Store.bound_transactions
         executor = Executor(self.concurrency)
         listener = self._start_listener()
         try:
@@ -302,6 +303,8 @@ class Worker:
             next_due = math.inf
             if not claimed and free > 0:
                 next_due = self._claims.next_due(tx, report)
+            if claimed and any(accepted):
+                store.stall_for_tests()
             return accepted, claimed, next_due
 
         accepted, claimed, next_due = store.transact(work)

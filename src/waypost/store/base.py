@@ -19,6 +19,7 @@ through untouched. No outcome is reported recorded until its commit returned.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from .protocol import Tx
 from .sql import SqlTx
 
 T = TypeVar("T")
+STALL_ENV = "WAYPOST_TEST_STALL_IN_COMMIT"
 log = logging.getLogger("waypost.store")
 
 
@@ -41,6 +43,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._stall_marker = os.environ.get(STALL_ENV)
 
     # -- dialect hooks ------------------------------------------------------------------
     def _begin(self, write: bool) -> None:
@@ -77,6 +80,36 @@ class Store:
         `interrupt` (a file descriptor) becomes readable."""
         time.sleep(timeout)
         return False
+
+    def bound_transactions(self, seconds: float) -> None:
+        """A transaction of this store that sits idle for `seconds` is ended by the
+        database, and one waiting that long for another's lock gives up and retries.
+
+        A worker passes its lease. Without a bound, a worker paused inside a transaction
+        (SIGSTOP, a VM freeze, a debugger) keeps its locks for as long as it is paused, and
+        every worker that needs one of them waits that long. Past the lease nothing the
+        paused transaction holds is worth keeping: its leases ran out, so its outcomes
+        would be refused anyway.
+
+        SQLite cannot do this, and this base version does nothing: its write lock is a
+        lock on the file held by the paused process itself, and no other process may
+        break it (nor could it tell a paused writer from a slow one). What can be bounded
+        there is how long a worker holds the lock while it runs: write transactions begin
+        IMMEDIATE, run no user code and never wait inside, so they last milliseconds, and
+        readers (`show`, `runs`) are never blocked (WAL). A writer paused mid-transaction
+        still stops all other writers until it resumes or dies: they retry ("database is
+        locked" is transient) and carry on the moment its lock is gone.
+        """
+
+    def stall_for_tests(self) -> None:
+        """Test-only: with WAYPOST_TEST_STALL_IN_COMMIT=<path> set, the first call creates
+        <path> and sleeps, so a test can SIGSTOP a worker inside its outcome-and-claim
+        transaction. Nothing happens otherwise."""
+        if self._stall_marker is None or os.path.exists(self._stall_marker):
+            return
+        with open(self._stall_marker, "w") as marker:
+            marker.write(str(os.getpid()))
+        time.sleep(2.0)
 
     # -- transactions -------------------------------------------------------------------
     def transact(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:

@@ -91,6 +91,7 @@ class PostgresStore(Store):
         self.channel = channel
         self._connection: psycopg.Connection[Any] | None = None
         self._listener: psycopg.Connection[Any] | None = None
+        self._bound: float | None = None
         self._connect()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -113,6 +114,22 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._connection = self._open()
+        if self._bound is not None:
+            self._apply_bound(self._connection)
+
+    def bound_transactions(self, seconds: float) -> None:
+        """The server ends a session idle in a transaction for `seconds` (its locks go with
+        it; when the paused worker resumes, its commit fails, the transaction is retried
+        on a new connection and its stale outcomes are refused by the lease fence), and a
+        lock wait longer than `seconds` is cancelled (transient: retried)."""
+        self._bound = seconds
+        if self._connection is not None and not self._connection.closed:
+            self._apply_bound(self._connection)
+
+    def _apply_bound(self, conn: psycopg.Connection[Any]) -> None:
+        ms = max(1, int(self._bound * 1000)) if self._bound else 0
+        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
+        conn.execute(f"SET lock_timeout = {ms}")
 
     def _conn(self) -> Any:
         if self._connection is None or self._connection.closed:
