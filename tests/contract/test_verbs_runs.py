@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from waypost.store import Store
@@ -128,6 +130,7 @@ def test_run_ids_like_matches_a_prefix_up_to_two(store: Store) -> None:
 
 def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
     a = new_run(store, flow="shop:order")
+    time.sleep(0.01)  # newest first, and SQLite's clock counts milliseconds
     b = new_run(store, flow="shop:refund")
     store.transact(lambda tx: tx.end_run(b, "cancelled", "x"))
     assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, None, 10))] == [b, a]
