@@ -1,7 +1,7 @@
 """The migrations produce the schema the code expects.
 
 `schema/<dialect>.txt` is the schema an empty database has after every migration: tables,
-columns (type, nullability, primary key) and indexes. A migration that changes it must
+columns (type, nullability, primary key), foreign keys and indexes. A migration that changes it must
 change the file too (WAYPOST_WRITE_SCHEMA=1 rewrites it; review the diff). And every
 identifier the SQL verbs name must be a table or a column of that schema (or SQL), so a
 verb cannot refer to a column no migration creates.
@@ -32,7 +32,7 @@ def store(db_url: str) -> Iterator[Store]:
 
 def describe(store: Store) -> list[str]:
     """The schema as sorted lines: `table t`, `column t.c type [not null] [pk]`,
-    `index t name: definition`."""
+    `reference t.c -> u.d`, `index t name: definition`."""
     lines: list[str] = []
     if store.dialect == "sqlite":
         def dump(tx: object) -> None:
@@ -45,6 +45,8 @@ def describe(store: Store) -> list[str]:
                 for _, name, kind, notnull, _, pk in execute(f"PRAGMA table_info({t})"):
                     lines.append(f"column {t}.{name} {kind.lower()}"
                                  f"{' not null' if notnull else ''}{' pk' if pk else ''}")
+                for fk in execute(f"PRAGMA foreign_key_list({t})"):
+                    lines.append(f"reference {t}.{fk[3]} -> {fk[2]}.{fk[4]}")
             for name, table, sql in execute(
                     "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'"):
                 lines.append(f"index {table} {name}: {' '.join((sql or 'auto').split())}")
@@ -65,6 +67,15 @@ def describe(store: Store) -> list[str]:
                 lines.append(f"column {t}.{name} {kind}"
                              f"{' not null' if nullable == 'NO' else ''}"
                              f"{' pk' if (t, name) in pks else ''}")
+            for t, column, other, other_column in execute(
+                    "SELECT k.table_name, k.column_name, u.table_name, u.column_name FROM "
+                    "information_schema.referential_constraints r JOIN "
+                    "information_schema.key_column_usage k ON k.constraint_name = "
+                    "r.constraint_name AND k.constraint_schema = r.constraint_schema JOIN "
+                    "information_schema.key_column_usage u ON u.constraint_name = "
+                    "r.unique_constraint_name AND u.constraint_schema = "
+                    "r.unique_constraint_schema WHERE r.constraint_schema = current_schema()"):
+                lines.append(f"reference {t}.{column} -> {other}.{other_column}")
             for table, name, definition in execute(
                     "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
                     "schemaname = current_schema()"):
@@ -125,3 +136,12 @@ def test_every_identifier_the_verbs_name_exists(store: Store) -> None:
                 continue
             unknown.setdefault(word, text)
     assert not unknown, f"names in the verbs' SQL that no migration creates: {unknown}"
+
+
+def test_both_dialects_have_the_same_tables_columns_and_references() -> None:
+    def shape(dialect: str) -> set[str]:
+        lines = (HERE / f"{dialect}.txt").read_text().splitlines()
+        return {" ".join(line.split()[:2]) if line.startswith(("table", "column")) else line
+                for line in lines if not line.startswith("index")}
+
+    assert shape("sqlite") == shape("postgres")
