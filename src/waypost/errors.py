@@ -7,7 +7,8 @@ WaypostError                 code  exit
 ├── UnknownTargetError        unknown      2   a module, flow or run that does not exist
 ├── IdempotencyConflict       conflict     3   a key reused with a different input
 ├── StoreError                store        4   the database cannot be reached or is unusable
-│   └── SchemaVersionError    schema       4   the database's schema is newer than this code
+│   ├── SchemaVersionError    schema       4   the database's schema is newer than this code
+│   └── DatabaseRefused       refused      4   a permanent database error: never retried
 ├── RunFailed                 run_failed   5   result() of a run that ended failed
 └── ResultTimeout             timeout      6   result() waited longer than asked
 ```
@@ -57,6 +58,13 @@ class IdempotencyConflict(WaypostError):
 class StoreError(WaypostError):
     code = "store"
     exit_code = 4
+
+
+class DatabaseRefused(StoreError):
+    """The database refused a transaction for a reason trying again cannot change (a
+    value it cannot store, a size limit, a constraint): raised at once, never retried."""
+
+    code = "refused"
 
 
 class SchemaVersionError(StoreError):

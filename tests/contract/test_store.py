@@ -263,3 +263,20 @@ def test_a_read_sees_one_snapshot(db_url: str, store: Store) -> None:
         assert store.read(lambda tx: tx.get_run(run_id))["status"] == "needs_attention"
     finally:
         other.close()
+
+
+def test_foreign_keys_hold(store: Store) -> None:
+    """A step, an attempt or a dead letter of nothing is refused on both stores (SQLite
+    checks references only with `PRAGMA foreign_keys = ON`)."""
+    def orphan_step(tx: SqlTx) -> None:
+        tx.execute("INSERT INTO steps (run_id, name, node, kind, task, status, waiting_on, "
+                   "max_attempts, idempotency_key) VALUES ('no-such-run', 'a', 'a', 'task', "
+                   "'t', 'ready', 0, 1, 'k')")
+
+    def orphan_attempt(tx: SqlTx) -> None:
+        tx.execute("INSERT INTO attempts (step_id, attempt, outcome, finished_at) "
+                   "VALUES (987654, 1, 'failed', 0)")
+
+    for write in (orphan_step, orphan_attempt):
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            store.transact(write)

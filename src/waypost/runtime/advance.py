@@ -41,8 +41,8 @@ from typing import Any
 
 from .. import codec
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
+from ..store.protocol import Tx
 from ..store.records import HeldStep
-from ..store.sql import SqlTx as Tx
 from . import retries, sagas
 from .driver import (
     Block,

@@ -12,8 +12,8 @@ from typing import Any
 
 from .. import codec
 from ..errors import InputError, UnknownTargetError
+from ..store.protocol import Tx
 from ..store.records import HeldStep
-from ..store.sql import SqlTx
 from .advance import Advancer
 from .view import iso
 from .work import RunState, Work
@@ -34,7 +34,7 @@ def _ended(adv: Advancer, w: Work, held: HeldStep | None, output: str | None) ->
     adv.after_end(w, w.run(held.run_id), held, succeeded=False)
 
 
-def sweep_waits(adv: Advancer, tx: SqlTx, limit: int = 100) -> int:
+def sweep_waits(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     """Fire due sleeps, time out gates, and answer escalations nobody answered (per
     `on_escalation_timeout`)."""
     due = tx.due_waits(limit)
@@ -86,7 +86,7 @@ def _gate_timeout(adv: Advancer, w: Work, run: RunState, step_id: int, name: str
         _ended(adv, w, held, None)
 
 
-def _step(tx: SqlTx, run_id: str, name: str) -> dict[str, Any]:
+def _step(tx: Tx, run_id: str, name: str) -> dict[str, Any]:
     if tx.lock_run(run_id) is None:
         raise UnknownTargetError(f"no run {run_id}")
     step = tx.step_named(run_id, name)
@@ -95,7 +95,7 @@ def _step(tx: SqlTx, run_id: str, name: str) -> dict[str, Any]:
     return step
 
 
-def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
+def decide_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
                 by: str | None, reason: str | None) -> None:
     step = _step(tx, run_id, gate)
     if step["kind"] != "gate":
@@ -122,7 +122,7 @@ def decide_gate(adv: Advancer, tx: SqlTx, run_id: str, gate: str, approve: bool,
         tx.attention(run_id)
 
 
-def answer(adv: Advancer, tx: SqlTx, run_id: str, name: str, action: str, by: str | None,
+def answer(adv: Advancer, tx: Tx, run_id: str, name: str, action: str, by: str | None,
            output: Any = None) -> None:
     """An operator's answer to a step that needs attention (or a failed compensation):
     `retry` it, `skip` it as if it had returned `output`, or `fail` it for good."""

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..limit import Limit
+from ..store.protocol import Tx
 from ..store.records import ClaimedStep, LimitRow
-from ..store.sql import SqlTx
 from ..task import Task
 
 #: Grants stay in their rate window this much longer than the period. An attempt's call
@@ -95,7 +95,7 @@ class LimitedClaims:
         self.groups = [_Group(key, names) for key, names in sorted(groups.items())]
         self._rate_free_at: dict[tuple[str, ...], float] = {}  # time.monotonic()
 
-    def register(self, tx: SqlTx) -> list[str]:
+    def register(self, tx: Tx) -> list[str]:
         """Store the definitions of the limits this worker's tasks use; returns the names
         whose stored definition this changed (workers running different code)."""
         if not self.limits:
@@ -108,7 +108,7 @@ class LimitedClaims:
     def _external(self, tasks: list[str]) -> list[str]:
         return [t for t in tasks if t in self.external] if self.external else []
 
-    def claim(self, tx: SqlTx, owner: str, batch: str, free: int, lease: float,
+    def claim(self, tx: Tx, owner: str, batch: str, free: int, lease: float,
               report: ClaimReport, alone: bool = False) -> list[ClaimedStep]:
         """`alone`: the worker holds nothing and may take a step in quarantine, which is
         then all it takes (see store.sql.claims)."""
@@ -137,7 +137,7 @@ class LimitedClaims:
                             self._external(self.free_tasks), alone and not claimed)
         return claimed
 
-    def _claim_group(self, tx: SqlTx, group: _Group, owner: str, batch: str, room: int,
+    def _claim_group(self, tx: Tx, group: _Group, owner: str, batch: str, room: int,
                      lease: float, report: ClaimReport, alone: bool) -> list[ClaimedStep]:
         rows = tx.lock_limits(group.limits)
         if len(rows) < len(group.limits):  # never registered, or deleted: ours apply
@@ -172,7 +172,7 @@ class LimitedClaims:
         for key, wait in report.rate_wait.items():
             self._rate_free_at[key] = now + wait
 
-    def next_due(self, tx: SqlTx, report: ClaimReport) -> float:
+    def next_due(self, tx: Tx, report: ClaimReport) -> float:
         """Seconds until a step this worker could claim is due: a retry's backoff ends, or
         a full rate window moves. A group held up by concurrency is not due (its slots
         free when attempts end: its own wake the worker, others' are found by polling)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import codec
 from ..errors import InputError, UnknownTargetError
-from ..store.sql import SqlTx as Tx
+from ..store.protocol import Tx
 from .driver import StepsFreed, encode_call
 from .view import iso
 from .work import RunState

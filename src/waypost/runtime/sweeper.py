@@ -20,7 +20,7 @@ import socket
 import sys
 from typing import Any
 
-from ..store.sql import SqlTx
+from ..store.protocol import Tx
 from .advance import Advancer
 from .interventions import sweep_waits
 from .limits import WINDOW_MARGIN
@@ -70,7 +70,7 @@ def process_gone(pid: int) -> bool:
         return False
 
 
-def sweep(tx: SqlTx, advancer: Advancer, me: str, lease: float, batch: int = 200) -> int:
+def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -> int:
     """One pass; returns how many expired attempts were handled.
 
     The dead-process check comes before the election: after a kill -9 the dead worker

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..store.protocol import Tx
 from ..store.records import NewStep
-from ..store.sql import SqlTx as Tx
 from .driver import Driver
 
 if TYPE_CHECKING:

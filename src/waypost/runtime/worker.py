@@ -24,8 +24,8 @@ from typing import Any
 from .. import codec
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..store import Store, open_store
+from ..store.protocol import Tx
 from ..store.records import ClaimedStep, WorkerRow
-from ..store.sql import SqlTx
 from ..task import Task, registered_tasks
 from .advance import Advancer
 from .executor import Executor, error_of
@@ -175,6 +175,7 @@ class Worker:
         failure: BaseException | None = None
         store = open_store(self.url)
         store.patience = math.inf  # a database outage pauses the worker, it does not kill it
+        store.bound_transactions(max(self.lease, 1.0))  # see Store.bound_transactions
         executor = Executor(self.concurrency)
         listener = self._start_listener()
         try:
@@ -182,7 +183,7 @@ class Worker:
 
             boot_id, pid_ns = PID_SPACE
 
-            def register(tx: SqlTx) -> tuple[WorkerRow | None, list[str]]:
+            def register(tx: Tx) -> tuple[WorkerRow | None, list[str]]:
                 before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
                                             boot_id, pid_ns, self.lease)
                 return before, self._claims.register(tx)
@@ -228,10 +229,10 @@ class Worker:
         outcomes = [Outcome(e.step.id, e.step.run_id, e.step.lease_token, error=error,
                             kind="lost", expired=True) for e in entries]
 
-        def expire(tx: SqlTx) -> int:
+        def expire(tx: Tx) -> int:
             return tx.expire_leases(self.id, tokens)
 
-        def lost(tx: SqlTx) -> None:
+        def lost(tx: Tx) -> None:
             expire(tx)
             self.advancer.record(tx, outcomes)
 
@@ -372,7 +373,7 @@ class Worker:
         tries = 0
         report = ClaimReport()
 
-        def work(tx: SqlTx) -> tuple[list[bool], list[ClaimedStep], float]:
+        def work(tx: Tx) -> tuple[list[bool], list[ClaimedStep], float]:
             nonlocal tries, report
             tries += 1
             report = ClaimReport()
@@ -393,6 +394,8 @@ class Worker:
             next_due = math.inf
             if not claimed and free > 0:
                 next_due = self._claims.next_due(tx, report)
+            if claimed and any(accepted):
+                store.stall_for_tests()
             return accepted, claimed, next_due
 
         accepted, claimed, next_due = store.transact(work)
@@ -435,7 +438,7 @@ class Worker:
                 beats.append((entry.step.id, entry.step.lease_token, details))
                 entry.beating = True
 
-        def work(tx: SqlTx) -> set[tuple[int, str]]:
+        def work(tx: Tx) -> set[tuple[int, str]]:
             tx.worker_alive(self.id)
             for step_id, token, details in beats:
                 tx.beat(step_id, token, details)

@@ -1,25 +1,37 @@
 """The store: one connection, transactions that retry what is safe to retry, migrations.
 
 A `Store` is used by one thread at a time (each worker loop, each API caller has its own).
-`transact(fn)` runs `fn(tx)` in one transaction; when the database says "busy",
-"locked", "deadlock" or drops the connection, the whole function runs again from the
-start, so `fn` must touch nothing but `tx`. No outcome is reported recorded until its
-commit returned.
+`transact(fn)` runs `fn(tx)` in one transaction. A database error is one of two kinds,
+and each dialect's `_is_transient` tells them apart:
+
+- transient (busy, locked, a deadlock, a lock or idle timeout, a dropped connection, a
+  full disk): the whole function runs again from the start, so `fn` must touch nothing
+  but `tx`; after `patience` seconds it is raised as "database unavailable" (a worker's
+  patience is infinite: it pauses through an outage);
+- permanent (a value the database cannot store, a size limit, a constraint, a syntax
+  error): trying again gives the same answer, so it is raised at once as a one-line
+  `DatabaseRefused`.
+
+Errors that are not the database's (user code, `WaypostError`s raised inside `fn`) pass
+through untouched. No outcome is reported recorded until its commit returned.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import DatabaseRefused, SchemaVersionError, StoreError
+from .protocol import Tx
 from .sql import SqlTx
 
 T = TypeVar("T")
+STALL_ENV = "WAYPOST_TEST_STALL_IN_COMMIT"
 log = logging.getLogger("waypost.store")
 
 
@@ -31,6 +43,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._stall_marker = os.environ.get(STALL_ENV)
 
     # -- dialect hooks ------------------------------------------------------------------
     def _begin(self, write: bool) -> None:
@@ -42,7 +55,12 @@ class Store:
     def _rollback(self) -> None:
         raise NotImplementedError
 
+    #: The driver's own exception classes: anything else raised in a transaction is not
+    #: the database's and passes through as it is.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
     def _is_transient(self, exc: BaseException) -> bool:
+        """Whether trying the same transaction again later can succeed."""
         raise NotImplementedError
 
     def _reconnect(self) -> None:
@@ -63,8 +81,45 @@ class Store:
         time.sleep(timeout)
         return False
 
+    def bound_transactions(self, seconds: float) -> None:
+        """A transaction of this store that sits idle for `seconds` is ended by the
+        database, and one waiting that long for another's lock gives up and retries.
+
+        A worker passes its lease. Without a bound, a worker paused inside a transaction
+        (SIGSTOP, a VM freeze, a debugger) keeps its locks for as long as it is paused, and
+        every worker that needs one of them waits that long. Past the lease nothing the
+        paused transaction holds is worth keeping: its leases ran out, so its outcomes
+        would be refused anyway.
+
+        SQLite cannot do this, and this base version does nothing: its write lock is a
+        lock on the file held by the paused process itself, and no other process may
+        break it (nor could it tell a paused writer from a slow one). What can be bounded
+        there is how long a worker holds the lock while it runs: write transactions begin
+        IMMEDIATE, run no user code and never wait inside, so they last milliseconds, and
+        readers (`show`, `runs`) are never blocked (WAL). A writer paused mid-transaction
+        still stops all other writers until it resumes or dies: they retry ("database is
+        locked" is transient) and carry on the moment its lock is gone.
+        """
+
+    def stall_for_tests(self) -> None:
+        """Test-only: with WAYPOST_TEST_STALL_IN_COMMIT=<path> set, the first call creates
+        <path> and sleeps, so a test can SIGSTOP a worker inside its outcome-and-claim
+        transaction. Nothing happens otherwise."""
+        if self._stall_marker is None or os.path.exists(self._stall_marker):
+            return
+        with open(self._stall_marker, "w") as marker:
+            marker.write(str(os.getpid()))
+        time.sleep(2.0)
+
     # -- transactions -------------------------------------------------------------------
-    def transact(self, fn: Callable[[SqlTx], T], *, write: bool = True) -> T:
+    def transact(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        return self._transact(fn, write)
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        return self._transact(fn, False)
+
+    def _transact(self, fn: Callable[[SqlTx], T], write: bool) -> T:
+        """`transact` with the SQL underneath the verbs in reach (for migrations)."""
         deadline = time.monotonic() + self.patience
         delay = 0.005
         while True:
@@ -78,17 +133,17 @@ class Store:
                     self._rollback()
                     raise
             except Exception as exc:
-                if not self._is_transient(exc) or time.monotonic() > deadline:
-                    if self._is_transient(exc):
-                        raise StoreError(f"database unavailable: {exc}") from exc
+                if not self._is_transient(exc):
+                    if isinstance(exc, self.driver_errors):
+                        raise DatabaseRefused(f"the database refused the transaction (not "
+                                              f"retried): {one_line(exc)}") from exc
                     raise
+                if time.monotonic() > deadline:
+                    raise StoreError(f"database unavailable: {one_line(exc)}") from exc
                 log.debug("transient store error, retrying: %s", exc)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
                 self._reconnect()
-
-    def read(self, fn: Callable[[SqlTx], T]) -> T:
-        return self.transact(fn, write=False)
 
     # -- migrations ---------------------------------------------------------------------
     def migrations(self) -> list[tuple[int, str]]:
@@ -120,7 +175,13 @@ class Store:
                     tx.execute("INSERT INTO waypost_schema (version) VALUES (?)", (version,))
             return latest
 
-        return self.transact(apply)
+        return self._transact(apply, True)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of a driver's message (PostgreSQL adds DETAIL and HINT lines)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _statements(script: str) -> list[str]:

@@ -18,6 +18,11 @@ from .base import Store
 from .records import ClaimedStep, HeldStep
 from .sql import SqlTx
 
+# Connection failures (08), serialization failures and deadlocks, insufficient resources
+# (53: disk full, out of memory, too many connections), a lock or idle-in-transaction
+# timeout, a cancelled statement, a server shutting down or starting, system I/O (58).
+_TRANSIENT_STATES = ("08", "40001", "40P01", "53", "55P03", "57014", "57P01", "57P02",
+                     "57P03", "25P03", "58")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -87,6 +92,7 @@ class PostgresStore(Store):
         self.channel = channel
         self._connection: psycopg.Connection[Any] | None = None
         self._listener: psycopg.Connection[Any] | None = None
+        self._bound: float | None = None
         self._connect()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -109,6 +115,22 @@ class PostgresStore(Store):
 
     def _connect(self) -> None:
         self._connection = self._open()
+        if self._bound is not None:
+            self._apply_bound(self._connection)
+
+    def bound_transactions(self, seconds: float) -> None:
+        """The server ends a session idle in a transaction for `seconds` (its locks go with
+        it; when the paused worker resumes, its commit fails, the transaction is retried
+        on a new connection and its stale outcomes are refused by the lease fence), and a
+        lock wait longer than `seconds` is cancelled (transient: retried)."""
+        self._bound = seconds
+        if self._connection is not None and not self._connection.closed:
+            self._apply_bound(self._connection)
+
+    def _apply_bound(self, conn: psycopg.Connection[Any]) -> None:
+        ms = max(1, int(self._bound * 1000)) if self._bound else 0
+        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
+        conn.execute(f"SET lock_timeout = {ms}")
 
     def _conn(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -133,10 +155,20 @@ class PostgresStore(Store):
             except psycopg.Error:
                 conn.close()
 
+    driver_errors = (psycopg.Error,)
+
     def _is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure |
-                          psycopg.OperationalError | pg_errors.AdminShutdown) or (
-            isinstance(exc, StoreError) and "cannot connect" in str(exc))
+        # By SQLSTATE, not by psycopg's class: its OperationalError also covers size limits
+        # (class 54), which no retry can fix.
+        if isinstance(exc, StoreError):
+            return "cannot connect" in str(exc)
+        if not isinstance(exc, psycopg.Error):
+            return False
+        if exc.sqlstate is None:  # raised by psycopg itself: the connection went away
+            conn = self._connection
+            return isinstance(exc, psycopg.OperationalError) or (
+                isinstance(exc, psycopg.InterfaceError) and (conn is None or conn.closed))
+        return exc.sqlstate.startswith(_TRANSIENT_STATES)
 
     def _reconnect(self) -> None:
         conn = self._connection

@@ -11,6 +11,9 @@ from ..errors import StoreError
 from .base import Store
 from .sql import SqlTx
 
+# Primary result codes (the low byte of an extended one): SQLITE_BUSY, SQLITE_LOCKED,
+# SQLITE_FULL.
+_TRANSIENT_CODES = frozenset({5, 6, 13})
 _SYNC = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 
 
@@ -54,6 +57,8 @@ class SqliteStore(Store):
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Off by default in SQLite; on, the schema's references hold as on PostgreSQL.
+            conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         self._connection = conn
@@ -73,10 +78,20 @@ class SqliteStore(Store):
         if conn.in_transaction:
             conn.execute("ROLLBACK")
 
+    driver_errors = (sqlite3.Error,)
+
     def _is_transient(self, exc: BaseException) -> bool:
-        # "database is locked" / "busy" never reach a task as a failure: retry instead.
-        text = str(exc).lower()
-        return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+        # Busy and locked pass once the other writer commits; a full disk once someone frees
+        # space (an outage like any other: workers pause, commands give up after their
+        # patience). Everything else SQLite says would be said again.
+        if not isinstance(exc, sqlite3.Error):
+            return False
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _TRANSIENT_CODES
+        text = str(exc).lower()  # raised by Python, or by a fault injected in a test
+        return isinstance(exc, sqlite3.OperationalError) and any(
+            word in text for word in ("locked", "busy", "disk is full"))
 
     def _reconnect(self) -> None:
         """SQLite connections do not drop; a busy database only needs another try."""

@@ -1,0 +1,56 @@
+"""Rows made with the store's own verbs, so the contract tests need nothing but a store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from waypost.store import Store, open_store
+from waypost.store.protocol import Tx
+from waypost.store.records import ClaimedStep, NewStep, StepRow
+
+TASK = "mod:t"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def step(name: str, status: str = "ready", waiting_on: int = 0, **kw: Any) -> NewStep:
+    return NewStep(name, kw.pop("node", name), kw.pop("task", TASK), kw.pop("kind", "task"),
+                   status, waiting_on, kw.pop("max_attempts", 3), kw.pop("timeout", None),
+                   input=kw.pop("input", '{"x": 1}'), input_checksum="c", **kw)
+
+
+def new_run(store: Store, *steps: NewStep, key: str | None = None,
+            flow: str = "mod:flow") -> str:
+    """A pending run with `steps` (default: ready `a`, `b` pending on one)."""
+    run_id = uuid.uuid4().hex
+    made = list(steps) or [step("a"), step("b", status="pending", waiting_on=1)]
+
+    def work(tx: Tx) -> None:
+        tx.put_definition("fp", "flow", "dag", "{}")
+        assert tx.insert_run(run_id, flow, "fp", key, '{"x": 1}', "sum", len(made))
+        tx.insert_steps(run_id, made, [f"{run_id}/{s.name}" for s in made])
+
+    store.transact(work)
+    return run_id
+
+
+def steps(store: Store, run_id: str) -> dict[str, StepRow]:
+    return {s["name"]: s for s in store.read(lambda tx: tx.steps_of(run_id))}
+
+
+def step_id(store: Store, run_id: str, name: str) -> int:
+    return int(steps(store, run_id)[name]["id"])
+
+
+def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.0,
+          limit: int = 10, tasks: tuple[str, ...] = (TASK,)) -> list[ClaimedStep]:
+    return store.transact(lambda tx: tx.claim(owner, token, limit, lease, tasks))

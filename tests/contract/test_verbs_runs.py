@@ -1,0 +1,159 @@
+"""Contract: definitions and runs (store/sql/runs.py), on both stores."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from waypost.store import Store
+
+from .helpers import claim, new_run, step, step_id, steps, store
+
+__all__ = ["store"]
+
+
+def test_now_is_the_database_clock_and_notify_is_delivered_on_commit(
+        db_url: str, store: Store) -> None:
+    from waypost.store import open_store
+
+    a, b = store.read(lambda tx: tx.now()), store.read(lambda tx: tx.now())
+    assert 0 < a <= b
+    listener = open_store(db_url)
+    try:
+        listener.wait_for_wakeup(0.01)  # subscribes (PostgreSQL)
+        store.transact(lambda tx: tx.notify())
+        woke = listener.wait_for_wakeup(2.0)
+        assert woke is (store.dialect == "postgres")  # SQLite's workers poll
+    finally:
+        listener.close()
+
+
+def test_a_definition_is_stored_once_under_its_fingerprint(store: Store) -> None:
+    store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 1}'))
+    store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 2}'))
+    assert store.read(lambda tx: tx.definition("f1")) == '{"v": 1}'
+    assert store.read(lambda tx: tx.definition("nope")) is None
+
+
+def test_insert_run_is_fenced_by_its_id_and_key(store: Store) -> None:
+    run_id = new_run(store, key="k1")
+    assert store.transact(lambda tx: tx.insert_run(run_id, "f", "fp", None, "{}", "c", 0)) \
+        is False
+    assert store.transact(lambda tx: tx.insert_run("other", "f", "fp", "k1", "{}", "c", 0)) \
+        is False
+    assert store.read(lambda tx: tx.run_by_key("k1")) == (run_id, "mod:flow", "sum")
+    assert store.read(lambda tx: tx.run_head(run_id)) == ("fp", '{"x": 1}')
+    assert store.read(lambda tx: tx.run_head("nope")) is None
+    assert store.read(lambda tx: tx.get_run("nope")) is None
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert run is not None and (run["status"], run["open_steps"]) == ("pending", 2)
+
+
+def test_add_open_returns_the_new_count(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.transact(lambda tx: tx.add_open(run_id, 3)) == 5
+    assert store.transact(lambda tx: tx.add_open(run_id, -5)) == 0
+
+
+def test_finish_run_never_overwrites_an_ended_run(store: Store) -> None:
+    run_id = new_run(store)
+    store.transact(lambda tx: tx.finish_run(run_id, "succeeded", "1", None))
+    store.transact(lambda tx: tx.finish_run(run_id, "failed", None, "late"))
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert run is not None and (run["status"], run["output"], run["error"]) == (
+        "succeeded", "1", None)
+    assert run["started_at"] is not None and run["finished_at"] is not None
+
+
+def test_mark_runs_running_only_moves_pending_runs(store: Store) -> None:
+    a, b = new_run(store), new_run(store)
+    store.transact(lambda tx: tx.end_run(b, "cancelled", "x"))
+    store.transact(lambda tx: tx.mark_runs_running([a, b]))
+    assert [store.read(lambda tx, r=r: tx.get_run(r))["status"] for r in (a, b)] == [
+        "running", "cancelled"]
+
+
+def test_end_run_acts_once(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.transact(lambda tx: tx.end_run(run_id, "cancelled", "by op")) is True
+    assert store.transact(lambda tx: tx.end_run(run_id, "failed", "again")) is False
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert (run["status"], run["error"], run["open_steps"]) == ("cancelled", "by op", 0)
+
+
+def test_reopen_run_clears_the_end_and_the_deadline(store: Store) -> None:
+    run_id = new_run(store)
+    store.transact(lambda tx: tx.set_deadline(run_id, -1.0))
+    store.transact(lambda tx: tx.end_run(run_id, "failed", "boom"))
+    store.transact(lambda tx: tx.reopen_run(run_id, 1))
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert (run["status"], run["error"], run["finished_at"], run["open_steps"]) == (
+        "running", None, None, 1)
+    assert store.read(lambda tx: tx.overdue_runs(10)) == []
+
+
+def test_overdue_runs_are_open_runs_past_their_deadline(store: Store) -> None:
+    late, later, ended, none = (new_run(store) for _ in range(4))
+    store.transact(lambda tx: tx.set_deadline(late, -20.0))
+    store.transact(lambda tx: tx.set_deadline(later, -10.0))
+    store.transact(lambda tx: tx.set_deadline(ended, -30.0))
+    store.transact(lambda tx: tx.end_run(ended, "failed", "x"))
+    store.transact(lambda tx: tx.set_deadline(none, 3600.0))
+    assert store.read(lambda tx: tx.overdue_runs(10)) == [late, later]
+    assert store.read(lambda tx: tx.overdue_runs(1)) == [late]
+
+
+def test_cancel_steps_ends_what_is_unfinished_and_fences_running_attempts(
+        store: Store) -> None:
+    run_id = new_run(store, step("a"), step("b"), step("c", status="pending", waiting_on=1))
+    held = {c.name: c for c in claim(store, limit=1)}
+    done = step_id(store, run_id, "b")
+    store.transact(lambda tx: tx.claim("w2", "t2", 1, 30.0, ["mod:t"]))
+    store.transact(lambda tx: tx.succeed(done, "t2", "2"))
+    assert store.transact(lambda tx: tx.cancel_steps(run_id, "stop")) == 2
+    rows = steps(store, run_id)
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "a": "cancelled", "b": "succeeded", "c": "cancelled"}
+    history = store.read(lambda tx: tx.attempts_of(run_id))
+    assert [(h["outcome"], h["worker"]) for h in history] == [("cancelled", "w1")]
+    a = held["a"]
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+
+
+def test_run_ids_like_matches_a_prefix_up_to_two(store: Store) -> None:
+    ids = sorted(new_run(store) for _ in range(3))
+    assert store.read(lambda tx: tx.run_ids_like(ids[0])) == [ids[0]]
+    assert len(store.read(lambda tx: tx.run_ids_like(""))) == 2
+    assert store.read(lambda tx: tx.run_ids_like("zz")) == []
+
+
+def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
+    a = new_run(store, flow="shop:order")
+    time.sleep(0.01)  # newest first, and SQLite's clock counts milliseconds
+    b = new_run(store, flow="shop:refund")
+    store.transact(lambda tx: tx.end_run(b, "cancelled", "x"))
+    assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, None, 10))] == [b, a]
+    assert [r["id"] for r in store.read(lambda tx: tx.list_runs("pending", None, 10))] == [a]
+    assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, "order", 10))] == [a]
+    assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, "shop:refund",
+                                                                 10))] == [b]
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 1))) == 1
+
+
+def test_step_counts_per_run(store: Store) -> None:
+    a, b = new_run(store), new_run(store)
+    got = claim(store, limit=1)[0]
+    store.transact(lambda tx: tx.succeed(got.id, "t1", "1"))
+    counts = store.read(lambda tx: tx.step_counts([a, b, "nope"]))
+    assert counts == {a: (1, 2, 0), b: (0, 2, 0)}
+    assert store.read(lambda tx: tx.step_counts([])) == {}
+
+
+@pytest.mark.parametrize("names", [[], ["a"]])
+def test_outputs_of_named_steps(store: Store, names: list[str]) -> None:
+    run_id = new_run(store)
+    got = claim(store, limit=1)[0]
+    store.transact(lambda tx: tx.succeed(got.id, "t1", '"out"'))
+    assert store.read(lambda tx: tx.outputs(run_id, names)) == (
+        {"a": '"out"'} if names else {})

@@ -1,0 +1,86 @@
+"""Contract: a run's steps and the DAG's bookkeeping (store/sql/steps.py)."""
+
+from __future__ import annotations
+
+import time
+
+from waypost.store import Store
+
+from .helpers import claim, new_run, step, step_id, steps, store
+
+__all__ = ["store"]
+
+
+def test_release_frees_pending_steps_at_zero_in_the_order_named(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("x", status="pending", waiting_on=2),
+                     step("y", status="pending", waiting_on=1),
+                     step("z", status="pending", waiting_on=1))
+    store.transact(lambda tx: tx.block(run_id, ["z"]))
+    assert store.transact(lambda tx: tx.release(run_id, ["y", "x", "z"])) == ["y"]
+    assert store.transact(lambda tx: tx.release(run_id, ["x"])) == ["x"]
+    assert steps(store, run_id)["z"]["waiting_on"] == 1, "fenced by pending"
+
+
+def test_make_ready_gives_the_input_and_start_map_counts_its_items(store: Store) -> None:
+    run_id = new_run(store, step("a", status="pending", waiting_on=1, input=None),
+                     step("m", status="pending", waiting_on=1, kind="map"),
+                     step("m[0]", node="m", kind="item", map_index=0),
+                     step("m[1]", node="m", kind="item", map_index=1))
+    store.transact(lambda tx: tx.make_ready(run_id, "a", '{"x": 2}', "c2"))
+    store.transact(lambda tx: tx.start_map(run_id, "m", 2))
+    rows = steps(store, run_id)
+    assert (rows["a"]["status"], rows["a"]["input"], rows["a"]["input_checksum"]) == (
+        "ready", '{"x": 2}', "c2")
+    assert (rows["m"]["status"], rows["m"]["waiting_on"], rows["m"]["attempts"]) == (
+        "running", 2, 1)
+    assert store.transact(lambda tx: tx.item_done(run_id, "m")) == 1
+    i0 = step_id(store, run_id, "m[0]")
+    store.transact(lambda tx: tx.end_wait(i0, "ready", "succeeded", "7", None))
+    assert store.transact(lambda tx: tx.item_done(run_id, "m", 1)) == 0
+    assert store.read(lambda tx: tx.map_items(run_id, "m")) == [
+        ("succeeded", "7", None), ("ready", None, None)]
+    store.transact(lambda tx: tx.end_node(run_id, "m", "succeeded", "[7]", None))
+    rows = steps(store, run_id)
+    assert (rows["m"]["status"], rows["m"]["output"]) == ("succeeded", "[7]")
+    assert rows["m"]["finished_at"] is not None
+
+
+def test_block_ends_only_pending_steps(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("b", status="pending", waiting_on=1),
+                     step("c", status="pending", waiting_on=1))
+    assert store.transact(lambda tx: tx.block(run_id, ["a", "b", "c"])) == 2
+    assert store.transact(lambda tx: tx.block(run_id, [])) == 0
+    assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
+        "a": "ready", "b": "upstream_failed", "c": "upstream_failed"}
+
+
+def test_first_failure_skips_undo_steps(store: Store) -> None:
+    run_id = new_run(store, step("u", kind="undo"), step("a"), step("b"))
+    ids = {n: r["id"] for n, r in steps(store, run_id).items()}
+    assert store.read(lambda tx: tx.first_failure(run_id)) is None
+    for name in ("u", "b", "a"):
+        store.transact(lambda tx, n=name: tx.fail(ids[n], f"{n} broke"))
+        time.sleep(0.01)  # SQLite's clock counts milliseconds
+    assert store.read(lambda tx: tx.first_failure(run_id)) == ("b", "b broke")
+
+
+def test_steps_of_and_attempts_of_a_run(store: Store) -> None:
+    run_id = new_run(store, step("a", heartbeat=5.0), step("b"))
+    other = new_run(store, step("a"))
+    a, *_ = claim(store, limit=1)
+    store.transact(lambda tx: tx.end_attempt(a.id, "t1", "failed", "e", False))
+    rows = store.read(lambda tx: tx.steps_of(run_id))
+    assert [r["name"] for r in rows] == ["a", "b"]
+    assert rows[0]["heartbeat"] == 5.0 and rows[0]["suspicious"] is False
+    assert [h["step_id"] for h in store.read(lambda tx: tx.attempts_of(run_id))] == [a.id]
+    assert store.read(lambda tx: tx.attempts_of(other)) == []
+
+
+def test_reset_step_clears_the_end(store: Store) -> None:
+    run_id = new_run(store, step("a"))
+    (a,) = claim(store)
+    store.transact(lambda tx: tx.succeed(a.id, "t1", "1"))
+    store.transact(lambda tx: tx.reset_step(a.id, "ready", 0, 5))
+    row = steps(store, run_id)["a"]
+    assert (row["status"], row["output"], row["finished_at"], row["max_attempts"]) == (
+        "ready", None, None, 5)
