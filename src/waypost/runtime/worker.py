@@ -299,7 +299,7 @@ class Worker:
                 free = 0  # a step in quarantine runs alone (store.sql.claims)
             if outcomes or (free > 0 and now >= claim_at):
                 batch, outcomes = outcomes, []
-                claimed, next_due = self._commit(store, batch, free)
+                claimed, next_due = self._record(store, batch, free)
                 for step in claimed:
                     held[(step.id, step.lease_token)] = self._submit(executor, step)
                 if claimed:  # a task that promised heartbeats needs them passed on soon
@@ -315,7 +315,7 @@ class Worker:
             outcomes += self._expire_local(held, now)
             if stopping and (not held or now >= stop_deadline):
                 if outcomes:  # timeouts just reported: record them, do not give them back
-                    self._commit(store, outcomes, 0)
+                    self._record(store, outcomes, 0)
                 self._release(store, held)
                 return
             wait = min(claim_at if free > 0 and not stopping else math.inf, heartbeat_at, sweep_at,
@@ -366,6 +366,39 @@ class Worker:
 
         future.add_done_callback(done)
         return entry
+
+    def _record(self, store: Store, outcomes: list[Outcome],
+                free: int) -> tuple[list[ClaimedStep], float]:
+        """`_commit`, with user data kept from killing the worker. An outage never raises
+        here (the store retries it for as long as it lasts); what does is a transaction
+        the database refuses for good (a value it cannot store) or a defect in recording
+        an outcome. Such a batch is recorded again one outcome at a time, so the others
+        commit, and an outcome refused alone becomes its attempt's failure (Fatal: the same
+        value would be refused again), named in its step's history and dead letter."""
+        try:
+            return self._commit(store, outcomes, free)
+        except Exception as exc:
+            if not outcomes:
+                raise
+            log.exception("recording %d outcomes failed; recording them one by one",
+                          len(outcomes))
+            first = exc
+        if len(outcomes) > 1:
+            for outcome in outcomes:
+                self._record(store, [outcome], 0)
+            return self._commit(store, [], free)
+        [o] = outcomes
+        why = (str(first).splitlines() or [""])[0]
+        refused = Outcome(o.step_id, o.run_id, o.token, fatal=True, error={
+            "type": "OutcomeRefused", "traceback": None,
+            "message": f"this attempt's outcome could not be recorded: "
+                       f"{type(first).__name__}: {why}"})
+        try:
+            self._commit(store, [refused], 0)
+        except Exception:  # its lease runs out; the sweeper records it as lost
+            log.exception("step %s of run %s: not even its failure could be recorded",
+                          o.step_id, o.run_id)
+        return self._commit(store, [], free)
 
     def _commit(self, store: Store, outcomes: list[Outcome],
                 free: int) -> tuple[list[ClaimedStep], float]:
