@@ -36,11 +36,8 @@ def ack_chain(x: int) -> int:
     return x
 
 
-@pytest.fixture
-def lossy_commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    """Every third COMMIT is applied, then reported as a dropped connection."""
-    lost: Counter[str] = Counter()
-    calls = itertools.count(1)
+def lose_acks(monkeypatch: pytest.MonkeyPatch, lose: Any) -> None:
+    """After each COMMIT is applied, report it as a dropped connection when `lose()`."""
     errors: dict[type[Any], Exception] = {
         SqliteStore: sqlite3.OperationalError("database is locked (injected after COMMIT)"),
         PostgresStore: psycopg.OperationalError("connection lost (injected after COMMIT)"),
@@ -50,11 +47,25 @@ def lossy_commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
 
         def commit(self: Any, original: Any = original, error: Exception = error) -> None:
             original(self)
-            if next(calls) % 3 == 0:
-                lost["commits"] += 1
+            if lose():
                 raise error
 
         monkeypatch.setattr(cls, "_commit", commit)
+
+
+@pytest.fixture
+def lossy_commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Every third COMMIT is applied, then reported as a dropped connection."""
+    lost: Counter[str] = Counter()
+    calls = itertools.count(1)
+
+    def lose() -> bool:
+        if next(calls) % 3:
+            return False
+        lost["commits"] += 1
+        return True
+
+    lose_acks(monkeypatch, lose)
     yield lost
 
 
@@ -87,21 +98,15 @@ class _LoseNext:
 @pytest.fixture
 def lose_next_ack(monkeypatch: pytest.MonkeyPatch) -> Iterator[_LoseNext]:
     switch = _LoseNext()
-    errors: dict[type[Any], Exception] = {
-        SqliteStore: sqlite3.OperationalError("database is locked (injected after COMMIT)"),
-        PostgresStore: psycopg.OperationalError("connection lost (injected after COMMIT)"),
-    }
-    for cls, error in errors.items():
-        original = cls._commit
 
-        def commit(self: Any, original: Any = original, error: Exception = error) -> None:
-            original(self)
-            if switch.armed:
-                switch.armed = False
-                switch.lost += 1
-                raise error
+    def lose() -> bool:
+        if not switch.armed:
+            return False
+        switch.armed = False
+        switch.lost += 1
+        return True
 
-        monkeypatch.setattr(cls, "_commit", commit)
+    lose_acks(monkeypatch, lose)
     yield switch
 
 
