@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,17 +94,17 @@ def test_migrations_give_the_expected_schema(store: Store) -> None:
     assert got == expected, "the migrations' schema differs from " + str(expected_file)
 
 
-# Words of SQL itself and the aliases the verbs use: anything else in a verb's SQL must be
-# a table or a column.
+# Words of SQL itself: anything else in a verb's SQL must be a table, a column, an alias
+# the verbs' SQL declares, a function the database has, or a dialect placeholder.
 _WORDS = """
 select from where and or not in is null insert into values update set delete returning on
 conflict do nothing excluded case when then else end exists as order by desc asc limit
-offset group count sum min max abs coalesce join left distinct union all any
+offset group count sum min max abs coalesce join left distinct union all any cast
 create table index if primary key unique references integer real text
 begin commit rollback lock for skip locked share row exclusive mode
-a s g l m lowest now lock skip_locked
 """
 SQL_WORDS = set(_WORDS.split())
+_NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 
 
 def verb_sql() -> list[str]:
@@ -124,18 +124,77 @@ def verb_sql() -> list[str]:
     return found
 
 
-def test_every_identifier_the_verbs_name_exists(store: Store) -> None:
-    schema = describe(store)
-    names = {line.split()[1] for line in schema if line.startswith("table ")}
-    names |= {line.split()[1].split(".")[1] for line in schema if line.startswith("column ")}
+def aliases(texts: list[str], tables: set[str]) -> set[str]:
+    """Names the SQL declares for a table or a subquery: `FROM runs r`, `JOIN steps s`,
+    `(SELECT ...) m`, `... AS lowest`. Declared in one string, usable in another (a
+    fragment such as `_HOLDS` declares the aliases the verbs embedding it use)."""
+    declared = set()
+    for text in texts:
+        bare = re.sub(r"'[^']*'", "", text)
+        for table, alias in re.findall(rf"\b(?:FROM|JOIN)\s+({_NAME})\s+(?:AS\s+)?({_NAME})",
+                                       bare):
+            if table in tables:
+                declared.add(alias)
+        declared |= set(re.findall(rf"\)\s+(?:AS\s+)?({_NAME})", bare))
+        declared |= set(re.findall(rf"\bAS\s+({_NAME})", bare))
+    return {a for a in declared if not a.isupper() and a.lower() not in SQL_WORDS}
+
+
+def unknown_names(texts: list[str], tables: set[str], columns: set[str],
+                  functions: set[str], rewrite: Callable[[str], str]) -> dict[str, str]:
+    """Each identifier in `texts` that is none of the known kinds, with a text naming it;
+    `rewrite` is the dialect's `sql()`: a `{placeholder}` is one it replaces."""
+    known = tables | columns | aliases(texts, tables)
     unknown: dict[str, str] = {}
-    for text in verb_sql():
+    for text in texts:
         bare = re.sub(r"'[^']*'", "", text)  # string literals are values, not names
-        for word in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", bare):
-            if word.lower() in SQL_WORDS or word.isupper() or word in names:
+        for name in re.findall(r"\{(\w+)\}", bare):
+            if rewrite("{" + name + "}") == "{" + name + "}":
+                unknown.setdefault("{" + name + "}", text)
+        bare = re.sub(r"\{\w+\}", " ", bare)
+        for match in re.finditer(_NAME, bare):
+            word = match.group()
+            if word.lower() in SQL_WORDS or word.isupper() or word in known:
                 continue
+            if bare[match.end():].lstrip().startswith("(") and word.lower() in functions:
+                continue  # a call of a function the database has
             unknown.setdefault(word, text)
+    return unknown
+
+
+def schema_names(store: Store) -> tuple[set[str], set[str], set[str], Callable[[str], str]]:
+    """(tables, columns, functions, the dialect's placeholder rewriting) of `store`."""
+    schema = describe(store)
+    tables = {line.split()[1] for line in schema if line.startswith("table ")}
+    columns = {line.split()[1].split(".")[1] for line in schema if line.startswith("column ")}
+    query = ("SELECT name FROM pragma_function_list" if store.dialect == "sqlite"
+             else "SELECT proname FROM pg_proc")
+    functions = {str(r[0]).lower() for r in store.read(
+        lambda tx: tx.execute(query).fetchall())}  # type: ignore[attr-defined]
+    return tables, columns, functions, store.tx_class(None).sql
+
+
+def test_every_identifier_the_verbs_name_exists(store: Store) -> None:
+    unknown = unknown_names(verb_sql(), *schema_names(store))
     assert not unknown, f"names in the verbs' SQL that no migration creates: {unknown}"
+
+
+def test_the_identifier_check_catches_a_misspelling(store: Store) -> None:
+    """What the test above must refuse: a column, a table, a function, an alias, a
+    placeholder that does not exist (each next to a correct use of the same kind)."""
+    names = schema_names(store)
+    wrong = [
+        "SELECT lease_tokn FROM steps WHERE lease_token = ?",
+        "SELECT id FROM stepz WHERE id = ?",
+        "SELECT substr(id, 1, 2), substrr(id, 1, 2) FROM runs",
+        "SELECT r.id, q.id FROM runs r WHERE id = ?",
+        "UPDATE steps SET lease_token = {random}, ready_at = {rnadom} WHERE id = ?",
+        "SELECT id FROM runs WHERE status = 'not_a_name' AND finished_at IS NULL",
+    ]
+    assert set(unknown_names(wrong, *names)) == {
+        "lease_tokn", "stepz", "substrr", "q", "{rnadom}"}
+    assert unknown_names([*verb_sql(), "SELECT lease_tokn FROM steps"], *names) == {
+        "lease_tokn": "SELECT lease_tokn FROM steps"}
 
 
 def test_both_dialects_have_the_same_tables_columns_and_references() -> None:

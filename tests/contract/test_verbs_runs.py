@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from waypost.store import Store
+from waypost.errors import DatabaseRefused, StoreError
+from waypost.store import Store, open_store
+from waypost.store.protocol import Tx
 
 from .helpers import claim, new_run, step, step_id, steps, store
 
@@ -15,8 +17,6 @@ __all__ = ["store"]
 
 def test_now_is_the_database_clock_and_notify_is_delivered_on_commit(
         db_url: str, store: Store) -> None:
-    from waypost.store import open_store
-
     a, b = store.read(lambda tx: tx.now()), store.read(lambda tx: tx.now())
     assert 0 < a <= b
     listener = open_store(db_url)
@@ -32,8 +32,57 @@ def test_now_is_the_database_clock_and_notify_is_delivered_on_commit(
 def test_a_definition_is_stored_once_under_its_fingerprint(store: Store) -> None:
     store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 1}'))
     store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 2}'))
-    assert store.read(lambda tx: tx.definition("f1")) == '{"v": 1}'
+    store.transact(lambda tx: tx.put_definition("f2", "flow", "saga", '{"v": 3}'))
+    assert store.read(lambda tx: tx.definition("f1")) == ("dag", '{"v": 1}')
+    assert store.read(lambda tx: tx.definition("f2")) == ("saga", '{"v": 3}')
     assert store.read(lambda tx: tx.definition("nope")) is None
+
+
+def test_a_request_records_its_result_once_and_is_pruned_when_old(store: Store) -> None:
+    assert store.read(lambda tx: tx.request_result("r1")) is None
+    store.transact(lambda tx: tx.record_request("r1", '{"ok": 1}'))
+    assert store.read(lambda tx: tx.request_result("r1")) == '{"ok": 1}'
+    assert store.read(lambda tx: tx.request_result("r2")) is None
+    with pytest.raises(DatabaseRefused):
+        store.transact(lambda tx: tx.record_request("r1", '{"ok": 2}'))
+    assert store.read(lambda tx: tx.request_result("r1")) == '{"ok": 1}', "the first kept"
+
+    def retried(tx: Tx) -> str | None:  # a retry after a lost acknowledgement asks first
+        tx.record_request("r2", '"two"')
+        return tx.request_result("r2")
+
+    assert store.transact(retried) == '"two"'
+    time.sleep(0.05)  # SQLite's clock counts milliseconds
+    store.transact(lambda tx: tx.record_request("r3", '"new"'))
+    assert store.transact(lambda tx: tx.prune_requests(3600.0)) == 0
+    assert store.transact(lambda tx: tx.prune_requests(0.03)) == 2
+    assert [store.read(lambda tx, r=r: tx.request_result(r)) for r in ("r1", "r2", "r3")] == [
+        None, None, '"new"']
+
+
+def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
+        db_url: str, store: Store) -> None:
+    run_id = new_run(store)
+    assert store.transact(lambda tx: tx.lock_run("nope")) is None
+    got = store.transact(lambda tx: tx.lock_run(run_id))
+    assert got == store.read(lambda tx: tx.get_run(run_id))
+    assert got is not None and (got["id"], got["status"]) == (run_id, "pending")
+    if store.dialect != "postgres":
+        return  # SQLite: every write transaction is serial already
+    other = open_store(db_url)
+    other.bound_transactions(0.2)  # a lock wait past 0.2 s is cancelled (and retried)
+    other.patience = 0.5
+    try:
+        def held(tx: Tx) -> None:
+            assert tx.lock_run(run_id) is not None
+            with pytest.raises(StoreError, match="unavailable"):
+                other.transact(lambda t: t.lock_run(run_id))
+            assert other.transact(lambda t: t.get_run(run_id)) is not None, "reads pass"
+
+        store.transact(held)
+        assert other.transact(lambda t: t.lock_run(run_id)) is not None, "free after"
+    finally:
+        other.close()
 
 
 def test_insert_run_is_fenced_by_its_id_and_key(store: Store) -> None:
@@ -108,9 +157,9 @@ def test_cancel_steps_ends_what_is_unfinished_and_fences_running_attempts(
         store: Store) -> None:
     run_id = new_run(store, step("a"), step("b"), step("c", status="pending", waiting_on=1))
     held = {c.name: c for c in claim(store, limit=1)}
-    done = step_id(store, run_id, "b")
-    store.transact(lambda tx: tx.claim("w2", "t2", 1, 30.0, ["mod:t"]))
-    store.transact(lambda tx: tx.succeed(done, "t2", "2"))
+    (b,) = store.transact(lambda tx: tx.claim("w2", "t2", 1, 30.0, ["mod:t"]))
+    assert b.id == step_id(store, run_id, "b")
+    assert store.transact(lambda tx: tx.succeed(b.id, b.lease_token, "2")) is not None
     assert store.transact(lambda tx: tx.cancel_steps(run_id, "stop")) == 2
     rows = steps(store, run_id)
     assert {n: r["status"] for n, r in rows.items()} == {
@@ -144,7 +193,7 @@ def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
 def test_step_counts_per_run(store: Store) -> None:
     a, b = new_run(store), new_run(store)
     got = claim(store, limit=1)[0]
-    store.transact(lambda tx: tx.succeed(got.id, "t1", "1"))
+    assert store.transact(lambda tx: tx.succeed(got.id, got.lease_token, "1")) is not None
     counts = store.read(lambda tx: tx.step_counts([a, b, "nope"]))
     assert counts == {a: (1, 2, 0), b: (0, 2, 0)}
     assert store.read(lambda tx: tx.step_counts([])) == {}
@@ -154,6 +203,6 @@ def test_step_counts_per_run(store: Store) -> None:
 def test_outputs_of_named_steps(store: Store, names: list[str]) -> None:
     run_id = new_run(store)
     got = claim(store, limit=1)[0]
-    store.transact(lambda tx: tx.succeed(got.id, "t1", '"out"'))
+    assert store.transact(lambda tx: tx.succeed(got.id, got.lease_token, '"out"'))
     assert store.read(lambda tx: tx.outputs(run_id, names)) == (
         {"a": '"out"'} if names else {})

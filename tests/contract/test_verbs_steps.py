@@ -40,9 +40,31 @@ def test_make_ready_gives_the_input_and_start_map_counts_its_items(store: Store)
     assert store.read(lambda tx: tx.map_items(run_id, "m")) == [
         ("succeeded", "7", None), ("ready", None, None)]
     store.transact(lambda tx: tx.end_node(run_id, "m", "succeeded", "[7]", None))
+    store.transact(lambda tx: tx.end_node(run_id, "m", "failed", None, "late"))
     rows = steps(store, run_id)
-    assert (rows["m"]["status"], rows["m"]["output"]) == ("succeeded", "[7]")
+    assert (rows["m"]["status"], rows["m"]["output"]) == ("succeeded", "[7]"), "ended once"
     assert rows["m"]["finished_at"] is not None
+
+
+def test_make_ready_start_map_make_waiting_and_end_node_need_a_pending_step(
+        store: Store) -> None:
+    run_id = new_run(store, step("r"), step("p", status="pending", waiting_on=1))
+    (a,) = claim(store)
+    store.transact(lambda tx: tx.end_node(run_id, "p", "failed", None, "x"))  # pending: ends
+    store.transact(lambda tx: tx.make_ready(run_id, "r", '{"x": 9}', "c9"))
+    store.transact(lambda tx: tx.start_map(run_id, "r", 5))
+    store.transact(lambda tx: tx.make_waiting(run_id, "r", None))
+    store.transact(lambda tx: tx.make_ready(run_id, "p", '{"x": 9}', "c9"))
+    store.transact(lambda tx: tx.start_map(run_id, "p", 5))
+    store.transact(lambda tx: tx.make_waiting(run_id, "p", None))
+    rows = steps(store, run_id)
+    assert (rows["r"]["status"], rows["r"]["input"], rows["r"]["waiting_on"]) == (
+        "running", '{"x": 1}', 0), "a running step is not made ready, mapped or waiting"
+    assert (rows["p"]["status"], rows["p"]["input"], rows["p"]["error"]) == (
+        "failed", '{"x": 1}', "x"), "nor an ended one"
+    store.transact(lambda tx: tx.end_node(run_id, "r", "succeeded", "1", None))
+    assert steps(store, run_id)["r"]["status"] == "succeeded", "end_node: running"
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "2")) is None
 
 
 def test_block_ends_only_pending_steps(store: Store) -> None:
@@ -57,6 +79,7 @@ def test_block_ends_only_pending_steps(store: Store) -> None:
 def test_first_failure_skips_undo_steps(store: Store) -> None:
     run_id = new_run(store, step("u", kind="undo"), step("a"), step("b"))
     ids = {n: r["id"] for n, r in steps(store, run_id).items()}
+    assert len(claim(store)) == 3
     assert store.read(lambda tx: tx.first_failure(run_id)) is None
     for name in ("u", "b", "a"):
         store.transact(lambda tx, n=name: tx.fail(ids[n], f"{n} broke"))
@@ -68,7 +91,7 @@ def test_steps_of_and_attempts_of_a_run(store: Store) -> None:
     run_id = new_run(store, step("a", heartbeat=5.0), step("b"))
     other = new_run(store, step("a"))
     a, *_ = claim(store, limit=1)
-    store.transact(lambda tx: tx.end_attempt(a.id, "t1", "failed", "e", False))
+    assert store.transact(lambda tx: tx.end_attempt(a.id, a.lease_token, "failed", "e", False))
     rows = store.read(lambda tx: tx.steps_of(run_id))
     assert [r["name"] for r in rows] == ["a", "b"]
     assert rows[0]["heartbeat"] == 5.0 and rows[0]["suspicious"] is False
@@ -76,11 +99,17 @@ def test_steps_of_and_attempts_of_a_run(store: Store) -> None:
     assert store.read(lambda tx: tx.attempts_of(other)) == []
 
 
-def test_reset_step_clears_the_end(store: Store) -> None:
-    run_id = new_run(store, step("a"))
+def test_reset_step_clears_the_end_fenced_by_the_status_it_was(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("b", status="pending", waiting_on=1))
     (a,) = claim(store)
-    store.transact(lambda tx: tx.succeed(a.id, "t1", "1"))
-    store.transact(lambda tx: tx.reset_step(a.id, "ready", 0, 5))
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "1"))
+    assert store.transact(lambda tx: tx.reset_step(a.id, "failed", "ready", 0, 5)) is False
     row = steps(store, run_id)["a"]
-    assert (row["status"], row["output"], row["finished_at"], row["max_attempts"]) == (
-        "ready", None, None, 5)
+    assert (row["status"], row["output"], row["max_attempts"]) == ("succeeded", "1", 3)
+    assert store.transact(lambda tx: tx.reset_step(a.id, "succeeded", "pending", 2, 5)) is True
+    row = steps(store, run_id)["a"]
+    assert (row["status"], row["output"], row["finished_at"], row["max_attempts"],
+            row["waiting_on"]) == ("pending", None, None, 5, 2)
+    assert store.transact(lambda tx: tx.reset_step(a.id, "succeeded", "ready", 0, 9)) \
+        is False, "acts once"
+    assert steps(store, run_id)["a"]["status"] == "pending"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from waypost.store import Store
-from waypost.store.records import LimitRow
+from waypost.store.records import LimitRow, WorkerRow
 
 from .helpers import claim, new_run, step, step_id, steps, store
 
@@ -17,7 +17,7 @@ def test_a_wait_ends_once_and_only_from_the_status_it_was_in(store: Store) -> No
                      step("s", status="pending", waiting_on=1))
     store.transact(lambda tx: tx.make_waiting(run_id, "g", None))
     store.transact(lambda tx: tx.make_waiting(run_id, "s", 0.0))
-    due = store.read(lambda tx: tx.due_waits(10))
+    due = store.transact(lambda tx: tx.due_waits(10))
     g, s = step_id(store, run_id, "g"), step_id(store, run_id, "s")
     assert due == [(s, run_id, "s", "task", "waiting")]
     assert store.transact(lambda tx: tx.end_wait(s, "needs_attention", "failed", None,
@@ -25,7 +25,7 @@ def test_a_wait_ends_once_and_only_from_the_status_it_was_in(store: Store) -> No
     held = store.transact(lambda tx: tx.end_wait(s, "waiting", "succeeded", "null", None))
     assert held is not None and held.name == "s"
     assert store.transact(lambda tx: tx.end_wait(s, "waiting", "failed", None, "x")) is None
-    assert store.read(lambda tx: tx.due_waits(10)) == []
+    assert store.transact(lambda tx: tx.due_waits(10)) == []
     assert store.transact(lambda tx: tx.escalate_wait(g)) is True
     assert store.transact(lambda tx: tx.escalate_wait(g)) is False
     found = store.transact(lambda tx: tx.step_named(run_id, "g"))
@@ -36,11 +36,12 @@ def test_a_wait_ends_once_and_only_from_the_status_it_was_in(store: Store) -> No
 def test_escalate_attention_and_an_operators_retry(store: Store) -> None:
     run_id = new_run(store, step("a", max_attempts=1))
     (a,) = claim(store)
-    store.transact(lambda tx: tx.end_attempt(a.id, "t1", "failed", "boom", False))
+    assert store.transact(lambda tx: tx.end_attempt(a.id, a.lease_token, "failed", "boom",
+                                                    False))
     store.transact(lambda tx: tx.escalate(a.id, "boom", None))
     store.transact(lambda tx: tx.attention(run_id))
     assert store.read(lambda tx: tx.get_run(run_id))["status"] == "needs_attention"
-    assert store.read(lambda tx: tx.due_waits(10)) == [], "no timeout: waits for a person"
+    assert store.transact(lambda tx: tx.due_waits(10)) == [], "no timeout: waits for a person"
     assert store.read(lambda tx: tx.failed_attempts(a.id)) == 1
     store.transact(lambda tx: tx.record_decision(a.id, "retried", "ann", "try again"))
     store.transact(lambda tx: tx.record_decision(a.id, "note", None, None))
@@ -60,7 +61,7 @@ def test_escalate_with_a_timeout_comes_due(store: Store) -> None:
     new_run(store, step("a"))
     (a,) = claim(store)
     store.transact(lambda tx: tx.escalate(a.id, "boom", 0.0))
-    assert [d[0] for d in store.read(lambda tx: tx.due_waits(10))] == [a.id]
+    assert [d[0] for d in store.transact(lambda tx: tx.due_waits(10))] == [a.id]
 
 
 def test_compensation_runs_undo_steps_one_by_one_and_ends_once(store: Store) -> None:
@@ -69,7 +70,7 @@ def test_compensation_runs_undo_steps_one_by_one_and_ends_once(store: Store) -> 
                      step("undo-1", status="pending", kind="undo", map_index=1))
     got = claim(store, limit=3)
     for c in got[:2]:
-        store.transact(lambda tx, c=c: tx.succeed(c.id, "t1", f'"{c.name}"'))
+        assert store.transact(lambda tx, c=c: tx.succeed(c.id, c.lease_token, f'"{c.name}"'))
         time.sleep(0.01)  # distinct finish times
     assert [r["name"] for r in store.read(lambda tx: tx.compensable(run_id, ["a", "b", "c"]))
             ] == ["b", "a"]
@@ -95,7 +96,8 @@ def test_dead_letters_are_listed_locked_and_replayed_once(store: Store) -> None:
     other = new_run(store, step("a"))
     a, o = claim(store, limit=2)
     for c in (a, o):
-        store.transact(lambda tx, c=c: tx.end_attempt(c.id, "t1", "failed", "boom", False))
+        assert store.transact(lambda tx, c=c: tx.end_attempt(c.id, c.lease_token, "failed",
+                                                             "boom", False))
         store.transact(lambda tx, c=c: tx.fail(c.id, "boom"))
         store.transact(lambda tx, c=c: tx.add_dead_letter(c.id, "boom"))
     letters = store.read(lambda tx: tx.dead_letters(None, None, 10))
@@ -138,19 +140,53 @@ def test_get_limits_returns_the_named_ones_that_exist(store: Store) -> None:
     assert store.read(lambda tx: tx.get_limits(["a"]))[0].concurrency == 9
 
 
+def _ids(rows: list[WorkerRow]) -> list[tuple[str, int]]:
+    return [(w.id, w.pid) for w in rows]
+
+
 def test_workers_register_beat_and_are_forgotten(store: Store) -> None:
-    store.transact(lambda tx: tx.register_worker("w1", "h1", 11, '["t1"]'))
-    store.transact(lambda tx: tx.register_worker("w2", "h1", 12, '["t2"]'))
+    assert store.transact(lambda tx: tx.register_worker("w1", "h1", 11, '["t1"]')) is None
+    store.transact(lambda tx: tx.register_worker("w2", "h1", 12, '["t2"]', "i2", "boot",
+                                                 "ns", 30.0))
     store.transact(lambda tx: tx.register_worker("w3", "h2", 13, '["t3"]'))
     store.transact(lambda tx: tx.try_lease("sweeper", "w1", 30.0))
-    assert sorted(store.read(lambda tx: tx.workers_on("h1"))) == [("w1", 11), ("w2", 12)]
+    assert _ids(store.transact(lambda tx: tx.workers_on("h1"))) == [("w1", 11), ("w2", 12)]
+    assert _ids(store.read(lambda tx: tx.workers())) == [("w1", 11), ("w2", 12), ("w3", 13)]
+    named = store.read(lambda tx: tx.workers_named(["w2", "w3", "nope"]))
+    assert sorted(named) == ["w2", "w3"]
+    w2 = named["w2"]
+    assert (w2.host, w2.incarnation, w2.boot_id, w2.pid_ns, w2.lease, w2.tasks) == (
+        "h1", "i2", "boot", "ns", 30.0, ["t2"])
+    assert w2.heartbeat_at >= w2.started_at > 0
+    assert store.read(lambda tx: tx.workers_named([])) == {}
     assert store.read(lambda tx: tx.served_tasks(60.0)) == {"t1", "t2", "t3"}
     time.sleep(0.3)
     store.transact(lambda tx: tx.worker_alive("w2"))
     assert store.read(lambda tx: tx.served_tasks(0.2)) == {"t2"}
     store.transact(lambda tx: tx.forget_stale_workers(0.2))
-    assert store.read(lambda tx: tx.workers_on("h2")) == []
-    store.transact(lambda tx: tx.remove_worker("w1"))
-    assert store.read(lambda tx: tx.workers_on("h1")) == [("w2", 12)]
+    assert store.transact(lambda tx: tx.workers_on("h2")) == []
+    assert _ids(store.read(lambda tx: tx.workers())) == [("w2", 12)]
+    assert store.transact(lambda tx: tx.remove_worker("w2", "other")) is False
+    assert store.transact(lambda tx: tx.remove_worker("w1")) is True
+    assert _ids(store.transact(lambda tx: tx.workers_on("h1"))) == [("w2", 12)]
     assert store.transact(lambda tx: tx.try_lease("sweeper", "w2", 30.0)), \
         "a removed worker's named lease is free"
+    assert store.transact(lambda tx: tx.remove_worker("w2", "i2")) is True
+    assert store.read(lambda tx: tx.workers()) == []
+
+
+def test_a_new_incarnation_expires_the_leases_of_the_one_it_replaces(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("b"))
+    assert store.transact(lambda tx: tx.register_worker("w1", "h", 1, "[]", "i1")) is None
+    (a,) = claim(store, "w1", "t1", limit=1)
+    assert store.transact(lambda tx: tx.register_worker("w1", "h", 1, "[]", "i1")) is None, \
+        "its own earlier try (a lost commit acknowledgement) replaces nothing"
+    assert store.read(lambda tx: tx.expired(10)) == []
+    old = store.transact(lambda tx: tx.register_worker("w1", "h", 2, "[]", "i2"))
+    assert old is not None and (old.incarnation, old.pid) == ("i1", 1)
+    assert [(e.step_id, e.owner) for e in store.read(lambda tx: tx.expired(10))] == [
+        (a.id, "w1")]
+    assert store.transact(lambda tx: tx.renew("w1", [a.lease_token], 30.0)) == set()
+    assert store.transact(lambda tx: tx.remove_worker("w1", "i1")) is False, "replaced"
+    assert _ids(store.read(lambda tx: tx.workers())) == [("w1", 2)]
+    assert steps(store, run_id)["b"]["status"] == "ready"
