@@ -70,8 +70,9 @@ class Tx(Protocol):
         read: a transaction retried after a lost commit acknowledgement asks it first."""
 
     def record_request(self, request: str, result: str) -> None:
-        """Record what the request committed, in its own transaction. One statement; the
-        primary key makes a second record of one request fail (and roll back)."""
+        """Record what the request committed, in the request's own (the caller's)
+        transaction. One statement; the primary key makes a second record of one request
+        fail (and roll the transaction back)."""
 
     def prune_requests(self, older_than: float) -> int:
         """Forget requests older than `older_than` seconds. One statement."""
@@ -158,11 +159,12 @@ class Tx(Protocol):
         """The stored output of each named step. One statement, a read."""
 
     def make_ready(self, run_id: str, name: str, input: str, checksum: str) -> None:
-        """Give a step its rendered input and make it ready now. One statement; unfenced:
-        the caller just saw `release` free it."""
+        """Give a step its rendered input and make it ready now. One statement, fenced by
+        `pending`."""
 
     def start_map(self, run_id: str, name: str, children: int) -> None:
-        """A map step runs while its `children` items are open. One statement; unfenced."""
+        """A map step runs while its `children` items are open. One statement, fenced by
+        `pending`."""
 
     def item_done(self, run_id: str, node: str, count: int = 1) -> int:
         """`count` items of a running map ended; returns how many are still open. One
@@ -173,8 +175,8 @@ class Tx(Protocol):
 
     def end_node(self, run_id: str, name: str, status: str, output: str | None,
                  error: str | None) -> None:
-        """End a step that no worker runs (a map, a branch) with `status`. One statement;
-        unfenced: the caller decided from state read in this transaction."""
+        """End a step that no worker runs (a map, a branch) with `status`. One statement,
+        fenced by `pending` or `running`: an ended step is never overwritten."""
 
     def block(self, run_id: str, names: Sequence[str]) -> int:
         """Pending steps that can never start (something they need failed) end as
@@ -256,15 +258,18 @@ class Tx(Protocol):
     def retry_later(self, step_id: int, delay: float, error: str,
                     extra_attempt: bool = False) -> None:
         """Back to ready after `delay` seconds, the lease cleared; `extra_attempt` adds one
-        to the budget (not the task's fault). One statement; unfenced: only after
-        `end_attempt` (or another fencing verb) returned this step."""
+        to the budget (not the task's fault). One statement, fenced by `running` (called
+        after `end_attempt` or another token-fenced verb returned this step)."""
 
     def lost_attempts(self, step_id: int) -> int:
-        """How many attempts of a step lost their worker. One statement, a read."""
+        """A write: record that the step's attempt was lost with its worker, and return
+        how many of its attempts were lost while running alone (this one included); a loss
+        beside other attempts counts nothing and puts the step in quarantine. One
+        statement, unfenced: call it once, after `end_attempt` returned the lost attempt."""
 
     def fail(self, step_id: int, error: str) -> None:
-        """The step failed for good, the lease cleared. One statement; unfenced: only after
-        a fencing verb returned this step in the same transaction."""
+        """The step failed for good, the lease cleared. One statement, fenced by `running`
+        (called after a token-fenced verb returned this step)."""
 
     def renew(self, owner: str, tokens: Sequence[str], lease: float) -> set[tuple[int, str]]:
         """Extend the live leases `owner` runs under `tokens` by `lease` seconds; returns
@@ -293,12 +298,13 @@ class Tx(Protocol):
 
     # -- waiting: gates, sleeps, escalations -----------------------------------------------
     def make_waiting(self, run_id: str, name: str, due: float | None) -> None:
-        """A gate or sleep waits until `due` (None: until someone acts). One statement;
-        unfenced: the caller just freed the step."""
+        """A gate or sleep waits until `due` (None: until someone acts). One statement,
+        fenced by `pending`."""
 
     def due_waits(self, limit: int) -> list[tuple[int, str, str, str, str]]:
         """(id, run, name, kind, status) of waiting or escalated steps whose time has come.
-        One statement, a read (skip locked): `end_wait`/`retry_now` fence each."""
+        One statement that locks what it returns (skip locked: a write transaction on
+        PostgreSQL); `end_wait`/`retry_now` fence each."""
 
     def end_wait(self, step_id: int, was: str, status: str, output: str | None,
                  error: str | None) -> HeldStep | None:
@@ -311,7 +317,8 @@ class Tx(Protocol):
 
     def escalate(self, step_id: int, error: str, timeout: float | None) -> None:
         """The step waits for an operator (acted on after `timeout`, None: never), the
-        lease cleared. One statement; unfenced: only after `end_attempt` returned it."""
+        lease cleared. One statement, fenced by `running` (after `end_attempt` returned
+        it)."""
 
     def attention(self, run_id: str) -> None:
         """An open run is `needs_attention` while any step is, `running` again once none
