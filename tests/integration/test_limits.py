@@ -186,7 +186,9 @@ def test_a_step_handed_to_another_system_gives_its_slot_back(engine: wp.Engine) 
     run_id = engine.start(two_handoffs)
     with engine.serving(concurrency=4) as worker:
         def handed_over() -> list[tuple[str, bool]]:
-            return [(s["status"], bool(s["completion_token"]))
+            # A completion token exists from the claim; the hand-off is recorded when the
+            # worker gives up the lease (no worker holds the step any more).
+            return [(s["status"], bool(s["completion_token"]) and s["worker"] is None)
                     for s in engine.show(run_id)["steps"]]
 
         deadline = time.monotonic() + 15
