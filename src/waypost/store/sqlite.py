@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,17 +52,27 @@ class SqliteStore(Store):
         self._connect()
 
     def _connect(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            # Off by default in SQLite; on, the schema's references hold as on PostgreSQL.
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
-        self._connection = conn
+        # Switching a new file to WAL needs a moment alone with it, and SQLite does not
+        # always call its busy handler for that: processes opening one fresh file at once
+        # (two workers started together) can see "locked" here. That is transient.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                # Off by default in SQLite; on, the schema's references hold as on PostgreSQL.
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if busy and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+            self._connection = conn
+            return
 
     def _conn(self) -> Any:
         assert self._connection is not None
