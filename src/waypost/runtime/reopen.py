@@ -19,6 +19,7 @@ from typing import Any
 from .. import codec
 from ..errors import InputError, UnknownTargetError
 from ..store.protocol import Tx
+from .advance import Advancer
 from .driver import StepsFreed, encode_call
 from .view import iso
 from .work import RunState
@@ -49,7 +50,7 @@ def _waits_for(run: RunState, node: str, succeeded: set[str]) -> int:
     return sum(d not in succeeded for d in dict.fromkeys([*needs, *after]))
 
 
-def resume(adv: Any, tx: Tx, run_id: str) -> int:
+def resume(adv: Advancer, tx: Tx, run_id: str) -> int:
     """Reopen a failed or cancelled run. Returns how many steps were reset."""
     row = _lock(tx, run_id)
     if row["status"] not in REOPENABLE:
@@ -100,7 +101,7 @@ def _reopen(run: RunState, row: dict[str, Any]) -> int:
     return reset
 
 
-def replay(adv: Any, tx: Tx, letter_id: int, input: Any = None,
+def replay(adv: Advancer, tx: Tx, letter_id: int, input: Any = None,
            by: str | None = None) -> tuple[str, str]:
     """Run a dead step again, optionally with a patched input; its run continues from
     there. Returns (run id, step name)."""

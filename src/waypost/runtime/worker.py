@@ -386,7 +386,7 @@ class Worker:
         if len(outcomes) > 1:
             for outcome in outcomes:
                 self._record(store, [outcome], 0)
-            return self._commit(store, [], free)
+            return self._claim_only(store, free)
         [o] = outcomes
         why = (str(first).splitlines() or [""])[0]
         refused = Outcome(o.step_id, o.run_id, o.token, fatal=True, error={
@@ -398,7 +398,11 @@ class Worker:
         except Exception:  # its lease runs out; the sweeper records it as lost
             log.exception("step %s of run %s: not even its failure could be recorded",
                           o.step_id, o.run_id)
-        return self._commit(store, [], free)
+        return self._claim_only(store, free)
+
+    def _claim_only(self, store: Store, free: int) -> tuple[list[ClaimedStep], float]:
+        """What the failed batch would have claimed; nothing to do for no free slot."""
+        return self._commit(store, [], free) if free > 0 else ([], math.inf)
 
     def _commit(self, store: Store, outcomes: list[Outcome],
                 free: int) -> tuple[list[ClaimedStep], float]:
