@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import itertools
 import json
 import logging
 import os
@@ -138,14 +139,18 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
         fail(f"module {module} defines no task", 2)
     w = Worker(ctx.obj["db"], concurrency=concurrency, lease=lease, poll=poll, name=name)
 
+    presses = itertools.count()
+
     def on_signal(signum: int, _frame: Any) -> None:
+        # A second signal can interrupt this handler itself: count first (one C call), act,
+        # then print, so the second one is never taken for the first.
         name = signal.Signals(signum).name
-        if w.stopping:  # the second Ctrl-C: give back what runs, and go
-            err.print(f"{name} again: giving back running attempts and exiting now")
+        if next(presses):  # the second Ctrl-C: give back what runs, and go
             w.force_stop(f"{name} twice")
+            err.print(f"{name} again: giving back running attempts and exiting now")
             return
-        err.print(f"{name}: finishing running attempts (up to {grace:g}s)")
         w.request_stop(grace, name)
+        err.print(f"{name}: finishing running attempts (up to {grace:g}s)")
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -65,3 +65,4 @@ def test_a_second_ctrl_c_gives_back_at_once_and_exits(db_url: str, workers: Work
     assert (step["status"], step["attempts"]) == ("ready", 1)
     (released,) = step["history"]
     assert released["outcome"] == "released" and "SIGINT twice" in released["error"]["message"]
+

@@ -102,9 +102,9 @@ class Worker:
         self.advancer = Advancer()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._grace = 10.0
-        self._stop_reason: str | None = None
-        self._stop_requests = 0
+        # (deadline, reason) per stop request: appended, never rewritten, so that a signal
+        # handler interrupting another one cannot lengthen a grace already shortened.
+        self._stop_requests: list[tuple[float, str | None]] = []
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -135,9 +135,7 @@ class Worker:
         whatever is still held so another worker takes it at once. Safe in a signal handler;
         a later request may shorten the grace. `reason` goes into the history of what is
         given back."""
-        self._grace = grace
-        self._stop_reason = reason or self._stop_reason
-        self._stop_requests += 1
+        self._stop_requests.append((time.monotonic() + grace, reason))
         self._stop.set()
         self._queue.put(_WAKE)
 
@@ -291,9 +289,9 @@ class Worker:
         while True:
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if stopping and stop_seen != self._stop_requests:
-                stop_seen = self._stop_requests
-                stop_deadline = min(stop_deadline, now + self._grace)
+            if stopping and stop_seen != len(self._stop_requests):
+                stop_seen = len(self._stop_requests)
+                stop_deadline = min(d for d, _ in self._stop_requests[:stop_seen])
             free = 0 if stopping else self.concurrency - len(held)
             if free and any(h.step.solo for h in held.values()):
                 free = 0  # a step in quarantine runs alone (store.sql.claims)
@@ -529,7 +527,8 @@ class Worker:
         concurrent.futures.wait([e.future for e in children if e.future is not None],
                                 timeout=KILL_GRACE + 5)
         if held:
-            why = self._stop_reason or "asked to stop"
+            requests = sorted(self._stop_requests, key=lambda r: r[0])
+            why = next((r for _, r in requests if r), "asked to stop")
             reason = (f"worker {self.id} stopped ({why}) before the attempt finished; given "
                       "back to run again, not counted against its retries")
             tokens = [e.step.lease_token for e in held.values()]
