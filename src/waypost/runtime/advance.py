@@ -35,8 +35,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from .. import codec
@@ -90,13 +88,10 @@ class Advancer:
         self.stored: set[str] = set()
 
     # -- units of work -----------------------------------------------------------------------
-    @contextmanager
-    def work(self, tx: Tx, notify: bool = True) -> Iterator[Work]:
+    def work(self, tx: Tx, notify: bool = True) -> Work:
         """`with advancer.work(tx) as w: ...`: everything the block records is settled
         before the transaction commits (not if the block raises: then nothing commits)."""
-        w = Work(tx, self)
-        yield w
-        w.close(notify)
+        return Work(tx, self, notify=notify)
 
     # -- loading -----------------------------------------------------------------------------
     def driver(self, tx: Tx, fingerprint: str) -> Driver:

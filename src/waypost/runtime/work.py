@@ -83,6 +83,8 @@ class Work:
     undone: dict[str, bool] = field(default_factory=dict)
     #: Runs ended early here (failed by their driver, cancelled): nothing more is decided.
     ended: set[str] = field(default_factory=set)
+    #: Whether settling wakes idle workers (a worker about to claim itself passes False).
+    notify: bool = True
     _now: float | None = None
 
     def now(self) -> float:
@@ -96,5 +98,10 @@ class Work:
             state = self.runs[run_id] = self.advancer.load(self, run_id)
         return state
 
-    def close(self, notify: bool = True) -> None:
-        self.advancer.settle(self, notify)
+    # A plain context manager, not @contextmanager: this is on every step's path.
+    def __enter__(self) -> Work:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:  # a block that raised commits nothing: nothing to settle
+            self.advancer.settle(self, self.notify)

@@ -35,8 +35,8 @@ class PostgresTx(SqlTx):
     SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
     channel = "waypost_ready"
 
-    def sql(self, text: str) -> str:
-        return super().sql(text).replace("?", "%s")
+    def _translate(self, text: str) -> str:
+        return super()._translate(text).replace("?", "%s")
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:

@@ -16,7 +16,7 @@ outcome per attempt".
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ..records import ClaimedStep
 
@@ -70,11 +70,27 @@ class SqlCore:
     LOCK = ""
     SKIP_LOCKED = ""
 
+    _translated: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._translated = {}  # each dialect (and store class) translates its own way
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
     # -- dialect hooks ---------------------------------------------------------------
     def sql(self, text: str) -> str:
+        # Statements are a few hundred fixed texts (and `marks(n)` variants): translated
+        # once per dialect, not on every step's five statements.
+        found = self._translated.get(text)
+        if found is None:
+            found = self._translate(text)
+            if len(self._translated) < 4096:
+                self._translated[text] = found
+        return found
+
+    def _translate(self, text: str) -> str:
         return text.replace("{now}", self.NOW).replace("{random}", self.RANDOM).replace(
             "{lock}", self.LOCK).replace(
             "{skip_locked}", self.SKIP_LOCKED)
