@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from .. import codec
@@ -74,13 +75,23 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
 
 
+@dataclass
+class _Head:
+    """What a run was started with: its definition and its input (decoded when first
+    needed)."""
+
+    fingerprint: str
+    input: str
+    params: Any = None
+
+
 class Advancer:
     """Applies drivers' decisions through the store's verbs; shared by an engine's
     threads (its caches are the only state)."""
 
     def __init__(self, cache_size: int = 10_000) -> None:
         self._drivers: dict[str, Driver] = {}
-        self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._runs: OrderedDict[str, _Head] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         #: Definitions known to be committed in this store; the caller adds a fingerprint
@@ -111,23 +122,26 @@ class Advancer:
             row = w.tx.run_head(run_id)
             if row is None:
                 raise UnknownTargetError(f"no run {run_id}")
-            head = row
-            self._remember(run_id, head)
+            head = self._remember(run_id, row)
         try:
-            driver = self.driver(w.tx, head[0])
-            params = codec.loads(head[1])
+            driver = self.driver(w.tx, head.fingerprint)
+            if head.params is None:  # decoded once: drivers read a run's input, never write it
+                head.params = codec.loads(head.input)
+            params = head.params
         except (UnknownTargetError, LookupError, ValueError, TypeError, RecursionError) as exc:
             return RunState(run_id, None, {}, w, broken={
                 "type": "DefinitionError", "step": None,
                 "message": f"run {run_id} cannot be driven: {type(exc).__name__}: {exc}"})
         return RunState(run_id, driver, params, w)
 
-    def _remember(self, run_id: str, head: tuple[str, str]) -> None:
+    def _remember(self, run_id: str, row: tuple[str, str]) -> _Head:
         """Runs' definitions and inputs never change, so they are cached (bounded)."""
+        head = _Head(*row)
         with self._lock:
             self._runs[run_id] = head
             if len(self._runs) > self._cache_size:
                 self._runs.popitem(last=False)
+        return head
 
     # -- starting ------------------------------------------------------------------------------
     def start(self, tx: Tx, definition: Definition, params: dict[str, Any],

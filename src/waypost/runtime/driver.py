@@ -89,7 +89,10 @@ class RunFacts(Protocol):
     def run_id(self) -> str: ...
 
     @property
-    def params(self) -> dict[str, Any]: ...
+    def params(self) -> dict[str, Any]:
+        """The run's input, decoded once and shared by every transaction that drives the
+        run: read it, never change it."""
+        ...
 
     def now(self) -> float:
         """The database's clock, once per transaction."""

@@ -44,10 +44,10 @@ class RunState:
     params: dict[str, Any]
     work: Work
     broken: dict[str, Any] | None = None
+    id: str = field(init=False)  # the runtime's short name for run_id (a field: it is hot)
 
-    @property
-    def id(self) -> str:
-        return self.run_id
+    def __post_init__(self) -> None:
+        self.id = self.run_id
 
     def now(self) -> float:
         return self.work.now()
