@@ -18,6 +18,7 @@ from .errors import (
     WaypostError,
 )
 from .limit import Limit, limit
+from .machine import Final, Machine, State, to
 from .retry import Backoff
 from .runtime.engine import Engine
 from .runtime.worker import Worker
@@ -32,12 +33,15 @@ __all__ = [
     "DefinitionError",
     "Engine",
     "Fatal",
+    "Final",
     "Flow",
     "IdempotencyConflict",
     "InputError",
     "Limit",
+    "Machine",
     "ResultTimeout",
     "RunFailed",
+    "State",
     "StoreError",
     "Task",
     "UnknownTargetError",
@@ -51,4 +55,5 @@ __all__ = [
     "sleep",
     "sleep_until",
     "task",
+    "to",
 ]

@@ -18,7 +18,7 @@ def test_public_exports_are_pinned() -> None:
         "Backoff", "Cancelled", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
         "IdempotencyConflict", "InputError", "Limit", "ResultTimeout", "RunFailed", "StoreError",
         "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "limit",
-        "task", "after", "gate", "sleep", "sleep_until",
+        "task", "after", "gate", "sleep", "sleep_until", "Machine", "State", "Final", "to",
     }
     for name in waypost.__all__:
         assert hasattr(waypost, name), name
@@ -41,7 +41,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
 
 
 #: The front-ends: they compile definitions to drivers. Machines and events join here.
-FRONT_ENDS = ("dag",)
+FRONT_ENDS = ("dag", "machine")
 
 
 def _imports(layer: str) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Any
 
 from .. import codec
-from ..retry import Backoff
 from ..runtime.driver import (
     Block,
     Decision,
@@ -47,23 +46,7 @@ WAIT_KINDS = ("gate", "sleep")
 
 
 def _policy(options: dict[str, Any], task: str) -> StepPolicy:
-    budget = options.get("retry_budget")
-    undo = options.get("compensate_options")
-    return StepPolicy(
-        task=task, max_attempts=int(options.get("max_attempts", 1)),
-        backoff=Backoff.from_json(options["backoff"]) if "backoff" in options else Backoff(),
-        timeout=options.get("timeout"), heartbeat=options.get("heartbeat"),
-        queue_timeout=options.get("queue_timeout"),
-        escalate_after=options.get("escalate_after"),
-        escalation_timeout=options.get("escalation_timeout"),
-        on_escalation_timeout=options.get("on_escalation_timeout", "fail"),
-        retry_budget=(int(budget[0]), float(budget[1])) if budget else None,
-        uses=tuple(options.get("uses", ())),
-        compensate=options.get("compensate"),
-        compensate_policy=None if undo is None else _policy(undo, options["compensate"]),
-        completes_externally=bool(options.get("completes_externally")),
-        destructive=bool(options.get("destructive")),
-        on_timeout=options.get("on_timeout"))
+    return StepPolicy.from_options(options, task)
 
 
 class _Broken(Exception):

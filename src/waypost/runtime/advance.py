@@ -62,6 +62,7 @@ from .driver import (
     StepFailed,
     StepsFreed,
     StepSucceeded,
+    Transition,
     WaitUntil,
     decide,
     load_driver,
@@ -237,11 +238,13 @@ class Advancer:
         for `waypost dlq replay`. `failed`: a fenced write has just failed it already."""
         if not failed:
             w.tx.fail(held.id, error)
-        w.tx.add_dead_letter(held.id, error)
         w.open_delta[held.run_id] -= 1
-        self.after_end(w, w.run(held.run_id), held, succeeded=False)
+        self.after_end(w, w.run(held.run_id), held, succeeded=False, error=error)
+        if (held.run_id, held.name) not in w.handled:  # a machine may route the failure
+            w.tx.add_dead_letter(held.id, error)
 
-    def after_end(self, w: Work, run: RunState, held: HeldStep, succeeded: bool) -> None:
+    def after_end(self, w: Work, run: RunState, held: HeldStep, succeeded: bool,
+                  error: str | None = None) -> None:
         """A step ended for good: compensations move their chain on, items count toward
         their fan-out, anything else is the driver's to decide."""
         if held.kind == "undo":
@@ -251,7 +254,7 @@ class Advancer:
         elif succeeded:
             self.decide(run, StepSucceeded(held.name, held.node, held.kind))
         else:
-            self.decide(run, StepFailed(held.name, held.node, held.kind))
+            self.decide(run, StepFailed(held.name, held.node, held.kind, error))
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, run: RunState, event: Event) -> None:
@@ -294,6 +297,8 @@ class Advancer:
                 tx.insert_steps(run.id, d.steps, keys(run.id, d.steps))
                 w.open_delta[run.id] += len(d.steps)
                 w.made_ready += sum(s.status == "ready" for s in d.steps)
+            elif isinstance(d, Transition):
+                self._transition(run, d)
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
             elif isinstance(d, FailRun):
@@ -301,6 +306,15 @@ class Advancer:
             else:
                 self.fail_run(run, {"type": "DefinitionError", "step": None, "message": (
                     f"the runtime cannot carry out {type(d).__name__} yet")}, settled)
+
+    def _transition(self, run: RunState, d: Transition) -> None:
+        w = run.work
+        before, data, seq = run.machine()
+        w.tx.set_machine(run.id, d.to, d.data, seq + 1)
+        w.tx.add_transition(run.id, seq + 1, before, d.to, d.trigger, d.event_id, data, d.data)
+        w.machines[run.id] = (d.to, d.data, seq + 1)
+        if d.handles is not None:
+            w.handled.add((run.id, d.handles))
 
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work
@@ -311,7 +325,7 @@ class Advancer:
             w.known[(run.id, d.step)] = d.output
             self.decide(run, StepSucceeded(d.step, d.step, ""))
         else:
-            self.decide(run, StepFailed(d.step, d.step, ""))
+            self.decide(run, StepFailed(d.step, d.step, "", error))
 
     def fail_run(self, run: RunState, error: dict[str, Any], settled: bool) -> None:
         """The run fails: as its end (`settled`: nothing is open), or now, with its open

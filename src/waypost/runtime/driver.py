@@ -64,6 +64,29 @@ class StepPolicy:
     #: Waits (gates): what happens when nobody decides in time.
     on_timeout: str | None = None
 
+    @classmethod
+    def from_options(cls, options: dict[str, Any], task: str) -> StepPolicy:
+        """The policy of a step running `task` with a task's `options()` (as stored in a
+        definition's body), whichever front-end stored them."""
+        budget = options.get("retry_budget")
+        undo = options.get("compensate_options")
+        return cls(
+            task=task, max_attempts=int(options.get("max_attempts", 1)),
+            backoff=Backoff.from_json(options["backoff"]) if "backoff" in options else Backoff(),
+            timeout=options.get("timeout"), heartbeat=options.get("heartbeat"),
+            queue_timeout=options.get("queue_timeout"),
+            escalate_after=options.get("escalate_after"),
+            escalation_timeout=options.get("escalation_timeout"),
+            on_escalation_timeout=options.get("on_escalation_timeout", "fail"),
+            retry_budget=(int(budget[0]), float(budget[1])) if budget else None,
+            uses=tuple(options.get("uses", ())),
+            compensate=options.get("compensate"),
+            compensate_policy=None if undo is None else cls.from_options(
+                undo, options["compensate"]),
+            completes_externally=bool(options.get("completes_externally")),
+            destructive=bool(options.get("destructive")),
+            on_timeout=options.get("on_timeout"))
+
     def undo(self) -> StepPolicy:
         """The policy a compensation step runs under: its undo task's own."""
         assert self.compensate_policy is not None
@@ -111,6 +134,12 @@ class RunFacts(Protocol):
         """The first step of the run that failed for good, with its error."""
         ...
 
+    def machine(self) -> tuple[str | None, str | None, int]:
+        """A state machine's (current state, data as JSON text, transitions so far);
+        (None, None, 0) before its first transition. `Transition` decisions made in this
+        transaction are seen at once."""
+        ...
+
 
 # -- events: what just happened ------------------------------------------------------------------
 
@@ -130,11 +159,13 @@ class StepSucceeded:
 @dataclass(frozen=True)
 class StepFailed:
     """A step ended for good without an output (out of attempts, rejected, failed by an
-    operator, timed out in its queue)."""
+    operator, timed out in its queue). `error` is the step's error as stored (JSON text
+    with `type` and `message`), when there is one: a front-end may route on it."""
 
     step: str
     node: str
     kind: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +290,20 @@ class FailRun:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """A state machine moves to `to` with `data` (JSON text): stored on the run and kept
+    in its history with the trigger (`done`, `error`, `event`, `timer`, `start`), the
+    event id if any, and the data before. `handles`: the failed step whose failure this
+    transition routes, which therefore leaves no dead letter."""
+
+    to: str
+    data: str
+    trigger: str
+    event_id: str | None = None
+    handles: str | None = None
+
+
+@dataclass(frozen=True)
 class Emit:
     """Reserved for event chains: publish an event on a topic."""
 
@@ -276,7 +321,7 @@ class StartChild:
 
 
 Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun
-            | FailRun | Emit | StartChild)
+            | FailRun | Transition | Emit | StartChild)
 
 
 class Driver(Protocol):

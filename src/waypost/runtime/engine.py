@@ -261,7 +261,10 @@ class Engine:
                     "served": tx.served_tasks(self.lease), "driver": driver,
                     "letters": tx.dead_letters(None, run_id, 1000),
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
-                    "limits": limits}
+                    "limits": limits,
+                    "transitions": (tx.transitions(run_id, 100_000)
+                                    if driver is not None and driver.kind == "machine"
+                                    else None)}
 
         return run_view(**self._store().read(load))
 

@@ -53,11 +53,13 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              budgets: dict[str, dict[str, Any]] | None = None,
              limits: dict[str, dict[str, Any]] | None = None,
              holders: dict[str, WorkerRow] | None = None,
-             now: float | None = None) -> dict[str, Any]:
+             now: float | None = None,
+             transitions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them; `holders`: the registered workers holding its running steps, as of the
-    database's clock `now`."""
+    database's clock `now`; `transitions`: a state machine's, oldest first (a machine's
+    view adds `state`, `data` and `transitions`)."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -67,6 +69,12 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         "duration": _duration(run["started_at"], run["finished_at"]),
         "definition": run["fingerprint"],
     }
+    if transitions is not None:
+        last = transitions[-1] if transitions else None
+        view["kind"] = "machine"
+        view["state"] = last["to_state"] if last else None
+        view["data"] = codec.loads(last["data_after"]) if last else None
+        view["transitions"] = [transition_view(t) for t in transitions]
     if steps is not None:
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:
@@ -76,6 +84,13 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         view["dead_letters"] = [{"id": d["id"], "step": d["step"], "status": d["status"]}
                                 for d in letters or []]
     return view
+
+
+def transition_view(t: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": t["seq"], "from": t["from_state"], "to": t["to_state"],
+            "trigger": t["trigger"], "event_id": t["event_id"], "at": iso(t["at"]),
+            "data_before": codec.loads(t["data_before"]),
+            "data_after": codec.loads(t["data_after"])}
 
 
 def attempt_view(a: dict[str, Any]) -> dict[str, Any]:

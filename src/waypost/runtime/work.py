@@ -65,6 +65,12 @@ class RunState:
     def first_failure(self) -> tuple[str, str | None] | None:
         return self.work.tx.first_failure(self.run_id)
 
+    def machine(self) -> tuple[str | None, str | None, int]:
+        found = self.work.machines.get(self.run_id)
+        if found is None:
+            found = self.work.machines[self.run_id] = self.work.tx.machine(self.run_id)
+        return found
+
 
 @dataclass
 class Work:
@@ -81,6 +87,10 @@ class Work:
     known: dict[tuple[str, str], str | None] = field(default_factory=dict)
     #: Runs in which a compensation step ended here, and whether all that ended succeeded.
     undone: dict[str, bool] = field(default_factory=dict)
+    #: Machines' (state, data, transitions) as this transaction left them.
+    machines: dict[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
+    #: Failed steps whose failure a machine routed to a state: no dead letter for them.
+    handled: set[tuple[str, str]] = field(default_factory=set)
     #: Runs ended early here (failed by their driver, cancelled): nothing more is decided.
     ended: set[str] = field(default_factory=set)
     #: Whether settling wakes idle workers (a worker about to claim itself passes False).

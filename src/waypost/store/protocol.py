@@ -469,3 +469,24 @@ class Tx(Protocol):
         """Take or keep the named lease for `seconds`: True if `owner` now holds it. One
         statement, fenced by the holder being `owner` or its lease having run out, so
         at most one owner holds it at a time."""
+
+    # -- state machines ----------------------------------------------------------------------
+    def machine(self, run_id: str) -> tuple[str | None, str | None, int]:
+        """A machine run's (state, data JSON, transitions so far), read under the run's row
+        lock (PostgreSQL `FOR UPDATE`) so the next transition is decided from the latest
+        state. (None, None, 0) before the first transition or for an unknown run. One
+        statement."""
+
+    def set_machine(self, run_id: str, state: str, data: str, seq: int) -> None:
+        """Move the machine to `state` with `data` as its transition number `seq`, fenced
+        by the run being at transition `seq - 1` (it raises otherwise: a lost race, which
+        the row lock of `machine` rules out). One statement."""
+
+    def add_transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
+                       trigger: str, event_id: str | None, data_before: str | None,
+                       data_after: str) -> None:
+        """Keep transition `seq` in the run's history, stamped with the database's clock.
+        One statement; the (run, seq) key refuses a second record of one transition."""
+
+    def transitions(self, run_id: str, limit: int) -> list[dict[str, Any]]:
+        """A run's first `limit` transitions, oldest first. One statement, a read."""

@@ -10,6 +10,7 @@ from .compensation import CompensationVerbs
 from .core import OPEN_RUN, RUN_COLUMNS, STEP_COLUMNS, SqlCore, marks
 from .letters import LetterVerbs
 from .limits import LimitVerbs
+from .machines import MachineVerbs
 from .runs import RunVerbs
 from .steps import StepVerbs
 from .waits import WaitVerbs
@@ -17,7 +18,7 @@ from .workers import WorkerVerbs
 
 
 class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
-            LimitVerbs, WorkerVerbs):
+            LimitVerbs, WorkerVerbs, MachineVerbs):
     """Every verb, on one connection inside one transaction."""
 
 

@@ -1,0 +1,177 @@
+"""`class Order(wp.Machine)`: an explicit state machine, declared as one class.
+
+Each class attribute that is a `wp.State` or a `wp.Final` is a state, named by the
+attribute. A state's action is a `@wp.task` with every option it has (retries, backoff,
+timeouts, heartbeats, isolation, limits, compensation), run as a durable step with the
+machine's data as its one argument; what it returns is merged into the data (a dict) or
+kept under the state's name (anything else but None). What follows is in the same place:
+`done` (where to go when the action succeeded; a list of `wp.to(state, when=guard)` tried
+in order, the last one a default) and `errors` (exception type, or its name, to the state
+that handles it; a failure no route names fails the run and is kept as a dead letter).
+
+The class is compiled once to a JSON body (states, tasks, options, routes), which is what
+a run stores and resumes from. Guards are code: a run evaluates them from the class of the
+same name, and only while that class still compiles to the body the run started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .. import codec
+from ..errors import DefinitionError, InputError
+from ..task import Task
+
+#: A guard: a pure function of the machine's data and what fired the transition (the
+#: action's result, or later an event's payload). It must not change either.
+Guard = Callable[[dict[str, Any], Any], bool]
+
+_MACHINES: dict[str, type[Machine]] = {}
+
+
+def registered_machines() -> dict[str, type[Machine]]:
+    return _MACHINES
+
+
+@dataclass(frozen=True)
+class To:
+    """A transition to `state`, taken when `when` (if any) holds."""
+
+    state: str
+    when: Guard | None = None
+
+
+def to(state: str, *, when: Guard | None = None) -> To:
+    """`wp.to("ship", when=lambda data, result: result["paid"])`."""
+    return To(state, when)
+
+
+Targets = str | To | Iterable[str | To]
+
+
+@dataclass
+class State:
+    """A state that runs `action` on entry and moves on by its outcome."""
+
+    action: Task[..., Any] | None = None
+    done: Targets | None = None
+    errors: dict[type[BaseException] | str, str] = field(default_factory=dict)
+    #: Overrides of the action's own retry policy, for this state only.
+    retries: int | None = None
+
+    def _routes(self) -> list[To]:
+        if self.done is None:
+            return []
+        if isinstance(self.done, str | To):
+            return [self.done if isinstance(self.done, To) else To(self.done)]
+        return [t if isinstance(t, To) else To(t) for t in self.done]
+
+
+@dataclass
+class Final:
+    """A state where the machine ends: succeeded (its output is the data) or failed."""
+
+    failed: bool = False
+
+
+def _error_name(kind: type[BaseException] | str) -> str:
+    return kind if isinstance(kind, str) else kind.__name__
+
+
+class Machine:
+    """Subclass it to declare a machine; `engine.start(MyMachine, data)` runs one."""
+
+    kind: ClassVar[str] = "machine"
+    name: ClassVar[str]
+    initial: ClassVar[str]
+    default_deadline: ClassVar[float | None] = None
+    #: Filled in when the class is declared.
+    states: ClassVar[dict[str, State | Final]]
+    guards: ClassVar[list[Guard]]
+    body: ClassVar[str]
+    fingerprint: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = vars(cls).get("name") or f"{cls.__module__}:{cls.__qualname__}"
+        cls.states = {k: v for k, v in vars(cls).items() if isinstance(v, State | Final)}
+        cls.guards = []
+        cls.body = json.dumps(_compile(cls), sort_keys=True, separators=(",", ":"))
+        cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
+        _MACHINES[cls.name] = cls
+
+    def __init__(self) -> None:
+        raise DefinitionError(f"start machine {self.name} with engine.start(), not by "
+                              "creating an instance")
+
+    @classmethod
+    def compile(cls) -> tuple[str, str, Any]:
+        from .driver import MachineDriver
+
+        return cls.fingerprint, cls.body, MachineDriver(codec.loads(cls.body), cls.guards)
+
+    @classmethod
+    def bind_input(cls, data: Any) -> dict[str, Any]:
+        """A machine starts from its data: a JSON object."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError(f"machine {cls.name} starts from a JSON object of its data, "
+                             f"not {type(data).__name__}")
+        try:
+            codec.dumps(data, codec.MAX_DEPTH)
+        except TypeError as exc:
+            raise InputError(f"the data of machine {cls.name} must be JSON: {exc}") from None
+        return data
+
+
+def _compile(cls: type[Machine]) -> dict[str, Any]:
+    """The machine's JSON body; guards are numbered in `cls.guards`. Refuses what could
+    never run: no states, an unknown initial or target state, an action that is not a
+    task or does not take the data."""
+    where = f"machine {cls.name}"
+    if not cls.states:
+        raise DefinitionError(f"{where} declares no state (class attributes wp.State(...) "
+                              "or wp.Final())")
+    initial = vars(cls).get("initial")
+    if initial not in cls.states:
+        raise DefinitionError(f"{where}: initial = {initial!r} is not one of its states "
+                              f"({', '.join(cls.states)})")
+    states: dict[str, Any] = {}
+    for name, state in cls.states.items():
+        if isinstance(state, Final):
+            states[name] = {"final": "failed" if state.failed else "succeeded"}
+            continue
+        here = f"{where}, state {name}"
+        if not isinstance(state.action, Task):
+            raise DefinitionError(f"{here}: the action must be a @wp.task (states that wait "
+                                  "for events or timers come with them)")
+        state.action._check_call((None,), {})
+        options = state.action.options()
+        if state.retries is not None:
+            if state.retries < 0:
+                raise DefinitionError(f"{here}: retries must be >= 0")
+            options["max_attempts"] = state.retries + 1
+        done = []
+        for route in state._routes():
+            if route.state not in cls.states:
+                raise DefinitionError(f"{here}: done goes to {route.state!r}, which is not "
+                                      "a state of the machine")
+            guard = None
+            if route.when is not None:
+                guard = len(cls.guards)
+                cls.guards.append(route.when)
+            done.append({"to": route.state, "guard": guard})
+        errors = []
+        for kind, target in state.errors.items():
+            if target not in cls.states:
+                raise DefinitionError(f"{here}: errors send {_error_name(kind)} to "
+                                      f"{target!r}, which is not a state of the machine")
+            errors.append([_error_name(kind), target])
+        states[name] = {"task": state.action.name, "options": options, "done": done,
+                        "errors": errors}
+    return {"machine": cls.name, "initial": initial, "states": states}
