@@ -1,0 +1,83 @@
+"""A machine that could never run is refused when its class is declared, with the state
+and the reason; one that runs stores a body that a process with other code recognises as
+not its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import waypost as wp
+from waypost import codec
+from waypost.machine import MachineDriver
+from waypost.runtime.driver import FailRun, StepSucceeded
+
+
+@wp.task()
+def act(data: dict[str, Any]) -> None:
+    return None
+
+
+@wp.task()
+def takes_two(a: int, b: int) -> None:
+    return None
+
+
+def declare(**attrs: Any) -> type[wp.Machine]:
+    return type("Bad", (wp.Machine,), {"__module__": __name__, **attrs})
+
+
+@pytest.mark.parametrize(("attrs", "message"), [
+    ({"initial": "a"}, "declares no state"),
+    ({"initial": "nowhere", "a": wp.Final()}, "initial = 'nowhere' is not one of its states"),
+    ({"initial": "a", "a": wp.State(act, done="b")}, "state a: done goes to 'b'"),
+    ({"initial": "a", "a": wp.State(act, done="z", errors={KeyError: "y"}), "z": wp.Final()},
+     "errors send KeyError to 'y'"),
+    ({"initial": "a", "a": wp.State(len, done="z"), "z": wp.Final()},  # type: ignore[arg-type]
+     "the action must be a @wp.task"),
+    ({"initial": "a", "a": wp.State(takes_two, done="z"), "z": wp.Final()},
+     "task takes_two: missing a required argument"),
+    ({"initial": "a", "a": wp.State(act, done="z", retries=-1), "z": wp.Final()},
+     "retries must be >= 0"),
+])
+def test_a_machine_that_cannot_run_is_refused_at_declaration(attrs: dict[str, Any],
+                                                             message: str) -> None:
+    with pytest.raises(wp.DefinitionError) as refused:
+        declare(**attrs)
+    assert message in str(refused.value)
+
+
+class Shipping(wp.Machine):
+    name = "tests.shipping"
+    initial = "packing"
+    packing = wp.State(act, done=[wp.to("sent", when=lambda data, result: True), "sent"])
+    sent = wp.Final()
+
+
+class _Facts:
+    run_id = "r1"
+    params: dict[str, Any] = {}
+
+    def outputs(self, steps: Any) -> dict[str, str | None]:
+        return {"packing#1": "null"}
+
+    def machine(self) -> tuple[str | None, str | None, int]:
+        return "packing", "{}", 1
+
+
+def test_a_run_whose_guards_are_not_this_process_code_fails_with_why() -> None:
+    body = codec.loads(Shipping.body)
+    body["states"]["packing"]["options"]["timeout"] = 5.0  # the class changed since
+    driver = MachineDriver.from_body(codec.dumps(body))
+    [decision] = driver.decide(_Facts(), StepSucceeded("packing#1", "packing", "task"))  # type: ignore[arg-type]
+    assert isinstance(decision, FailRun)
+    assert "guards of this run's definition are not in this process" in \
+        decision.error["message"]
+    same = MachineDriver.from_body(Shipping.body)
+    assert same.guards is Shipping.guards
+
+
+def test_a_machine_is_started_by_the_engine_not_instantiated() -> None:
+    with pytest.raises(wp.DefinitionError, match=r"engine\.start"):
+        Shipping()
