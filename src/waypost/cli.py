@@ -271,8 +271,19 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         e = view["error"]
         out.print(f"[red]error[/] at step {escape(str(e.get('step')))}: "
                   f"{escape(str(e.get('type')))}: {escape(str(e.get('message')))}")
+    if view.get("kind") == "machine":
+        _print_machine(view)
     for step in view["steps"]:
         _print_step(step)
+
+
+def _print_machine(view: dict[str, Any]) -> None:
+    out.print(f"[bold]state[/] {escape(str(view['state']))}  "
+              f"[bold]data[/] {escape(_short(view['data'], 160))}")
+    for t in view["transitions"]:
+        via = t["trigger"] + (f" {t['event_id']}" if t["event_id"] else "")
+        out.print(f"  {t['seq']:>4}  {(t['at'] or '')[11:23]}  {escape(str(t['from'] or '-'))} "
+                  f"→ {escape(t['to'])}  ({escape(via)})")
 
 
 def _print_step(s: dict[str, Any]) -> None:

@@ -121,6 +121,19 @@ def _is_iso(value: str | None) -> bool:
 
 
 # -- the happy path ------------------------------------------------------------------------
+def test_a_machine_started_from_the_cli_runs_in_a_worker_and_shows_its_history(
+        db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
+    run_id = ok(waypost("start", f"{MODULE}:Ticker", "--input", "{}", db=db_url)).strip()
+    assert _result(engine, run_id, worker) == {"ticks": 2}
+    text = ok(waypost("show", run_id, db=db_url))
+    assert "state done" in text
+    assert "ticking → ticking  (done)" in text and "ticking → done  (done)" in text
+    view = json.loads(ok(waypost("show", run_id, "--json", db=db_url)))
+    assert (view["kind"], view["state"], view["data"]) == ("machine", "done", {"ticks": 2})
+    assert [t["to"] for t in view["transitions"]] == ["ticking", "ticking", "done"]
+    assert [s["name"] for s in view["steps"]] == ["ticking#1", "ticking#2"]
+
+
 def test_start_worker_show_round_trip(db_url: str, engine: wp.Engine, worker: WorkerProcess,
                                       workdir: str):
     params = {"workdir": workdir, "failures": 1}

@@ -232,3 +232,18 @@ def map_over_dict() -> list:
 @wp.flow()
 def pick(n: int) -> int:
     return square(numbers(n)[3])
+
+
+# -- a state machine ----------------------------------------------------------------------
+@wp.task()
+def tick(data: dict) -> dict:  # type: ignore[type-arg]
+    return {"ticks": data.get("ticks", 0) + 1}
+
+
+class Ticker(wp.Machine):
+    """Ticks until it has ticked twice: a loop with a guard, decided in the worker."""
+
+    initial = "ticking"
+    ticking = wp.State(tick, done=[wp.to("done", when=lambda data, result: data["ticks"] >= 2),
+                                   "ticking"])
+    done = wp.Final()

@@ -76,7 +76,8 @@ def _where(exc: BaseException) -> str:
 
 def is_definition(value: Any) -> bool:
     """A flow (or any front-end's definition): what `Engine.start` can start."""
-    return all(hasattr(value, a) for a in ("kind", "compile", "bind_input", "default_deadline"))
+    return all(hasattr(value, a)
+               for a in ("name", "kind", "compile", "bind_input", "default_deadline"))
 
 
 def load_flow(target: str) -> Definition:
