@@ -374,6 +374,31 @@ def complete(ctx: click.Context, token: str, output: str) -> None:
     click.echo(f"completed; run {run_id} continues")
 
 
+@main.command()
+@click.argument("run")
+@click.argument("event")
+@click.option("--payload", default="null", show_default=True, help="The event's payload as JSON.")
+@click.option("--id", "event_id", default=None,
+              help="An event id: sending the same id again stores nothing new.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@click.pass_context
+def send(ctx: click.Context, run: str, event: str, payload: str, event_id: str | None,
+         as_json: bool) -> None:
+    """Send EVENT to a state machine RUN (its id, a prefix of it, or its key)."""
+    sent = _engine(ctx).send(run, event, _parse_json(payload, "--payload"), id=event_id)
+    if as_json:
+        click.echo(json.dumps(sent))
+        return
+    what = {"consumed": f"taken by state {sent['state']}",
+            "pending": "pending: it waits for the running action, or for a worker to decide",
+            "deferred": f"deferred by state {sent['state']} until the next state",
+            "ignored": f"ignored by state {sent['state']}",
+            "unhandled": f"unhandled: state {sent['state']} has no transition for it"}
+    again = " (sent before: nothing new stored)" if sent["duplicate"] else ""
+    click.echo(f"event {sent['event']} for run {sent['run_id']}: "
+               f"{what.get(sent['status'], sent['status'])}{again}")
+
+
 def _by() -> str | None:
     try:
         return getpass.getuser()

@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from .. import codec
@@ -53,22 +54,36 @@ def to(state: str, *, when: Guard | None = None) -> To:
 Targets = str | To | Iterable[str | To]
 
 
+def _as_routes(targets: Targets | None) -> list[To]:
+    if targets is None:
+        return []
+    if isinstance(targets, str | To):
+        return [targets if isinstance(targets, To) else To(targets)]
+    return [t if isinstance(t, To) else To(t) for t in targets]
+
+
+#: What a waiting state does with an event it has no transition for.
+UNHANDLED = ("error", "ignore", "defer")
+
+
 @dataclass
 class State:
-    """A state that runs `action` on entry and moves on by its outcome."""
+    """A state that runs `action` on entry and moves on by its outcome (`done`, `errors`),
+    or, without an action, waits, holding no worker, for an event named in `on` or for
+    its timer (`after`, then go to `then`). An event a waiting state has no transition for
+    is, per `unhandled`: `error` (kept as unhandled and shown), `ignore`, or `defer` (kept
+    and offered again to the next state). Events that arrive while an action runs wait
+    for its transition."""
 
     action: Task[..., Any] | None = None
     done: Targets | None = None
     errors: dict[type[BaseException] | str, str] = field(default_factory=dict)
     #: Overrides of the action's own retry policy, for this state only.
     retries: int | None = None
-
-    def _routes(self) -> list[To]:
-        if self.done is None:
-            return []
-        if isinstance(self.done, str | To):
-            return [self.done if isinstance(self.done, To) else To(self.done)]
-        return [t if isinstance(t, To) else To(t) for t in self.done]
+    on: dict[str, Targets] = field(default_factory=dict)
+    after: timedelta | float | None = None
+    then: str | None = None
+    unhandled: str = "error"
 
 
 @dataclass
@@ -147,25 +162,22 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
             states[name] = {"final": "failed" if state.failed else "succeeded"}
             continue
         here = f"{where}, state {name}"
+        if state.action is None:
+            states[name] = _waiting(cls, name, state, here)
+            continue
         if not isinstance(state.action, Task):
-            raise DefinitionError(f"{here}: the action must be a @wp.task (states that wait "
-                                  "for events or timers come with them)")
+            raise DefinitionError(f"{here}: the action must be a @wp.task")
+        if state.on or state.after is not None or state.then is not None:
+            raise DefinitionError(f"{here}: a state with an action moves on by its outcome "
+                                  "(done=, errors=); events and timers belong to a state "
+                                  "without an action, which waits for them")
         state.action._check_call((None,), {})
         options = state.action.options()
         if state.retries is not None:
             if state.retries < 0:
                 raise DefinitionError(f"{here}: retries must be >= 0")
             options["max_attempts"] = state.retries + 1
-        done = []
-        for route in state._routes():
-            if route.state not in cls.states:
-                raise DefinitionError(f"{here}: done goes to {route.state!r}, which is not "
-                                      "a state of the machine")
-            guard = None
-            if route.when is not None:
-                guard = len(cls.guards)
-                cls.guards.append(route.when)
-            done.append({"to": route.state, "guard": guard})
+        done = _compile_routes(cls, state.done, f"{here}: done")
         errors = []
         for kind, target in state.errors.items():
             if target not in cls.states:
@@ -175,3 +187,40 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
         states[name] = {"task": state.action.name, "options": options, "done": done,
                         "errors": errors}
     return {"machine": cls.name, "initial": initial, "states": states}
+
+
+def _compile_routes(cls: type[Machine], targets: Targets | None,
+                    here: str) -> list[dict[str, Any]]:
+    routes = []
+    for route in _as_routes(targets):
+        if route.state not in cls.states:
+            raise DefinitionError(f"{here} goes to {route.state!r}, which is not a state of "
+                                  "the machine")
+        guard = None
+        if route.when is not None:
+            guard = len(cls.guards)
+            cls.guards.append(route.when)
+        routes.append({"to": route.state, "guard": guard})
+    return routes
+
+
+def _waiting(cls: type[Machine], name: str, state: State, here: str) -> dict[str, Any]:
+    if state.done is not None or state.errors or state.retries is not None:
+        raise DefinitionError(f"{here}: done=, errors= and retries= need an action")
+    if state.unhandled not in UNHANDLED:
+        raise DefinitionError(f"{here}: unhandled is one of {', '.join(UNHANDLED)}, not "
+                              f"{state.unhandled!r}")
+    if (state.after is None) != (state.then is None):
+        raise DefinitionError(f"{here}: a timer needs both after= and then=")
+    after = state.after.total_seconds() if isinstance(state.after, timedelta) else state.after
+    if after is not None and after < 0:
+        raise DefinitionError(f"{here}: after= cannot be negative")
+    if state.then is not None and state.then not in cls.states:
+        raise DefinitionError(f"{here}: then goes to {state.then!r}, which is not a state "
+                              "of the machine")
+    if not state.on and after is None:
+        raise DefinitionError(f"{here}: a state without an action waits for an event (on=) "
+                              "or a timer (after=, then=); this one has neither")
+    on = {event: _compile_routes(cls, targets, f"{here}: on {event!r}")
+          for event, targets in state.on.items()}
+    return {"on": on, "after": after, "then": state.then, "unhandled": state.unhandled}

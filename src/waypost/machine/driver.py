@@ -18,18 +18,22 @@ from typing import Any
 
 from .. import codec
 from ..runtime.driver import (
+    Consume,
     Decision,
+    EndStep,
     Event,
     FailRun,
     FinishRun,
     Insert,
     RunFacts,
     Settled,
+    SignalArrived,
     Started,
     StepFailed,
     StepPolicy,
     StepSucceeded,
     Transition,
+    WaitUntil,
     encode_call,
     register_kind,
 )
@@ -94,27 +98,42 @@ class MachineDriver:
 
     # -- a new run ---------------------------------------------------------------------------
     def steps(self, params: dict[str, Any]) -> list[NewStep]:
-        """The initial state's first visit, ready (its `Transition` is decided on
-        `Started`)."""
-        return self._enter(self.initial, params, 1)
+        """The initial state's first visit (its `Transition` is decided on `Started`)."""
+        return self._visit(self.initial, params, 1)
 
-    def _enter(self, state: str, data: dict[str, Any], seq: int) -> list[NewStep]:
+    def _visit(self, state: str, data: dict[str, Any], seq: int) -> list[NewStep]:
+        """The step of a visit: an action's, ready; a waiting state's, pending until it
+        waits (`WaitUntil`); none for a final state, where the run settles and ends."""
         spec = self.states[state]
-        if "task" not in spec:
-            return []  # a final state: the run settles and ends (`Settled`)
-        text, checksum = encode_call([data], {})
-        return [self._policies[state].new_step(f"{state}#{seq}", state, "task", "ready", 0,
-                                               text, checksum)]
+        name = f"{state}#{seq}"
+        if "task" in spec:
+            text, checksum = encode_call([data], {})
+            return [self._policies[state].new_step(name, state, "task", "ready", 0,
+                                                   text, checksum)]
+        if "on" in spec:
+            return [NewStep(name=name, node=state, task="waypost.state", kind="sleep",
+                            status="pending", waiting_on=0, max_attempts=1, timeout=None)]
+        return []
+
+    def _wait(self, facts: RunFacts, state: str, seq: int) -> list[Decision]:
+        spec = self.states[state]
+        if "on" not in spec:
+            return []
+        due = None if spec["after"] is None else facts.now() + spec["after"]
+        return [WaitUntil(f"{state}#{seq}", due)]
 
     # -- decisions -----------------------------------------------------------------------------
     def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
         try:
             if isinstance(event, StepSucceeded):
-                return self._done(facts, event.step, event.node)
+                return self._done(facts, event.step, event.node, event.kind)
             if isinstance(event, StepFailed):
                 return self._failed(facts, event)
+            if isinstance(event, SignalArrived):
+                return self._event(facts, event)
             if isinstance(event, Started):
-                return [Transition(self.initial, codec.dumps(facts.params), "start")]
+                return [Transition(self.initial, codec.dumps(facts.params), "start"),
+                        *self._wait(facts, self.initial, 1)]
             if isinstance(event, Settled):
                 return [self._end(facts)]
         except _Broken as exc:
@@ -134,19 +153,61 @@ class MachineDriver:
             raise _Broken(f"its data is not a JSON object: {text!r:.80}")
         return data, seq
 
-    def _move(self, to: str, data: dict[str, Any], seq: int, trigger: str,
-              handles: str | None = None) -> list[Decision]:
+    def _move(self, facts: RunFacts, to: str, data: dict[str, Any], seq: int, trigger: str,
+              handles: str | None = None, event: SignalArrived | None = None,
+              leaving: str | None = None) -> list[Decision]:
+        """Go to `to`: the transition, the end of the waiting visit `leaving`, the next
+        visit and its wait."""
         try:
             text = codec.dumps(data)
         except TypeError as exc:
             raise _Broken(f"the data cannot be stored: {exc}") from None
-        decisions: list[Decision] = [Transition(to, text, trigger, handles=handles)]
-        entered = self._enter(to, data, seq + 1)
+        decisions: list[Decision] = [Transition(
+            to, text, trigger, event_id=event.event_id if event else None, handles=handles,
+            event=event.seq if event else None)]
+        if leaving is not None:
+            decisions.append(EndStep(leaving, True, codec.dumps(
+                {"left_by": trigger, "event": event.name if event else None})))
+        entered = self._visit(to, data, seq + 1)
         if entered:
             decisions.append(Insert(entered))
-        return decisions
+        return decisions + self._wait(facts, to, seq + 1)
 
-    def _done(self, facts: RunFacts, step: str, state: str) -> list[Decision]:
+    def _event(self, facts: RunFacts, event: SignalArrived) -> list[Decision]:
+        state, _, seq = facts.machine()
+        spec = self.states.get(state or "", {})
+        if "task" in spec:
+            return []  # the action runs: the event waits for its transition
+        if "on" not in spec:
+            return [Consume(event.seq, "unhandled")]  # ended, or not started
+        try:
+            payload = codec.loads(event.payload)
+        except (ValueError, RecursionError):
+            return [Consume(event.seq, "unhandled")]
+        data, _ = self._data(facts)
+        data = merge(data, event.name, payload)
+        for route in spec["on"].get(event.name, []):
+            if route["guard"] is not None and self.guards is None:
+                return []  # decided where the guards are: a worker's sweep offers it again
+            if route["guard"] is None or self._guard(route["guard"], data, payload, route):
+                return self._move(facts, route["to"], data, seq, "event", event=event,
+                                  leaving=f"{state}#{seq}")
+        return [Consume(event.seq, {"error": "unhandled", "ignore": "ignored",
+                                    "defer": "deferred"}[spec["unhandled"]])]
+
+    def _timer(self, facts: RunFacts, step: str, state: str) -> list[Decision]:
+        current, _, seq = facts.machine()
+        spec = self.states.get(state, {})
+        if current != state or step != f"{state}#{seq}" or spec.get("then") is None:
+            return []  # an event moved the machine on first
+        data, _ = self._data(facts)
+        return self._move(facts, spec["then"], data, seq, "timer")
+
+    def _done(self, facts: RunFacts, step: str, state: str, kind: str) -> list[Decision]:
+        if kind == "sleep":
+            return self._timer(facts, step, state)
+        if kind != "task":
+            return []  # a waiting visit this driver ended itself (`EndStep`)
         text = facts.outputs([step]).get(step)
         try:
             result = codec.loads(text)
@@ -156,7 +217,7 @@ class MachineDriver:
         data = merge(data, state, result)
         for route in self.states[state]["done"]:
             if route["guard"] is None or self._guard(route["guard"], data, result, route):
-                return self._move(route["to"], data, seq, "done")
+                return self._move(facts, route["to"], data, seq, "done")
         raise _Broken(f"no transition out of {state} applies to the result of {step} (the "
                       "guards all said no and there is no default)")
 
@@ -187,7 +248,7 @@ class MachineDriver:
         data, seq = self._data(facts)
         data = {**data, "last_error": {"state": event.node, "step": event.step, "type": kind,
                                        "message": error.get("message")}}
-        return self._move(target, data, seq, "error", handles=event.step)
+        return self._move(facts, target, data, seq, "error", handles=event.step)
 
     def _end(self, facts: RunFacts) -> Decision:
         state, text, _ = facts.machine()

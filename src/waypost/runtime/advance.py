@@ -45,6 +45,7 @@ from ..store.records import HeldStep
 from . import retries, sagas
 from .driver import (
     Block,
+    Consume,
     Decision,
     Definition,
     Driver,
@@ -58,6 +59,7 @@ from .driver import (
     MakeReady,
     Release,
     Settled,
+    SignalArrived,
     Started,
     StepFailed,
     StepsFreed,
@@ -299,6 +301,8 @@ class Advancer:
                 w.made_ready += sum(s.status == "ready" for s in d.steps)
             elif isinstance(d, Transition):
                 self._transition(run, d)
+            elif isinstance(d, Consume):
+                tx.settle_event(d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
             elif isinstance(d, FailRun):
@@ -315,6 +319,54 @@ class Advancer:
         w.machines[run.id] = (d.to, d.data, seq + 1)
         if d.handles is not None:
             w.handled.add((run.id, d.handles))
+        if d.event is not None:
+            w.tx.settle_event(d.event, "consumed", before)
+        w.offer.add(run.id)  # open events are offered to the new state
+
+    def offer_events(self, w: Work, run: RunState) -> None:
+        """Offer a machine's open events, oldest first, until one moves it (which offers
+        the rest again, to the state it moved to) or none is left."""
+        if run.id in w.ended or run.driver is None:
+            return
+        seq = run.machine()[2]
+        for event, name, event_id, payload, _ in w.tx.open_events(run.id):
+            self.decide(run, SignalArrived(name, payload, event, event_id))
+            if run.id in w.ended or run.machine()[2] != seq:
+                return
+
+    def sweep_events(self, tx: Tx, limit: int = 100) -> int:
+        """Offer events left pending by a sender that could not decide them (it had not
+        the machine's guards), and those waiting for an action that has ended since."""
+        runs = tx.runs_with_pending_events(limit)
+        if runs:
+            with self.work(tx) as w:
+                for run_id in runs:
+                    tx.lock_run(run_id)
+                    self.offer_events(w, w.run(run_id))
+        return 0  # offers are not expired attempts: they do not count toward a sweep
+
+    def send(self, tx: Tx, run_id: str, name: str, payload: str,
+             event_id: str | None) -> dict[str, Any]:
+        """Store an event for a machine run and offer it at once; a repeat of an event id
+        stores nothing. Returns the event's seq, whether it is a repeat, and its status."""
+        row = tx.lock_run(run_id)
+        if row is None:
+            raise UnknownTargetError(f"no run {run_id}")
+        with self.work(tx) as w:
+            run = w.run(run_id)
+            if run.driver is not None and run.driver.kind != "machine":
+                raise InputError(f"run {run_id} is a {run.driver.kind} run: only state "
+                                 "machines take events")
+            if row["status"] not in ("pending", "running", "needs_attention"):
+                raise InputError(f"run {run_id} has ended ({row['status']}): the event "
+                                 f"{name!r} was not stored")
+            seq, new = tx.add_event(run_id, name, event_id, payload)
+            if new:
+                self.offer_events(w, run)
+        found = [e for e in tx.events_of(run_id, 100_000) if e["seq"] == seq]
+        return {"run_id": run_id, "event": seq, "duplicate": not new,
+                "status": found[0]["status"] if found else None,
+                "state": found[0]["state"] if found else None}
 
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work
@@ -352,6 +404,8 @@ class Advancer:
                     self.decide(w.run(run_id), ItemsEnded(node))
 
     def settle(self, w: Work, notify: bool = True) -> None:
+        while w.offer:
+            self.offer_events(w, w.run(w.offer.pop()))
         self.finish_items(w)
         tx = w.tx
         for run_id in sorted(w.open_delta):

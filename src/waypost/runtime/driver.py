@@ -197,10 +197,15 @@ class TimerFired:
 
 @dataclass(frozen=True)
 class SignalArrived:
-    """Reserved: a signal or event sent to the run."""
+    """An event sent to the run (`Engine.send`) is open: stored as `seq`, with its name,
+    payload (JSON text) and the sender's event id. Offered when it arrives and again after
+    every transition until a decision takes it (`Transition(event=seq)`) or settles it
+    (`Consume`); a driver that can do neither now (an action is running) returns none."""
 
     name: str
-    payload: Any
+    payload: str
+    seq: int = 0
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +306,17 @@ class Transition:
     trigger: str
     event_id: str | None = None
     handles: str | None = None
+    #: The stored event (its seq) this transition takes.
+    event: int | None = None
+
+
+@dataclass(frozen=True)
+class Consume:
+    """An open event is settled without a transition: `ignored`, `unhandled` (recorded and
+    shown) or `deferred` (offered again after the next transition)."""
+
+    event: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -321,7 +337,7 @@ class StartChild:
 
 
 Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun
-            | FailRun | Transition | Emit | StartChild)
+            | FailRun | Transition | Consume | Emit | StartChild)
 
 
 class Driver(Protocol):

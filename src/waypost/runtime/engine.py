@@ -141,6 +141,35 @@ class Engine:
         return int(self._transact(
             lambda tx: self._advancer.abort(tx, run_id, "cancelled", "Cancelled", reason)))
 
+    def send(self, target: str, event: str, payload: Any = None, *,
+             id: str | None = None) -> dict[str, Any]:
+        """Send `event` to a state machine run, addressed by its id (or a unique prefix)
+        or its key. The event is stored before this returns; with an `id` it is stored
+        once however often it is sent. Returns `run_id`, `event` (its number), `duplicate`,
+        and `status` (`consumed` with the `state` that took it, `pending` while an action
+        runs or a worker must decide, `deferred`, `ignored` or `unhandled`)."""
+        if not isinstance(event, str) or not event:
+            raise InputError("an event is named by a non-empty string")
+        if id is not None:
+            codec.check_key(id)
+        try:
+            text = codec.dumps(payload, codec.MAX_DEPTH)
+        except TypeError as exc:
+            raise InputError(f"the payload of event {event!r} must be JSON: {exc}") from None
+        run_id = self._address(target)
+        return dict(self._transact(
+            lambda tx: self._advancer.send(tx, run_id, event, text, id)))
+
+    def _address(self, target: str) -> str:
+        """A run named by its id, its key, or a unique prefix of its id."""
+        if not target:
+            raise InputError("a run id or key cannot be empty")
+        store = self._store()
+        if store.read(lambda tx: tx.get_run(target)) is not None:
+            return target
+        by_key = store.read(lambda tx: tx.run_id_by_key(target))
+        return by_key if by_key is not None else self.resolve(target)
+
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its
         output; a token works once. Returns the run id."""
@@ -248,6 +277,7 @@ class Engine:
                 driver = self._advancer.driver(tx, run["fingerprint"])
             except (WaypostError, LookupError, ValueError, TypeError, RecursionError):
                 driver = None  # shown without what only its definition knows
+            machine = driver is not None and driver.kind == "machine"
             used = sorted({name for policy in (driver.policies() if driver else [])
                            for name in policy.uses})
             limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use
@@ -262,9 +292,8 @@ class Engine:
                     "letters": tx.dead_letters(None, run_id, 1000),
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
                     "limits": limits,
-                    "transitions": (tx.transitions(run_id, 100_000)
-                                    if driver is not None and driver.kind == "machine"
-                                    else None)}
+                    "transitions": tx.transitions(run_id, 100_000) if machine else None,
+                    "events": tx.events_of(run_id, 100_000) if machine else None}
 
         return run_view(**self._store().read(load))
 

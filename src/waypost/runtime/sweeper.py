@@ -88,7 +88,8 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)
     return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
-            + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx))
+            + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx)
+            + advancer.sweep_events(tx))
 
 
 def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:

@@ -54,12 +54,13 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              limits: dict[str, dict[str, Any]] | None = None,
              holders: dict[str, WorkerRow] | None = None,
              now: float | None = None,
-             transitions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             transitions: list[dict[str, Any]] | None = None,
+             events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them; `holders`: the registered workers holding its running steps, as of the
-    database's clock `now`; `transitions`: a state machine's, oldest first (a machine's
-    view adds `state`, `data` and `transitions`)."""
+    database's clock `now`; `transitions` and `events`: a state machine's, oldest first (a
+    machine's view adds `state`, `data`, `transitions` and `events`)."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -75,6 +76,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         view["state"] = last["to_state"] if last else None
         view["data"] = codec.loads(last["data_after"]) if last else None
         view["transitions"] = [transition_view(t) for t in transitions]
+        view["events"] = [event_view(e) for e in events or []]
     if steps is not None:
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:
@@ -91,6 +93,12 @@ def transition_view(t: dict[str, Any]) -> dict[str, Any]:
             "trigger": t["trigger"], "event_id": t["event_id"], "at": iso(t["at"]),
             "data_before": codec.loads(t["data_before"]),
             "data_after": codec.loads(t["data_after"])}
+
+
+def event_view(e: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": e["seq"], "name": e["name"], "event_id": e["event_id"],
+            "payload": codec.loads(e["payload"]), "status": e["status"], "state": e["state"],
+            "created_at": iso(e["created_at"]), "handled_at": iso(e["handled_at"])}
 
 
 def attempt_view(a: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class Work:
     machines: dict[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
     #: Failed steps whose failure a machine routed to a state: no dead letter for them.
     handled: set[tuple[str, str]] = field(default_factory=set)
+    #: Machines that moved here: their open events are offered to the new state.
+    offer: set[str] = field(default_factory=set)
     #: Runs ended early here (failed by their driver, cancelled): nothing more is decided.
     ended: set[str] = field(default_factory=set)
     #: Whether settling wakes idle workers (a worker about to claim itself passes False).

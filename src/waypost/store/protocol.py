@@ -84,6 +84,10 @@ class Tx(Protocol):
         exists. One statement: the unique constraints are the check, so two concurrent
         starts with one key create one run."""
 
+    def run_id_by_key(self, key: str) -> str | None:
+        """The id of the run started under idempotency key `key`, if any. One statement,
+        a read."""
+
     def run_by_key(self, key: str) -> tuple[str, str, str]:
         """(id, flow, input checksum) of the run holding idempotency key `key`, which must
         exist (call it after `insert_run` returned False). One statement, a read."""
@@ -175,8 +179,9 @@ class Tx(Protocol):
 
     def end_node(self, run_id: str, name: str, status: str, output: str | None,
                  error: str | None) -> None:
-        """End a step that no worker runs (a map, a branch) with `status`. One statement,
-        fenced by `pending` or `running`: an ended step is never overwritten."""
+        """End a step that no worker runs (a map, a branch, a machine's waiting visit) with
+        `status`. One statement, fenced by `pending`, `running` or `waiting`: an ended step
+        is never overwritten."""
 
     def block(self, run_id: str, names: Sequence[str]) -> int:
         """Pending steps that can never start (something they need failed) end as
@@ -490,3 +495,24 @@ class Tx(Protocol):
 
     def transitions(self, run_id: str, limit: int) -> list[dict[str, Any]]:
         """A run's first `limit` transitions, oldest first. One statement, a read."""
+
+    def add_event(self, run_id: str, name: str, event_id: str | None,
+                  payload: str) -> tuple[int, bool]:
+        """Store an event sent to a run, pending: (its seq, True). With an `event_id` the
+        run has already, (the stored event's seq, False): one event, however often sent.
+        At most two statements."""
+
+    def open_events(self, run_id: str) -> list[tuple[int, str, str | None, str, str]]:
+        """(seq, name, event id, payload, status) of a run's pending and deferred events,
+        oldest first. One statement, a read."""
+
+    def settle_event(self, seq: int, status: str, state: str | None) -> bool:
+        """Mark an open event `consumed` (taken by `state`), `ignored`, `unhandled` or
+        `deferred`; fenced by its being open, so an event is taken at most once. One
+        statement."""
+
+    def events_of(self, run_id: str, limit: int) -> list[dict[str, Any]]:
+        """A run's events, oldest first. One statement, a read."""
+
+    def runs_with_pending_events(self, limit: int) -> list[str]:
+        """Unfinished runs with pending events (not deferred). One statement, a read."""

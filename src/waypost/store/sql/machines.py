@@ -8,6 +8,7 @@ from .core import SqlCore
 
 _TRANSITION = ("seq", "from_state", "to_state", "trigger", "event_id", "data_before",
                "data_after", "at")
+_EVENT = ("seq", "name", "event_id", "payload", "status", "state", "created_at", "handled_at")
 
 
 class MachineVerbs(SqlCore):
@@ -41,3 +42,48 @@ class MachineVerbs(SqlCore):
         rows = self.execute(f"SELECT {', '.join(_TRANSITION)} FROM transitions WHERE run_id = ? "
                             f"ORDER BY seq LIMIT ?", (run_id, limit)).fetchall()
         return [dict(zip(_TRANSITION, r, strict=True)) for r in rows]
+
+    # -- events sent to machines -------------------------------------------------------------
+    def add_event(self, run_id: str, name: str, event_id: str | None,
+                  payload: str) -> tuple[int, bool]:
+        """Store an event (pending); with an `event_id` the run already has, the stored
+        one's seq and False: sending twice stores one event."""
+        row = self.execute("INSERT INTO events (run_id, name, event_id, payload, status, "
+                           "created_at) VALUES (?, ?, ?, ?, 'pending', {now}) "
+                           "ON CONFLICT DO NOTHING RETURNING seq",
+                           (run_id, name, event_id, payload)).fetchone()
+        if row is not None:
+            return int(row[0]), True
+        row = self.execute("SELECT seq FROM events WHERE run_id = ? AND event_id = ?",
+                           (run_id, event_id)).fetchone()
+        return int(row[0]), False
+
+    def open_events(self, run_id: str) -> list[tuple[int, str, str | None, str, str]]:
+        """(seq, name, event id, payload, status) of the run's pending and deferred events,
+        oldest first."""
+        rows = self.execute("SELECT seq, name, event_id, payload, status FROM events WHERE "
+                            "run_id = ? AND status IN ('pending', 'deferred') ORDER BY seq",
+                            (run_id,)).fetchall()
+        return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def settle_event(self, seq: int, status: str, state: str | None) -> bool:
+        """An open event was taken (`consumed`) by `state`, or `ignored`, `unhandled` or
+        `deferred` there; fenced by its being open, so it is taken at most once."""
+        cur = self.execute("UPDATE events SET status = ?, state = ?, handled_at = {now} "
+                           "WHERE seq = ? AND status IN ('pending', 'deferred')",
+                           (status, state, seq))
+        return int(cur.rowcount) == 1
+
+    def events_of(self, run_id: str, limit: int) -> list[dict[str, Any]]:
+        rows = self.execute(f"SELECT {', '.join(_EVENT)} FROM events WHERE run_id = ? "
+                            f"ORDER BY seq LIMIT ?", (run_id, limit)).fetchall()
+        return [dict(zip(_EVENT, r, strict=True)) for r in rows]
+
+    def runs_with_pending_events(self, limit: int) -> list[str]:
+        """Open runs with events nobody could offer yet (their sender had not the
+        machine's code): the sweeper offers them."""
+        rows = self.execute("SELECT DISTINCT e.run_id FROM events e JOIN runs r ON "
+                            "r.id = e.run_id WHERE e.status = 'pending' AND r.status IN "
+                            "('pending', 'running', 'needs_attention') LIMIT ?",
+                            (limit,)).fetchall()
+        return [str(r[0]) for r in rows]

@@ -33,6 +33,10 @@ class RunVerbs(SqlCore):
                            (key,)).fetchone()
         return str(row[0]), str(row[1]), str(row[2])
 
+    def run_id_by_key(self, key: str) -> str | None:
+        row = self.execute("SELECT id FROM runs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def run_head(self, run_id: str) -> tuple[str, str] | None:
         row = self.execute("SELECT fingerprint, input FROM runs WHERE id = ?",
                            (run_id,)).fetchone()

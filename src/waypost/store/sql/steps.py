@@ -66,11 +66,13 @@ class StepVerbs(SqlCore):
 
     def end_node(self, run_id: str, name: str, status: str, output: str | None,
                  error: str | None) -> None:
-        """End a step that runs no task: a gathered fan-out (`running`), or a step whose
-        input cannot be built (`pending`). A step that ended already is left alone."""
+        """End a step that runs no task: a gathered fan-out (`running`), a step whose
+        input cannot be built (`pending`), a machine's waiting visit left by an event
+        (`waiting`). A step that ended already is left alone."""
         self.execute("UPDATE steps SET status = ?, output = ?, error = ?, finished_at = {now}, "
-                     "started_at = COALESCE(started_at, {now}) WHERE run_id = ? AND name = ? "
-                     "AND status IN ('pending', 'running')",
+                     "started_at = COALESCE(started_at, {now}), ready_at = NULL "
+                     "WHERE run_id = ? AND name = ? AND status IN ('pending', 'running', "
+                     "'waiting')",
                      (status, output, error, run_id, name))
 
     def block(self, run_id: str, names: Sequence[str]) -> int:

@@ -16,3 +16,20 @@ CREATE TABLE transitions (
     at          REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
 )
+;
+-- Events sent to a machine run, stored before `send` returns: pending until a state takes
+-- them (consumed), or per the state's policy ignored, unhandled (recorded, shown) or
+-- deferred (offered again after the next transition). An event id is unique per run.
+CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL REFERENCES runs(id),
+    name        TEXT NOT NULL,
+    event_id    TEXT,
+    payload     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    state       TEXT,
+    created_at  REAL NOT NULL,
+    handled_at  REAL,
+    UNIQUE (run_id, event_id)
+);
+CREATE INDEX events_open ON events(run_id, seq) WHERE status IN ('pending', 'deferred')
