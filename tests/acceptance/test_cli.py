@@ -121,6 +121,24 @@ def _is_iso(value: str | None) -> bool:
 
 
 # -- the happy path ------------------------------------------------------------------------
+def test_an_event_sent_from_the_cli_is_decided_by_a_worker_that_has_the_guards(
+        db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
+    run_id = ok(waypost("start", f"{MODULE}:Approval", "--key", "loan-42", db=db_url)).strip()
+    sent = json.loads(ok(waypost("send", "loan-42", "decided", "--payload", '{"ok": true}',
+                                 "--id", "d1", "--json", db=db_url)))
+    assert (sent["run_id"], sent["status"], sent["duplicate"]) == (run_id, "pending", False)
+    assert _result(engine, run_id, worker) == {"ok": True}
+    again = ok(waypost("send", "loan-42", "decided", "--id", "d1", db=db_url))
+    assert "sent before: nothing new stored" in again
+    assert "has ended (succeeded)" in one_error_line(
+        waypost("send", "loan-42", "decided", "--id", "d2", db=db_url))
+    assert "is not valid JSON" in one_error_line(
+        waypost("send", run_id, "decided", "--payload", "{", db=db_url))
+    view = engine.show(run_id)
+    assert [(e["name"], e["status"], e["event_id"]) for e in view["events"]] == [
+        ("decided", "consumed", "d1")]
+
+
 def test_a_machine_started_from_the_cli_runs_in_a_worker_and_shows_its_history(
         db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
     run_id = ok(waypost("start", f"{MODULE}:Ticker", "--input", "{}", db=db_url)).strip()

@@ -247,3 +247,14 @@ class Ticker(wp.Machine):
     ticking = wp.State(tick, done=[wp.to("done", when=lambda data, result: data["ticks"] >= 2),
                                    "ticking"])
     done = wp.Final()
+
+
+class Approval(wp.Machine):
+    """Waits for a decision; the guard is code, so only a process with this class (a
+    worker of this module) can decide it."""
+
+    initial = "waiting"
+    waiting = wp.State(on={"decided": [wp.to("approved", when=lambda data, p: p["ok"]),
+                                       "rejected"]})
+    approved = wp.Final()
+    rejected = wp.Final(failed=True)

@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,15 +359,20 @@ class Advancer:
                 raise InputError(f"run {run_id} is a {run.driver.kind} run: only state "
                                  "machines take events")
             if row["status"] not in ("pending", "running", "needs_attention"):
+                sent = _event(tx, run_id, lambda e: event_id is not None and
+                              e["event_id"] == event_id)
+                if sent is not None:  # a repeat, after the run ended: still one event
+                    return {"run_id": run_id, "event": sent["seq"], "duplicate": True,
+                            "status": sent["status"], "state": sent["state"]}
                 raise InputError(f"run {run_id} has ended ({row['status']}): the event "
                                  f"{name!r} was not stored")
             seq, new = tx.add_event(run_id, name, event_id, payload)
             if new:
                 self.offer_events(w, run)
-        found = [e for e in tx.events_of(run_id, 100_000) if e["seq"] == seq]
+        sent = _event(tx, run_id, lambda e: e["seq"] == seq)
         return {"run_id": run_id, "event": seq, "duplicate": not new,
-                "status": found[0]["status"] if found else None,
-                "state": found[0]["state"] if found else None}
+                "status": sent["status"] if sent else None,
+                "state": sent["state"] if sent else None}
 
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work
@@ -462,3 +468,7 @@ class Advancer:
                        "the run's deadline passed; its unfinished steps were cancelled",
                        quiet=True)
         return len(overdue)
+
+
+def _event(tx: Tx, run_id: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    return next((e for e in tx.events_of(run_id, 100_000) if match(e)), None)
