@@ -13,15 +13,14 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import DefinitionError
+from ..moments import next_time_of_day, time_of_day
 from ..rates import seconds
 from .build import GraphBuilder, current_builder
 from .graph import Ref, render, template_refs
 
 ON_TIMEOUT = ("fail", "approve", "escalate")
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s+(\S+))?$")
 
 
 def _builder(what: str) -> GraphBuilder:
@@ -71,20 +70,11 @@ def sleep_until(when: datetime | str | Any) -> Any:
             raise DefinitionError("wp.sleep_until needs an aware datetime (with tzinfo); "
                                   "a naive one is ambiguous across machines")
         return builder.add_wait("sleep", "sleep", {"until": when.timestamp()})
-    match = _CLOCK.match(str(when).strip())
-    if match is None:
+    clock = time_of_day(when, "wp.sleep_until")
+    if clock is None:
         raise DefinitionError(f"wp.sleep_until takes a datetime or \"HH:MM Zone/Name\", "
                               f"not {when!r}")
-    hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
-    zone = match[4] or "UTC"
-    if hour > 23 or minute > 59 or second > 59:
-        raise DefinitionError(f"wp.sleep_until: {when!r} is not a time of day")
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DefinitionError(f"wp.sleep_until: unknown time zone {zone!r}") from None
-    return builder.add_wait("sleep", "sleep",
-                            {"at": f"{hour:02d}:{minute:02d}:{second:02d}", "tz": zone})
+    return builder.add_wait("sleep", "sleep", clock)
 
 
 def resolve_moment(options: dict[str, Any], outputs: dict[str, Any],
@@ -118,15 +108,7 @@ def due_at(options: dict[str, Any], now: float) -> float | None:
         return now + float(options["sleep"])
     if "until" in options:
         return max(float(options["until"]), now)
-    zone = ZoneInfo(options["tz"])
-    hour, minute, second = (int(x) for x in options["at"].split(":"))
-    local = datetime.fromtimestamp(now, zone)
-    for days in range(3):  # today, or tomorrow (a DST gap may skip one)
-        day = local + timedelta(days=days)
-        at = day.replace(hour=hour, minute=minute, second=second, microsecond=0)
-        if at.timestamp() > now:
-            return at.timestamp()
-    raise AssertionError("a time of day always comes within two days")
+    return next_time_of_day(options["at"], options["tz"], now)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from .. import codec
 from ..errors import DefinitionError, InputError
+from ..moments import time_of_day
 from ..task import Task
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
@@ -82,6 +83,8 @@ class State:
     retries: int | None = None
     on: dict[str, Targets] = field(default_factory=dict)
     after: timedelta | float | None = None
+    #: A time of day as `wp.sleep_until` takes it ("09:00 Europe/Paris"): the next one.
+    until: str | None = None
     then: str | None = None
     unhandled: str = "error"
 
@@ -113,7 +116,10 @@ class Machine:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.name = vars(cls).get("name") or f"{cls.__module__}:{cls.__qualname__}"
-        cls.states = {k: v for k, v in vars(cls).items() if isinstance(v, State | Final)}
+        cls.states = {}  # a subclass inherits its bases' states and may replace some
+        for base in reversed(cls.__mro__):
+            cls.states.update({k: v for k, v in vars(base).items()
+                               if isinstance(v, State | Final)})
         cls.guards = []
         cls.body = json.dumps(_compile(cls), sort_keys=True, separators=(",", ":"))
         cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
@@ -152,7 +158,7 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
     if not cls.states:
         raise DefinitionError(f"{where} declares no state (class attributes wp.State(...) "
                               "or wp.Final())")
-    initial = vars(cls).get("initial")
+    initial = getattr(cls, "initial", None)
     if initial not in cls.states:
         raise DefinitionError(f"{where}: initial = {initial!r} is not one of its states "
                               f"({', '.join(cls.states)})")
@@ -210,17 +216,27 @@ def _waiting(cls: type[Machine], name: str, state: State, here: str) -> dict[str
     if state.unhandled not in UNHANDLED:
         raise DefinitionError(f"{here}: unhandled is one of {', '.join(UNHANDLED)}, not "
                               f"{state.unhandled!r}")
-    if (state.after is None) != (state.then is None):
-        raise DefinitionError(f"{here}: a timer needs both after= and then=")
+    if state.after is not None and state.until is not None:
+        raise DefinitionError(f"{here}: a timer is after= or until=, not both")
+    timed = state.after is not None or state.until is not None
+    if timed != (state.then is not None):
+        raise DefinitionError(f"{here}: a timer needs after= (or until=) and then=")
+    until = None
+    if state.until is not None:
+        until = time_of_day(state.until, f"{here}: until")
+        if until is None:
+            raise DefinitionError(f"{here}: until takes a time of day such as \"09:00 "
+                                  f"Europe/Paris\", not {state.until!r}")
     after = state.after.total_seconds() if isinstance(state.after, timedelta) else state.after
     if after is not None and after < 0:
         raise DefinitionError(f"{here}: after= cannot be negative")
     if state.then is not None and state.then not in cls.states:
         raise DefinitionError(f"{here}: then goes to {state.then!r}, which is not a state "
                               "of the machine")
-    if not state.on and after is None:
+    if not state.on and not timed:
         raise DefinitionError(f"{here}: a state without an action waits for an event (on=) "
                               "or a timer (after=, then=); this one has neither")
     on = {event: _compile_routes(cls, targets, f"{here}: on {event!r}")
           for event, targets in state.on.items()}
-    return {"on": on, "after": after, "then": state.then, "unhandled": state.unhandled}
+    return {"on": on, "after": after, "until": until, "then": state.then,
+            "unhandled": state.unhandled}

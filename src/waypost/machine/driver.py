@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from .. import codec
+from ..moments import next_time_of_day
 from ..runtime.driver import (
     Consume,
     Decision,
@@ -119,7 +120,11 @@ class MachineDriver:
         spec = self.states[state]
         if "on" not in spec:
             return []
-        due = None if spec["after"] is None else facts.now() + spec["after"]
+        if spec.get("until") is not None:
+            due: float | None = next_time_of_day(spec["until"]["at"], spec["until"]["tz"],
+                                                 facts.now())
+        else:
+            due = None if spec["after"] is None else facts.now() + spec["after"]
         return [WaitUntil(f"{state}#{seq}", due)]
 
     # -- decisions -----------------------------------------------------------------------------
