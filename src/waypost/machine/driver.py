@@ -32,6 +32,7 @@ from ..runtime.driver import (
     Started,
     StepFailed,
     StepPolicy,
+    StepsFreed,
     StepSucceeded,
     Transition,
     WaitUntil,
@@ -40,6 +41,9 @@ from ..runtime.driver import (
 )
 from ..store.records import NewStep
 from .define import Guard, registered_machines
+
+
+_WAITING = StepPolicy(task="waypost.state")
 
 
 class _Broken(Exception):
@@ -80,7 +84,9 @@ class MachineDriver:
                 for name, s in self.states.items() if "task" in s}
 
     def policy(self, node: str, kind: str) -> StepPolicy:
-        policy = self._policies[node]
+        policy = self._policies.get(node)
+        if policy is None:  # a waiting state's visit: no task, one attempt, no retries
+            return _WAITING
         return policy.undo() if kind == "undo" else policy
 
     def policies(self) -> list[StepPolicy]:
@@ -134,6 +140,8 @@ class MachineDriver:
                 return self._done(facts, event.step, event.node, event.kind)
             if isinstance(event, StepFailed):
                 return self._failed(facts, event)
+            if isinstance(event, StepsFreed):  # a waiting visit reopened (resume, replay)
+                return self._rewait(facts, event.steps)
             if isinstance(event, SignalArrived):
                 return self._event(facts, event)
             if isinstance(event, Started):
@@ -199,6 +207,18 @@ class MachineDriver:
                                   leaving=f"{state}#{seq}")
         return [Consume(event.seq, {"error": "unhandled", "ignore": "ignored",
                                     "defer": "deferred"}[spec["unhandled"]])]
+
+    def _rewait(self, facts: RunFacts, steps: list[str]) -> list[Decision]:
+        """The current visit waits again (its timer starts again); an older one, left
+        behind when the run stopped, just ends."""
+        state, _, seq = facts.machine()
+        decisions: list[Decision] = []
+        for step in steps:
+            if state is not None and step == f"{state}#{seq}":
+                decisions += self._wait(facts, state, seq)
+            else:
+                decisions.append(EndStep(step, True, codec.dumps({"left_by": "resume"})))
+        return decisions
 
     def _timer(self, facts: RunFacts, step: str, state: str) -> list[Decision]:
         current, _, seq = facts.machine()
