@@ -62,3 +62,33 @@ def fanout(n: int = 1000) -> int:
 
 
 CHAINS = {CHAIN_LONG: chain_1000, CHAIN_PEER: chain_200}
+
+
+# -- state machines (benchmarks/machines.py) -----------------------------------------------
+MACHINE_LOOP = 1000
+SENDS = 1000
+
+
+@wp.task(name="bench:count")
+def count(data: dict) -> dict:  # type: ignore[type-arg]
+    return {"i": data["i"] + 1}
+
+
+class Loop1000(wp.Machine):
+    """1,000 transitions, each after a no-op action: the machine's twin of chain_1000."""
+
+    name = "bench:loop_1000"
+    initial = "looping"
+    looping = wp.State(count, done=[wp.to("done", when=lambda d, r: d["i"] >= MACHINE_LOOP),
+                                    "looping"])
+    done = wp.Final()
+
+
+class Inbox(wp.Machine):
+    """A machine driven by events: every `send` is one transition of a waiting state."""
+
+    name = "bench:inbox"
+    initial = "open"
+    open = wp.State(on={"msg": [wp.to("done", when=lambda d, p: p["i"] >= SENDS - 1),
+                                "open"]})
+    done = wp.Final()

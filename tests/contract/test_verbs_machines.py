@@ -71,3 +71,6 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
     assert [(r["seq"], r["status"], r["state"]) for r in rows] == [
         (first[0], "consumed", "s1"), (second, "consumed", "s2"), (third, "deferred", "s2")]
     assert all(r["handled_at"] >= r["created_at"] for r in rows)
+    assert store.read(lambda tx: tx.event(run_id, second, None)) == rows[1]
+    assert store.read(lambda tx: tx.event(run_id, None, "e1")) == rows[0]
+    assert store.read(lambda tx: tx.event(run_id, None, "nope")) is None

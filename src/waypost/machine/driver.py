@@ -42,7 +42,6 @@ from ..runtime.driver import (
 from ..store.records import NewStep
 from .define import Guard, registered_machines
 
-
 _WAITING = StepPolicy(task="waypost.state")
 
 
@@ -145,7 +144,8 @@ class MachineDriver:
             if isinstance(event, SignalArrived):
                 return self._event(facts, event)
             if isinstance(event, Started):
-                return [Transition(self.initial, codec.dumps(facts.params), "start"),
+                return [Transition(self.initial, codec.dumps(facts.params), "start",
+                                   offers="on" in self.states[self.initial]),
                         *self._wait(facts, self.initial, 1)]
             if isinstance(event, Settled):
                 return [self._end(facts)]
@@ -177,7 +177,7 @@ class MachineDriver:
             raise _Broken(f"the data cannot be stored: {exc}") from None
         decisions: list[Decision] = [Transition(
             to, text, trigger, event_id=event.event_id if event else None, handles=handles,
-            event=event.seq if event else None)]
+            event=event.seq if event else None, offers="on" in self.states[to])]
         if leaving is not None:
             decisions.append(EndStep(leaving, True, codec.dumps(
                 {"left_by": trigger, "event": event.name if event else None})))

@@ -35,7 +35,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,7 +321,8 @@ class Advancer:
             w.handled.add((run.id, d.handles))
         if d.event is not None:
             w.tx.settle_event(d.event, "consumed", before)
-        w.offer.add(run.id)  # open events are offered to the new state
+        if d.offers:
+            w.offer.add(run.id)  # open events are offered to the new state
 
     def offer_events(self, w: Work, run: RunState) -> None:
         """Offer a machine's open events, oldest first, until one moves it (which offers
@@ -359,8 +359,7 @@ class Advancer:
                 raise InputError(f"run {run_id} is a {run.driver.kind} run: only state "
                                  "machines take events")
             if row["status"] not in ("pending", "running", "needs_attention"):
-                sent = _event(tx, run_id, lambda e: event_id is not None and
-                              e["event_id"] == event_id)
+                sent = None if event_id is None else tx.event(run_id, None, event_id)
                 if sent is not None:  # a repeat, after the run ended: still one event
                     return {"run_id": run_id, "event": sent["seq"], "duplicate": True,
                             "status": sent["status"], "state": sent["state"]}
@@ -369,7 +368,7 @@ class Advancer:
             seq, new = tx.add_event(run_id, name, event_id, payload)
             if new:
                 self.offer_events(w, run)
-        sent = _event(tx, run_id, lambda e: e["seq"] == seq)
+        sent = tx.event(run_id, seq, None)
         return {"run_id": run_id, "event": seq, "duplicate": not new,
                 "status": sent["status"] if sent else None,
                 "state": sent["state"] if sent else None}
@@ -469,6 +468,3 @@ class Advancer:
                        quiet=True)
         return len(overdue)
 
-
-def _event(tx: Tx, run_id: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-    return next((e for e in tx.events_of(run_id, 100_000) if match(e)), None)

@@ -308,6 +308,8 @@ class Transition:
     handles: str | None = None
     #: The stored event (its seq) this transition takes.
     event: int | None = None
+    #: Whether the new state takes events now (it waits): open events are offered to it.
+    offers: bool = False
 
 
 @dataclass(frozen=True)

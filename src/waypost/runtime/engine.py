@@ -156,19 +156,10 @@ class Engine:
             text = codec.dumps(payload, codec.MAX_DEPTH)
         except TypeError as exc:
             raise InputError(f"the payload of event {event!r} must be JSON: {exc}") from None
-        run_id = self._address(target)
-        return dict(self._transact(
-            lambda tx: self._advancer.send(tx, run_id, event, text, id)))
-
-    def _address(self, target: str) -> str:
-        """A run named by its id, its key, or a unique prefix of its id."""
         if not target:
             raise InputError("a run id or key cannot be empty")
-        store = self._store()
-        if store.read(lambda tx: tx.get_run(target)) is not None:
-            return target
-        by_key = store.read(lambda tx: tx.run_id_by_key(target))
-        return by_key if by_key is not None else self.resolve(target)
+        return dict(self._transact(
+            lambda tx: self._advancer.send(tx, _address(tx, target), event, text, id)))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its
@@ -365,3 +356,18 @@ class _Serving:
     def __exit__(self, *exc: object) -> None:
         self.engine._workers.remove(self.worker)
         self.worker.stop()
+
+
+def _address(tx: Any, target: str) -> str:
+    """A run named by its id, its key, or a unique prefix of its id."""
+    if tx.run_head(target) is not None:
+        return target
+    by_key = tx.run_id_by_key(target)
+    if by_key is not None:
+        return str(by_key)
+    ids = tx.run_ids_like(target)
+    if len(ids) != 1:
+        which = "no run" if not ids else "more than one run"
+        raise UnknownTargetError(f"{which} matches {target!r} (as a run id, a prefix of one, "
+                                 "or a key)")
+    return str(ids[0])

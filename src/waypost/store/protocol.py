@@ -514,5 +514,9 @@ class Tx(Protocol):
     def events_of(self, run_id: str, limit: int) -> list[dict[str, Any]]:
         """A run's events, oldest first. One statement, a read."""
 
+    def event(self, run_id: str, seq: int | None, event_id: str | None) -> dict[str, Any] | None:
+        """One event of a run (as `events_of` gives it), by its seq, or else by the
+        sender's event id. One statement, a read."""
+
     def runs_with_pending_events(self, limit: int) -> list[str]:
         """Unfinished runs with pending events (not deferred). One statement, a read."""

@@ -79,6 +79,13 @@ class MachineVerbs(SqlCore):
                             f"ORDER BY seq LIMIT ?", (run_id, limit)).fetchall()
         return [dict(zip(_EVENT, r, strict=True)) for r in rows]
 
+    def event(self, run_id: str, seq: int | None, event_id: str | None) -> dict[str, Any] | None:
+        """One event of a run, by its seq or by the sender's event id."""
+        by, value = ("seq", seq) if seq is not None else ("event_id", event_id)
+        row = self.execute(f"SELECT {', '.join(_EVENT)} FROM events WHERE run_id = ? AND "
+                           f"{by} = ?", (run_id, value)).fetchone()
+        return None if row is None else dict(zip(_EVENT, row, strict=True))
+
     def runs_with_pending_events(self, limit: int) -> list[str]:
         """Open runs with events nobody could offer yet (their sender had not the
         machine's code): the sweeper offers them."""
