@@ -175,3 +175,25 @@ def poisoned() -> None:
 @wp.flow()
 def bystander(n: int) -> int:
     return innocent(n)
+
+
+# -- a state machine, for kills between an action and its transition and during a timer ------
+
+
+@wp.task()
+def machine_work(data: dict, ctx: wp.Context) -> dict:  # type: ignore[type-arg]
+    started = time.monotonic()
+    time.sleep(data["pause"])
+    record(ctx, started)
+    return {"n": data["n"] + 1}
+
+
+class Crashable(wp.Machine):
+    """Works three visits in a loop, rests on a durable timer, works once more."""
+
+    initial = "working"
+    working = wp.State(machine_work, done=[wp.to("resting", when=lambda d, r: d["n"] >= 3),
+                                           "working"])
+    resting = wp.State(after=1.5, then="finishing")
+    finishing = wp.State(machine_work, done="done")
+    done = wp.Final()
