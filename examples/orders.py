@@ -15,14 +15,14 @@ def fetch_order(order_id: int) -> dict:
     return {"id": order_id, "amount_cents": 1250 + order_id, "address": "1 Main St"}
 
 
-@wp.task()
+@wp.task(timeout=30)
 def charge(order: dict, ctx: wp.Context) -> dict:
     # A real payment API receives ctx.idempotency_key, so a retried charge is not doubled.
     return {"order": order["id"], "charged": order["amount_cents"],
             "idempotency_key": ctx.idempotency_key}
 
 
-@wp.task()
+@wp.task(timeout=30)
 def ship(order: dict, receipt: dict) -> str:
     return f"shipped order {order['id']} to {order['address']} (paid {receipt['charged']})"
 

@@ -190,13 +190,22 @@ def _parse_json(text: str, option: str) -> Any:
 @click.pass_context
 def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None:
     """Start a run of FLOW and print its id."""
+    from .design.check import check
     from .runtime.loader import load_flow
 
     data = _parse_json(input_, "--input")
     flow = load_flow(target)
     flow.bind_input(data)  # bad input is refused before the database is touched
+    findings = check(flow)
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        fail(f"{errors[0].line()} (waypost check {target.rpartition(':')[0]} lists all "
+             f"{len(errors)} errors); nothing was started", 2)
     engine = _engine(ctx, create=True)
     click.echo(engine.start(flow, data, key=key))
+    for finding in findings:  # once the run exists: a refused start says one thing only
+        err.print(f"[yellow]warning:[/] {escape(finding.line().removeprefix('warning: '))}",
+                  markup=True, highlight=False)
     unserved = engine.unserved_tasks(flow)
     if unserved:  # the run would wait in silence: say so where the user is looking
         names = ", ".join(unserved[:3]) + (f" and {len(unserved) - 3} more"
@@ -204,6 +213,40 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
         err.print(f"[yellow]warning:[/] no live worker serves {escape(names)}: the run waits "
                   f"until a worker that imports {escape(target.rpartition(':')[0])} serves "
                   "them", markup=True, highlight=False)
+
+
+@main.command("check")
+@click.argument("module")
+@click.pass_context
+def check_cmd(ctx: click.Context, module: str) -> None:
+    """Validate every flow and machine of MODULE without running anything; exit 1 on
+    errors."""
+    from .design.check import check, definitions
+    from .runtime.loader import import_module
+
+    found = definitions(import_module(module))
+    if not found:
+        fail(f"module {module} defines no flow or machine", 2)
+    findings = [f for d in found for f in check(d)]
+    for finding in findings:
+        style = "red" if finding.level == "error" else "yellow"
+        level, _, rest = finding.line().partition(": ")
+        out.print(f"[{style}]{level}[/]: {escape(rest)}", highlight=False)
+    errors = sum(f.level == "error" for f in findings)
+    out.print(f"{len(found)} definitions checked: {errors} errors, "
+              f"{len(findings) - errors} warnings", highlight=False)
+    if errors:
+        ctx.exit(1)
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:NAME")
+def graph(target: str) -> None:
+    """Print a flow (flowchart) or a machine (stateDiagram-v2) as Mermaid."""
+    from .design.mermaid import mermaid
+    from .runtime.loader import load_flow
+
+    click.echo(mermaid(load_flow(target)), nl=False)
 
 
 @main.command()

@@ -121,6 +121,21 @@ def _is_iso(value: str | None) -> bool:
 
 
 # -- the happy path ------------------------------------------------------------------------
+def test_check_graph_and_a_start_that_check_refuses(db_url: str) -> None:
+    clean = waypost("check", "examples/payments.py")
+    assert ok(clean).strip().endswith("2 definitions checked: 0 errors, 0 warnings")
+    broken = waypost("check", "tests.flows.unchecked")
+    assert broken.returncode == 1
+    assert "error: tests.flows.unchecked:cleanup [drop_table]: destructive step" in broken.stdout
+    graph = ok(waypost("graph", "examples/payments.py:Payment"))
+    assert graph.startswith("stateDiagram-v2\n    [*] --> charging\n")
+    refused = one_error_line(waypost("start", "tests.flows.unchecked:cleanup", "--input",
+                                     '{"name": "t"}', db=db_url), 2)
+    assert "destructive step" in refused and "nothing was started" in refused
+    assert runs_in(db_url) == []
+    assert "defines no flow or machine" in one_error_line(waypost("check", "tests"), 2)
+
+
 def test_an_event_sent_from_the_cli_is_decided_by_a_worker_that_has_the_guards(
         db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
     run_id = ok(waypost("start", f"{MODULE}:Approval", "--key", "loan-42", db=db_url)).strip()

@@ -264,12 +264,12 @@ SHOP = '''
 import waypost as wp
 
 
-@wp.task()
+@wp.task(timeout=30)
 def price(n: int) -> int:
     return n * 10
 
 
-@wp.task()
+@wp.task(timeout=30)
 def total(p: int) -> int:
     return p + 1
 
