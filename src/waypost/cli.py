@@ -323,6 +323,10 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
 def _print_machine(view: dict[str, Any]) -> None:
     out.print(f"[bold]state[/] {escape(str(view['state']))}  "
               f"[bold]data[/] {escape(_short(view['data'], 160))}")
+    for other in view["code_differs"]:
+        out.print(f"[yellow]warning:[/] worker {escape(other['worker'])} has another "
+                  f"definition of this machine ({other['fingerprint'][:19]}…): it cannot "
+                  "evaluate this run's guards")
     for t in view["transitions"]:
         via = t["trigger"] + (f" {t['event_id']}" if t["event_id"] else "")
         out.print(f"  {t['seq']:>4}  {(t['at'] or '')[11:23]}  {escape(str(t['from'] or '-'))} "

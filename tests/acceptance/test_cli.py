@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -376,3 +377,55 @@ def test_resume_a_failed_run(db_url: str, engine: wp.Engine, worker: WorkerProce
     # A run that did not fail cannot be resumed.
     line = one_error_line(waypost("resume", run_id, db=db_url), code=2)
     assert "only a failed run can resume" in line
+
+
+class Drift(wp.Machine):
+    """The definition this process has; the worker below runs other code of one name."""
+
+    name = "tests.drift"
+    initial = "waiting"
+    waiting = wp.State(on={"go": "done"})
+    done = wp.Final()
+
+
+DRIFTED = '''
+import waypost as wp
+
+
+@wp.task(timeout=5)
+def noop(data: dict) -> None:
+    return None
+
+
+class Drift(wp.Machine):
+    name = "tests.drift"
+    initial = "waiting"
+    waiting = wp.State(on={"go": "working"})
+    working = wp.State(noop, done="done")
+    done = wp.Final()
+'''
+
+
+def test_show_says_when_a_live_worker_has_other_code_for_the_machine(
+        db_url: str, engine: wp.Engine, tmp_path: Path) -> None:
+    (tmp_path / "drifted.py").write_text(DRIFTED)
+    run_id = engine.start(Drift, {})
+    proc = subprocess.Popen([sys.executable, "-m", "waypost.cli", "--db", db_url, "worker",
+                             "drifted.py", "--poll", "0.05"], cwd=tmp_path, env=_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (view := engine.show(run_id))["code_differs"]:
+            assert time.monotonic() < deadline, "the worker never registered"
+            time.sleep(0.1)
+        [other] = view["code_differs"]
+        assert other["worker"].endswith(f":{proc.pid}:") or str(proc.pid) in other["worker"]
+        assert other["fingerprint"] != view["definition"]
+        text = ok(waypost("show", run_id, db=db_url))
+        assert "has another definition of this machine" in text
+        assert engine.send(run_id, "go")["status"] == "consumed", "the run keeps its own"
+        assert engine.result(run_id, timeout=10) == {}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -78,6 +78,7 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE requests")
         tx.execute("DROP TABLE transitions")
         tx.execute("DROP TABLE events")
+        tx.execute("ALTER TABLE workers DROP COLUMN definitions")
         for column in ("state", "data", "transitions"):
             tx.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from .. import codec
 from ..errors import DefinitionError, InputError
 from ..moments import time_of_day
+from ..runtime.driver import declare_definition
 from ..task import Task
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
@@ -124,6 +125,7 @@ class Machine:
         cls.body = json.dumps(_compile(cls), sort_keys=True, separators=(",", ":"))
         cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
         _MACHINES[cls.name] = cls
+        declare_definition(cls.kind, cls.name, cls.fingerprint)
 
     def __init__(self) -> None:
         raise DefinitionError(f"start machine {self.name} with engine.start(), not by "

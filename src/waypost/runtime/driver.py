@@ -401,6 +401,20 @@ def register_kind(kind: str, load: Callable[[str], Driver]) -> None:
     _KINDS[kind] = load
 
 
+#: Definitions declared in this process, by name: (kind, fingerprint). A worker registers
+#: them, so `show` can tell when a live worker's code differs from a run's definition.
+_LOCAL: dict[str, tuple[str, str]] = {}
+
+
+def declare_definition(kind: str, name: str, fingerprint: str) -> None:
+    _LOCAL[name] = (kind, fingerprint)
+
+
+def local_definitions() -> dict[str, str]:
+    """{name: fingerprint} of the definitions this process's code declares."""
+    return {name: fingerprint for name, (_, fingerprint) in sorted(_LOCAL.items())}
+
+
 def load_driver(kind: str, body: str) -> Driver:
     load = _KINDS.get(kind)
     if load is None:

@@ -284,7 +284,9 @@ class Engine:
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
                     "limits": limits,
                     "transitions": tx.transitions(run_id, 100_000) if machine else None,
-                    "events": tx.events_of(run_id, 100_000) if machine else None}
+                    "events": tx.events_of(run_id, 100_000) if machine else None,
+                    "others": _other_code(tx.workers(), run, tx.now(), self.lease)
+                    if machine else None}
 
         return run_view(**self._store().read(load))
 
@@ -371,3 +373,12 @@ def _address(tx: Any, target: str) -> str:
         raise UnknownTargetError(f"{which} matches {target!r} (as a run id, a prefix of one, "
                                  "or a key)")
     return str(ids[0])
+
+
+def _other_code(workers: list[Any], run: dict[str, Any], now: float,
+                lease: float) -> list[dict[str, str]]:
+    """Live workers whose code defines the run's machine differently: they cannot evaluate
+    its guards (the run keeps the definition it started with)."""
+    return [{"worker": w.id, "fingerprint": w.definitions[run["flow"]]} for w in workers
+            if now - w.heartbeat_at <= (w.lease or lease)
+            and w.definitions.get(run["flow"], run["fingerprint"]) != run["fingerprint"]]

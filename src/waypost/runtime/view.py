@@ -55,12 +55,14 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              holders: dict[str, WorkerRow] | None = None,
              now: float | None = None,
              transitions: list[dict[str, Any]] | None = None,
-             events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             events: list[dict[str, Any]] | None = None,
+             others: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them; `holders`: the registered workers holding its running steps, as of the
     database's clock `now`; `transitions` and `events`: a state machine's, oldest first (a
-    machine's view adds `state`, `data`, `transitions` and `events`)."""
+    machine's view adds `state`, `data`, `transitions` and `events`); `others`: live
+    workers whose code defines the machine differently (`code_differs`)."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -77,6 +79,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         view["data"] = codec.loads(last["data_after"]) if last else None
         view["transitions"] = [transition_view(t) for t in transitions]
         view["events"] = [event_view(e) for e in events or []]
+        view["code_differs"] = others or []
     if steps is not None:
         history: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for a in attempts or []:

@@ -28,6 +28,7 @@ from ..store.protocol import Tx
 from ..store.records import ClaimedStep, WorkerRow
 from ..task import Task, registered_tasks
 from .advance import Advancer
+from .driver import local_definitions
 from .executor import Executor, error_of
 from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .limits import ClaimReport, LimitedClaims
@@ -178,12 +179,13 @@ class Worker:
         listener = self._start_listener()
         try:
             tasks = codec.dumps(sorted(self.tasks))
+            definitions = codec.dumps(local_definitions())
 
             boot_id, pid_ns = PID_SPACE
 
             def register(tx: Tx) -> tuple[WorkerRow | None, list[str]]:
                 before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
-                                            boot_id, pid_ns, self.lease)
+                                            boot_id, pid_ns, self.lease, definitions)
                 return before, self._claims.register(tx)
 
             before, changed = store.transact(register)

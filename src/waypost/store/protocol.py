@@ -436,8 +436,9 @@ class Tx(Protocol):
     def register_worker(self, worker_id: str, host: str, pid: int, tasks: str,
                         incarnation: str | None = None, boot_id: str | None = None,
                         pid_ns: str | None = None, lease: float | None = None,
-                        ) -> WorkerRow | None:
-        """Register this incarnation of a worker (pid, boot id, pid namespace, lease);
+                        definitions: str | None = None) -> WorkerRow | None:
+        """Register this incarnation of a worker (pid, boot id, pid namespace, lease, and
+        the JSON {name: fingerprint} of the machine definitions its code has);
         returns the row of an earlier incarnation under the same id, whose leases are
         expired here at once. Needs the caller's transaction; the old row is locked."""
 

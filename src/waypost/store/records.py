@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -57,6 +57,8 @@ class WorkerRow:
     started_at: float
     heartbeat_at: float
     tasks: list[str]
+    #: Machine definitions this worker's code has: name -> fingerprint.
+    definitions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

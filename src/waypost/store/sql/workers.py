@@ -12,13 +12,15 @@ from .core import (
     marks,
 )
 
-_WORKER = "id, host, pid, incarnation, boot_id, pid_ns, lease, started_at, heartbeat_at, tasks"
+_WORKER = ("id, host, pid, incarnation, boot_id, pid_ns, lease, started_at, heartbeat_at, tasks, "
+           "definitions")
 
 
 def _worker(r: Sequence[Any]) -> WorkerRow:
     return WorkerRow(str(r[0]), str(r[1]), int(r[2]), r[3], r[4], r[5],
                      None if r[6] is None else float(r[6]), float(r[7]), float(r[8]),
-                     sorted(codec.loads(r[9])) if r[9] else [])
+                     sorted(codec.loads(r[9])) if r[9] else [],
+                     dict(codec.loads(r[10])) if r[10] else {})
 
 
 class WorkerVerbs(SqlCore):
@@ -26,7 +28,7 @@ class WorkerVerbs(SqlCore):
     def register_worker(self, worker_id: str, host: str, pid: int, tasks: str,
                         incarnation: str | None = None, boot_id: str | None = None,
                         pid_ns: str | None = None, lease: float | None = None,
-                        ) -> WorkerRow | None:
+                        definitions: str | None = None) -> WorkerRow | None:
         """Register this incarnation of a worker; returns the row it replaced, if any.
 
         A row under the same id is an earlier incarnation (a process killed and restarted
@@ -36,14 +38,15 @@ class WorkerVerbs(SqlCore):
         row = self.execute(f"SELECT {_WORKER} FROM workers WHERE id = ? {{lock}}",
                            (worker_id,)).fetchone()
         self.execute("INSERT INTO workers (id, host, pid, incarnation, boot_id, pid_ns, lease, "
-                     "started_at, heartbeat_at, tasks) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, {now}, {now}, ?) ON CONFLICT (id) DO UPDATE "
+                     "started_at, heartbeat_at, tasks, definitions) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, {now}, {now}, ?, ?) ON CONFLICT (id) DO UPDATE "
                      "SET host = excluded.host, pid = excluded.pid, "
                      "incarnation = excluded.incarnation, boot_id = excluded.boot_id, "
                      "pid_ns = excluded.pid_ns, lease = excluded.lease, "
                      "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
-                     "tasks = excluded.tasks",
-                     (worker_id, host, pid, incarnation, boot_id, pid_ns, lease, tasks))
+                     "tasks = excluded.tasks, definitions = excluded.definitions",
+                     (worker_id, host, pid, incarnation, boot_id, pid_ns, lease, tasks,
+                      definitions))
         if row is None or (incarnation is not None and row[3] == incarnation):
             return None  # new, or this transaction's own earlier try (a lost commit ack)
         self.expire_owner(worker_id)

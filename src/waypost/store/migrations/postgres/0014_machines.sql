@@ -33,3 +33,7 @@ CREATE TABLE events (
     UNIQUE (run_id, event_id)
 );
 CREATE INDEX events_open ON events(run_id, seq) WHERE status IN ('pending', 'deferred')
+;
+-- What machine definitions each worker has (name -> fingerprint), so `show` can say when a
+-- live worker's code differs from the definition a run started with.
+ALTER TABLE workers ADD COLUMN definitions TEXT
