@@ -314,6 +314,13 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         e = view["error"]
         out.print(f"[red]error[/] at step {escape(str(e.get('step')))}: "
                   f"{escape(str(e.get('type')))}: {escape(str(e.get('message')))}")
+    if view["parent"]:
+        out.print(f"[bold]child of[/] run {view['parent']['run']} "
+                  f"(step {escape(view['parent']['step'])})")
+    for child in view["children"]:
+        style = STATUS_STYLE.get(child["status"], "")
+        out.print(f"[bold]child[/] run {child['id']}  {escape(child['flow'])}  "
+                  f"[{style}]{child['status']}[/]  (step {escape(child['step'])})")
     if view.get("kind") == "machine":
         _print_machine(view)
     for step in view["steps"]:

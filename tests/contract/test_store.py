@@ -79,6 +79,9 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE transitions")
         tx.execute("DROP TABLE events")
         tx.execute("ALTER TABLE workers DROP COLUMN definitions")
+        tx.execute("DROP INDEX runs_parent")
+        for column in ("parent_run", "parent_step"):
+            tx.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         for column in ("state", "data", "transitions"):
             tx.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         tx.execute("DELETE FROM waypost_schema WHERE version > 1")

@@ -83,6 +83,9 @@ class State:
     #: Overrides of the action's own retry policy, for this state only.
     retries: int | None = None
     on: dict[str, Targets] = field(default_factory=dict)
+    #: Instead of an action: a flow or machine started as a child run with the data as its
+    #: input; the state waits for it (holding no worker) and moves on by its outcome.
+    child: Any = None
     after: timedelta | float | None = None
     #: A time of day as `wp.sleep_until` takes it ("09:00 Europe/Paris"): the next one.
     until: str | None = None
@@ -111,6 +114,8 @@ class Machine:
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
     guards: ClassVar[list[Guard]]
+    #: (fingerprint, name, kind, body) of every definition its states may start.
+    children: ClassVar[list[tuple[str, str, str, str]]]
     body: ClassVar[str]
     fingerprint: ClassVar[str]
 
@@ -122,6 +127,7 @@ class Machine:
             cls.states.update({k: v for k, v in vars(base).items()
                                if isinstance(v, State | Final)})
         cls.guards = []
+        cls.children = []
         cls.body = json.dumps(_compile(cls), sort_keys=True, separators=(",", ":"))
         cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
         _MACHINES[cls.name] = cls
@@ -135,7 +141,9 @@ class Machine:
     def compile(cls) -> tuple[str, str, Any]:
         from .driver import MachineDriver
 
-        return cls.fingerprint, cls.body, MachineDriver(codec.loads(cls.body), cls.guards)
+        driver = MachineDriver(codec.loads(cls.body), cls.guards)
+        driver.children = cls.children
+        return cls.fingerprint, cls.body, driver
 
     @classmethod
     def bind_input(cls, data: Any) -> dict[str, Any]:
@@ -170,6 +178,9 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
             states[name] = {"final": "failed" if state.failed else "succeeded"}
             continue
         here = f"{where}, state {name}"
+        if state.child is not None:
+            states[name] = _child(cls, state, here)
+            continue
         if state.action is None:
             states[name] = _waiting(cls, name, state, here)
             continue
@@ -195,6 +206,23 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
         states[name] = {"task": state.action.name, "options": options, "done": done,
                         "errors": errors}
     return {"machine": cls.name, "initial": initial, "states": states}
+
+
+def _child(cls: type[Machine], state: State, here: str) -> dict[str, Any]:
+    """A state that starts a child run. Its definition is compiled now (a flow's body runs
+    once, here) and stored when a run of this machine starts."""
+    if state.action is not None or state.on or state.after is not None or state.until:
+        raise DefinitionError(f"{here}: a state runs an action or a child, and a child state "
+                              "moves on by the child's outcome (done=, errors=)")
+    child = state.child
+    if not all(hasattr(child, a) for a in ("name", "kind", "compile", "bind_input")):
+        raise DefinitionError(f"{here}: child= takes a flow or a machine, not {child!r}")
+    fingerprint, body, driver = child.compile()
+    cls.children.append((fingerprint, child.name, child.kind, body))
+    cls.children += getattr(driver, "children", [])
+    return {"child": {"definition": fingerprint, "name": child.name, "kind": child.kind},
+            "done": _compile_routes(cls, state.done, f"{here}: done"),
+            "errors": [[_error_name(k), t] for k, t in state.errors.items()]}
 
 
 def _compile_routes(cls: type[Machine], targets: Targets | None,

@@ -29,6 +29,7 @@ from ..runtime.driver import (
     RunFacts,
     Settled,
     SignalArrived,
+    StartChild,
     Started,
     StepFailed,
     StepPolicy,
@@ -69,6 +70,8 @@ class MachineDriver:
         self.states: dict[str, dict[str, Any]] = body["states"]
         #: None when this process has no class compiling to this body.
         self.guards = guards
+        #: Definitions its states start, to store with it (set by `Machine.compile`).
+        self.children: list[tuple[str, str, str, str]] = []
 
     @classmethod
     def from_body(cls, text: str) -> MachineDriver:
@@ -119,10 +122,17 @@ class MachineDriver:
         if "on" in spec:
             return [NewStep(name=name, node=state, task="waypost.state", kind="sleep",
                             status="pending", waiting_on=0, max_attempts=1, timeout=None)]
+        if "child" in spec:
+            return [NewStep(name=name, node=state, task="waypost.child", kind="child",
+                            status="pending", waiting_on=0, max_attempts=1, timeout=None)]
         return []
 
-    def _wait(self, facts: RunFacts, state: str, seq: int) -> list[Decision]:
+    def _wait(self, facts: RunFacts, state: str, seq: int, data: str) -> list[Decision]:
+        """What a visit waits for: a child run (started with `data`), or an event or timer."""
         spec = self.states[state]
+        if "child" in spec:
+            child = spec["child"]
+            return [StartChild(f"{state}#{seq}", child["definition"], data, child["name"])]
         if "on" not in spec:
             return []
         if spec.get("until") is not None:
@@ -146,7 +156,7 @@ class MachineDriver:
             if isinstance(event, Started):
                 return [Transition(self.initial, codec.dumps(facts.params), "start",
                                    offers="on" in self.states[self.initial]),
-                        *self._wait(facts, self.initial, 1)]
+                        *self._wait(facts, self.initial, 1, codec.dumps(facts.params))]
             if isinstance(event, Settled):
                 return [self._end(facts)]
         except _Broken as exc:
@@ -184,7 +194,7 @@ class MachineDriver:
         entered = self._visit(to, data, seq + 1)
         if entered:
             decisions.append(Insert(entered))
-        return decisions + self._wait(facts, to, seq + 1)
+        return decisions + self._wait(facts, to, seq + 1, text)
 
     def _event(self, facts: RunFacts, event: SignalArrived) -> list[Decision]:
         state, _, seq = facts.machine()
@@ -215,7 +225,7 @@ class MachineDriver:
         decisions: list[Decision] = []
         for step in steps:
             if state is not None and step == f"{state}#{seq}":
-                decisions += self._wait(facts, state, seq)
+                decisions += self._wait(facts, state, seq, facts.machine()[1] or "{}")
             else:
                 decisions.append(EndStep(step, True, codec.dumps({"left_by": "resume"})))
         return decisions
@@ -231,7 +241,7 @@ class MachineDriver:
     def _done(self, facts: RunFacts, step: str, state: str, kind: str) -> list[Decision]:
         if kind == "sleep":
             return self._timer(facts, step, state)
-        if kind != "task":
+        if kind not in ("task", "child"):
             return []  # a waiting visit this driver ended itself (`EndStep`)
         text = facts.outputs([step]).get(step)
         try:

@@ -31,6 +31,7 @@ matches nothing and is discarded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -60,6 +61,7 @@ from .driver import (
     Release,
     Settled,
     SignalArrived,
+    StartChild,
     Started,
     StepFailed,
     StepsFreed,
@@ -162,6 +164,8 @@ class Advancer:
         self._drivers.setdefault(fingerprint, driver)
         if fingerprint not in self.stored:
             tx.put_definition(fingerprint, definition.name, definition.kind, body)
+            for child in getattr(driver, "children", ()):  # what its steps may start
+                tx.put_definition(*child)
         text = codec.dumps(params)
         checksum = codec.checksum(text)
         steps = driver.steps(params)
@@ -305,6 +309,9 @@ class Advancer:
                 tx.settle_event(d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
+                self._run_ended(w, run.id, d.output, None)
+            elif isinstance(d, StartChild):
+                self._start_child(run, d)
             elif isinstance(d, FailRun):
                 self.fail_run(run, d.error, settled)
             else:
@@ -384,6 +391,51 @@ class Advancer:
         else:
             self.decide(run, StepFailed(d.step, d.step, "", error))
 
+    def _start_child(self, run: RunState, d: StartChild) -> None:
+        """The child run of `d.step`, created and started in this transaction; the step
+        waits for it. Its id comes from the parent's, so a retried transaction finds it."""
+        w, tx = run.work, run.work.tx
+        child_id = hashlib.sha256(f"{run.id}/{d.step}".encode()).hexdigest()[:24]
+        child = w.run(child_id) if tx.run_head(child_id) is not None else None
+        if child is None:
+            driver = self.driver(tx, d.definition)
+            params = codec.loads(d.input)
+            steps = driver.steps(params)
+            tx.insert_run(child_id, d.name, d.definition, None, d.input,
+                          codec.checksum(d.input), len(steps))
+            tx.link_child(child_id, run.id, d.step)
+            tx.insert_steps(child_id, steps, keys(child_id, steps))
+            w.made_ready += sum(s.status == "ready" for s in steps)
+            self._remember(child_id, (d.definition, d.input))
+            child = w.runs[child_id] = RunState(child_id, driver, params, w)
+            self.decide(child, Started())
+        tx.make_waiting(run.id, d.step, None)
+        tx.mark_runs_running([run.id])
+
+    def _run_ended(self, w: Work, run_id: str, output: str | None,
+                   error: dict[str, Any] | None) -> None:
+        """A run ended: if a parent's step waits for it, that step ends the same way."""
+        link = w.tx.parent_of(run_id)
+        if link is None:
+            return
+        parent, name = link
+        step = w.tx.step_named(parent, name)
+        if step is None or step["status"] != "waiting":
+            return  # the parent was cancelled (and cancelled it), or moved on
+        if output is not None:
+            held = w.tx.end_wait(step["id"], "waiting", "succeeded", output, None)
+            if held is not None:
+                self.succeeded(w, held, output)
+            return
+        text = codec.dumps({"type": "ChildFailed", "traceback": None, "child": run_id,
+                            "message": f"child run {run_id} {error.get('status', 'failed')}: "
+                                       f"{error.get('type')}: {error.get('message')}"
+                            if error else f"child run {run_id} failed"})
+        held = w.tx.end_wait(step["id"], "waiting", "failed", None, text)
+        if held is not None:
+            w.open_delta[parent] -= 1
+            self.after_end(w, w.run(parent), held, succeeded=False, error=text)
+
     def fail_run(self, run: RunState, error: dict[str, Any], settled: bool) -> None:
         """The run fails: as its end (`settled`: nothing is open), or now, with its open
         steps cancelled. Either way what succeeded is compensated first, if it can be."""
@@ -396,6 +448,8 @@ class Advancer:
             if not w.tx.end_run(run.id, "failed", summary):
                 return  # it had ended already
             w.tx.cancel_steps(run.id, codec.dumps({**error, "traceback": None}))
+            self._abort_children(w.tx, run.id, f"its parent run {run.id} failed")
+        self._run_ended(w, run.id, None, error)
         if not sagas.compensate(w, run, summary) and settled:
             w.tx.finish_run(run.id, "failed", None, summary)
 
@@ -409,14 +463,17 @@ class Advancer:
                     self.decide(w.run(run_id), ItemsEnded(node))
 
     def settle(self, w: Work, notify: bool = True) -> None:
-        while w.offer:
-            self.offer_events(w, w.run(w.offer.pop()))
-        self.finish_items(w)
         tx = w.tx
-        for run_id in sorted(w.open_delta):
-            delta = w.open_delta[run_id]
-            if delta and run_id not in w.ended and tx.add_open(run_id, delta) == 0:
-                self._finish(w, w.run(run_id))
+        # Until nothing moves: a run that ends here may end a parent's step, which moves
+        # the parent on (and may end it in turn).
+        while w.offer or w.items_ended or any(w.open_delta.values()):
+            while w.offer:
+                self.offer_events(w, w.run(w.offer.pop()))
+            self.finish_items(w)
+            for run_id in sorted(w.open_delta):
+                delta = w.open_delta.pop(run_id, 0)
+                if delta and run_id not in w.ended and tx.add_open(run_id, delta) == 0:
+                    self._finish(w, w.run(run_id))
         if notify and w.made_ready:
             tx.notify()
 
@@ -442,9 +499,16 @@ class Advancer:
                 return 0
             raise InputError(f"run {run_id} is already {row['status']}")
         ended = tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
+        self._abort_children(tx, run_id, f"its parent run {run_id} was {status}")
         with self.work(tx) as w:
             sagas.compensate(w, w.run(run_id), codec.dumps({"step": None, **error}))
+            self._run_ended(w, run_id, None, {**error, "status": status})
         return ended
+
+    def _abort_children(self, tx: Tx, run_id: str, message: str) -> None:
+        for child in tx.children_of(run_id):
+            if child["status"] in ("pending", "running", "needs_attention"):
+                self.abort(tx, child["id"], "cancelled", "Cancelled", message, quiet=True)
 
     def sweep_queue_timeouts(self, tx: Tx, limit: int = 200) -> int:
         """Ready steps no worker took within their queue_timeout fail (retrying would only

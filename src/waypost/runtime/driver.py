@@ -210,7 +210,7 @@ class SignalArrived:
 
 @dataclass(frozen=True)
 class ChildEnded:
-    """Reserved: a child run the step started has ended."""
+    """Reserved (a child's end arrives as its step's `StepSucceeded` / `StepFailed`)."""
 
     step: str
     child_run: str
@@ -331,11 +331,15 @@ class Emit:
 
 @dataclass(frozen=True)
 class StartChild:
-    """Reserved: start a child run for a step, which waits for it."""
+    """Start a run of the definition `definition` (a fingerprint, named `name`, stored
+    when the parent started) with `input` (JSON text) for `step`, a pending step that
+    then waits for it, holding no worker: the child's output is the step's output, its
+    failure the step's failure (`StepSucceeded` / `StepFailed` of kind `child`)."""
 
     step: str
     definition: str
     input: str
+    name: str = ""
 
 
 Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun

@@ -286,7 +286,8 @@ class Engine:
                     "transitions": tx.transitions(run_id, 100_000) if machine else None,
                     "events": tx.events_of(run_id, 100_000) if machine else None,
                     "others": _other_code(tx.workers(), run, tx.now(), self.lease)
-                    if machine else None}
+                    if machine else None,
+                    "parent": tx.parent_of(run_id), "children": tx.children_of(run_id)}
 
         return run_view(**self._store().read(load))
 

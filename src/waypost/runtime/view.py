@@ -56,13 +56,16 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              now: float | None = None,
              transitions: list[dict[str, Any]] | None = None,
              events: list[dict[str, Any]] | None = None,
-             others: list[dict[str, str]] | None = None) -> dict[str, Any]:
+             others: list[dict[str, str]] | None = None,
+             parent: tuple[str, str] | None = None,
+             children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them; `holders`: the registered workers holding its running steps, as of the
     database's clock `now`; `transitions` and `events`: a state machine's, oldest first (a
     machine's view adds `state`, `data`, `transitions` and `events`); `others`: live
-    workers whose code defines the machine differently (`code_differs`)."""
+    workers whose code defines the machine differently (`code_differs`); `parent` (run,
+    step) and `children`: the runs linked to this one as child runs."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -72,6 +75,8 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
         "duration": _duration(run["started_at"], run["finished_at"]),
         "definition": run["fingerprint"],
     }
+    view["parent"] = None if parent is None else {"run": parent[0], "step": parent[1]}
+    view["children"] = children or []
     if transitions is not None:
         last = transitions[-1] if transitions else None
         view["kind"] = "machine"

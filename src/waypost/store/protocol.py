@@ -98,6 +98,17 @@ class Tx(Protocol):
         run happen one after the other, the second seeing what the first committed. One
         statement."""
 
+    def link_child(self, child: str, parent: str, step: str) -> None:
+        """Record that run `child` was started by `step` of run `parent`. One statement."""
+
+    def parent_of(self, run_id: str) -> tuple[str, str] | None:
+        """(parent run, step) of a child run; None for a run nobody started. One
+        statement, a read."""
+
+    def children_of(self, run_id: str) -> list[dict[str, Any]]:
+        """The runs a run's steps started (id, flow, status, step), oldest first. One
+        statement, a read."""
+
     def run_head(self, run_id: str) -> tuple[str, str] | None:
         """(fingerprint, input) of a run, or None. One statement, a read."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..records import RunRow
 from .core import (
@@ -36,6 +37,20 @@ class RunVerbs(SqlCore):
     def run_id_by_key(self, key: str) -> str | None:
         row = self.execute("SELECT id FROM runs WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def link_child(self, child: str, parent: str, step: str) -> None:
+        self.execute("UPDATE runs SET parent_run = ?, parent_step = ? WHERE id = ?",
+                     (parent, step, child))
+
+    def parent_of(self, run_id: str) -> tuple[str, str] | None:
+        row = self.execute("SELECT parent_run, parent_step FROM runs WHERE id = ? AND "
+                           "parent_run IS NOT NULL", (run_id,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def children_of(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT id, flow, status, parent_step FROM runs WHERE "
+                            "parent_run = ? ORDER BY created_at, id", (run_id,)).fetchall()
+        return [{"id": r[0], "flow": r[1], "status": r[2], "step": r[3]} for r in rows]
 
     def run_head(self, run_id: str) -> tuple[str, str] | None:
         row = self.execute("SELECT fingerprint, input FROM runs WHERE id = ?",

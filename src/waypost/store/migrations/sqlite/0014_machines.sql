@@ -37,3 +37,8 @@ CREATE INDEX events_open ON events(run_id, seq) WHERE status IN ('pending', 'def
 -- What machine definitions each worker has (name -> fingerprint), so `show` can say when a
 -- live worker's code differs from the definition a run started with.
 ALTER TABLE workers ADD COLUMN definitions TEXT
+;
+-- Child runs: a step (of a flow or a machine) that started another run and waits for it.
+ALTER TABLE runs ADD COLUMN parent_run TEXT;
+ALTER TABLE runs ADD COLUMN parent_step TEXT;
+CREATE INDEX runs_parent ON runs(parent_run) WHERE parent_run IS NOT NULL
