@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import Context
-from .dag.flow import Flow, flow
+from .dag.flow import Flow, child, flow
 from .dag.waits import after, gate, sleep, sleep_until
 from .errors import (
     Cancelled,
@@ -49,6 +49,7 @@ __all__ = [
     "Worker",
     "__version__",
     "after",
+    "child",
     "flow",
     "gate",
     "limit",

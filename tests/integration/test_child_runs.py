@@ -5,6 +5,7 @@ state's failure (routed like any other), cancelling the parent cancels the child
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -108,3 +109,45 @@ def test_a_failed_child_fails_an_unrouted_parent_state(engine: wp.Engine) -> Non
     # the dead letter to replay is the child's, where the failing work is
     assert [d["step"] for d in engine.dead_letters(run_id=child["id"])] == ["refusing#1"]
     assert engine.dead_letters(run_id=run_id) == []
+
+
+@wp.flow()
+def with_children(n: int) -> dict[str, Any]:
+    first = wp.child(doubling, {"n": n})
+    approval = wp.child(Waits, {"asked": first})
+    return {"first": first, "approval": approval}
+
+
+def test_a_flow_starts_a_child_flow_and_a_child_machine(engine: wp.Engine) -> None:
+    run_id = engine.start(with_children, {"n": 4})
+    with engine.serving() as worker:
+        deadline = time.monotonic() + 20
+        while len(engine.show(run_id)["children"]) < 2:
+            assert time.monotonic() < deadline, "the second child never started"
+            time.sleep(0.05)
+        flow_child, machine_child = engine.show(run_id)["children"]
+        assert flow_child["status"] == "succeeded"
+        assert engine.show(machine_child["id"])["input"] == {"asked": {"doubled": 8}}
+        engine.send(machine_child["id"], "go", {"ok": True})
+        assert result_of(engine, worker, run_id) == {
+            "first": {"doubled": 8}, "approval": {"asked": {"doubled": 8}, "ok": True}}
+    view = engine.show(run_id)
+    assert [(s["name"], s["kind"], s["status"]) for s in view["steps"]] == [
+        ("doubling", "child", "succeeded"), ("Waits", "child", "succeeded")]
+
+
+@wp.flow()
+def failing_child() -> Any:
+    return wp.child(Refusing)
+
+
+def test_a_childs_failure_is_its_steps_failure_in_a_flow(engine: wp.Engine) -> None:
+    run_id = engine.start(failing_child, {})
+    with engine.serving() as worker, pytest.raises(wp.RunFailed, match="the child says no"):
+        result_of(engine, worker, run_id)
+    assert step_of(engine.show(run_id), "Refusing")["status"] == "failed"
+
+
+def test_wp_child_outside_a_flow_body_is_refused() -> None:
+    with pytest.raises(wp.DefinitionError, match="step of a flow"):
+        wp.child(doubling, {"n": 1})

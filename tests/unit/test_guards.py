@@ -18,7 +18,7 @@ def test_public_exports_are_pinned() -> None:
         "Backoff", "Cancelled", "Context", "DefinitionError", "Engine", "Fatal", "Flow",
         "IdempotencyConflict", "InputError", "Limit", "ResultTimeout", "RunFailed", "StoreError",
         "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "limit",
-        "task", "after", "gate", "sleep", "sleep_until", "Machine", "State", "Final", "to",
+        "task", "after", "gate", "sleep", "sleep_until", "Machine", "State", "Final", "to", "child",
     }
     for name in waypost.__all__:
         assert hasattr(waypost, name), name

@@ -31,6 +31,8 @@ class GraphBuilder:
         self._barrier: str | None = None
         self._since_barrier: list[str] = []
         self.after_stack: list[list[str]] = []
+        #: (fingerprint, name, kind, body) of the definitions `wp.child` steps start.
+        self.children: list[tuple[str, str, str, str]] = []
 
     def __enter__(self) -> GraphBuilder:
         self._token = _builder.set(self)
@@ -61,6 +63,29 @@ class GraphBuilder:
         order = [d for d in self._ordering() if d not in deps]
         self.nodes[name] = Node(name=name, task=task.name, kind=kind, args=targs,
                                 kwargs=tkwargs, options=task.options(), over=tover,
+                                deps=deps + order, after=order)
+        self._since_barrier.append(name)
+        return Ref(("step", name))
+
+    def add_child(self, definition: Any, input: Any) -> Ref:
+        """A step that starts a run of `definition` with `input` (a dict, which may hold
+        parameters and outputs) and waits for it; its output is the child's."""
+        fingerprint, body, driver = definition.compile()
+        self.children.append((fingerprint, definition.name, definition.kind, body))
+        self.children += getattr(driver, "children", [])
+        short = str(definition.name).rpartition(":")[2].rpartition(".")[2] or "child"
+        name = self._unique(short)
+        template = to_template(input)
+        deps = template_refs(template)
+        for dep in deps:
+            if dep not in self.nodes:
+                raise DefinitionError(f"{name} uses {dep!r}, which belongs to another flow")
+        order = [d for d in self._ordering() if d not in deps]
+        self.nodes[name] = Node(name=name, task="waypost.child", kind="child", args=[template],
+                                kwargs={}, options={"max_attempts": 1, "timeout": None,
+                                                    "child": {"definition": fingerprint,
+                                                              "name": definition.name,
+                                                              "kind": definition.kind}},
                                 deps=deps + order, after=order)
         self._since_barrier.append(name)
         return Ref(("step", name))

@@ -28,6 +28,7 @@ from ..runtime.driver import (
     Release,
     RunFacts,
     Settled,
+    StartChild,
     Started,
     StepFailed,
     StepPolicy,
@@ -43,6 +44,8 @@ from .waits import due_at, resolve_moment
 
 #: Node kinds that wait for time or a person and run no task.
 WAIT_KINDS = ("gate", "sleep")
+#: Node kinds that run no task of their own (a child step waits for its child run).
+NO_TASK = (*WAIT_KINDS, "child")
 
 
 def _policy(options: dict[str, Any], task: str) -> StepPolicy:
@@ -58,6 +61,8 @@ class DagDriver:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
+        #: Definitions its child steps start, to store with it (set by `Flow.compile`).
+        self.children: list[tuple[str, str, str, str]] = []
 
     @classmethod
     def from_body(cls, body: str) -> DagDriver:
@@ -74,7 +79,7 @@ class DagDriver:
 
     def policies(self) -> list[StepPolicy]:
         found = [p for name, p in self._policies.items()
-                 if self.graph.nodes[name].kind not in WAIT_KINDS]
+                 if self.graph.nodes[name].kind not in NO_TASK]
         return found + [p.compensate_policy for p in found if p.compensate_policy is not None]
 
     @cached_property
@@ -167,6 +172,13 @@ class DagDriver:
                 return WaitUntil(name, due_at(moment, facts.now()))
             if node.kind == "task":
                 return MakeReady(name, *self._call(node, outputs, facts.params))
+            if node.kind == "child":
+                spec = node.options["child"]
+                try:
+                    given = codec.dumps(render(node.args[0], outputs, facts.params))
+                except (LookupError, TypeError, ValueError, RecursionError) as exc:
+                    raise _Broken(f"cannot build the child's input: {exc}") from None
+                return StartChild(name, spec["definition"], given, spec["name"])
             args_text, _ = self._call(node, outputs, facts.params)
             call = codec.loads(args_text)
             try:

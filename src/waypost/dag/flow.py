@@ -14,7 +14,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
 from ..errors import DefinitionError, InputError
-from .build import GraphBuilder
+from .build import GraphBuilder, current_builder
 from .driver import DagDriver
 from .graph import Graph, Ref, to_template
 
@@ -51,6 +51,7 @@ class Flow(Generic[P, R]):
                 raise DefinitionError(f"flow {self.name}: parameters must be named ({p})")
         self._graph: Graph | None = None
         self._driver: DagDriver | None = None
+        self._children: list[tuple[str, str, str, str]] = []
         self.__doc__ = fn.__doc__
         _FLOWS[self.name] = self
 
@@ -64,6 +65,7 @@ class Flow(Generic[P, R]):
         """(fingerprint, stored body, driver). Runs the flow body the first time."""
         if self._driver is None:
             self._driver = DagDriver(self.graph)
+            self._driver.children = self._children
         return self.graph.fingerprint(), self.graph.body(), self._driver
 
     @property
@@ -79,6 +81,7 @@ class Flow(Generic[P, R]):
             out = self.fn(**placeholders)  # type: ignore[call-arg]
         if not builder.nodes:
             raise DefinitionError(f"flow {self.name} calls no task")
+        self._children = builder.children
         return Graph(self.name, params, builder.nodes, to_template(out))
 
     def bind_input(self, data: Any) -> dict[str, Any]:
@@ -133,3 +136,17 @@ def flow(
         return Flow(f, name=name, deadline=deadline)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def child(definition: Any, input: dict[str, Any] | None = None) -> Any:
+    """In a flow body: a step that starts a run of `definition` (a flow or a machine) with
+    `input` (which may hold the flow's parameters and tasks' outputs) and waits for it,
+    holding no worker. Its output is the child's output; the child's failure is the step's.
+    Cancelling the run cancels the child."""
+    builder = current_builder()
+    if builder is None:
+        raise DefinitionError("wp.child is a step of a flow: call it in a @wp.flow body (a "
+                              "machine state takes child= instead)")
+    if not all(hasattr(definition, a) for a in ("name", "kind", "compile", "bind_input")):
+        raise DefinitionError(f"wp.child takes a flow or a machine, not {definition!r}")
+    return builder.add_child(definition, {} if input is None else input)

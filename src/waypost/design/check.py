@@ -82,7 +82,7 @@ def check_flow(flow: Flow[Any, Any]) -> list[Finding]:
         return ancestors[name]
 
     for node in graph.nodes.values():
-        if node.kind in ("gate", "sleep"):
+        if node.kind in ("gate", "sleep", "child"):  # no task of their own
             continue
         found += _step_findings(flow.name, node.name, node.task, node.options)
         if node.options.get("destructive"):

@@ -28,6 +28,9 @@ def flowchart(flow: Flow[Any, Any]) -> str:
             lines.append(f'    {_id(node.name)}{{{{"gate {_label(node.name)}"}}}}')
         elif node.kind == "sleep":
             lines.append(f'    {_id(node.name)}(["{_label(node.name)}"])')
+        elif node.kind == "child":
+            child = _label(node.options["child"]["name"])
+            lines.append(f'    {_id(node.name)}[/"{_label(node.name)}: child {child}"/]')
         elif node.kind == "map":
             lines.append(f'    {_id(node.name)}[["{_label(node.name)}: map {_label(short)}"]]')
         else:
@@ -68,6 +71,8 @@ def state_diagram(machine: type[Machine]) -> str:
             when = (f"after {_seconds(spec['after'])}" if spec.get("after") is not None
                     else f"at {spec['until']['at'][:5]} {spec['until']['tz']}")
             lines.append(f"    {sid} --> {_id(spec['then'])}: {when}")
+        if "child" in spec:
+            lines.append(f"    note right of {sid}: child {_label(spec['child']['name'])}")
         if "final" in spec:
             lines.append(f"    {sid} --> [*]")
     failed = [_id(n) for n, s in states.items() if s.get("final") == "failed"]
