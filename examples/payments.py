@@ -37,6 +37,7 @@ def ship(data: dict[str, Any]) -> dict[str, Any]:
 
 class Checkout(wp.Machine):
     initial = "requesting_payment"
+    events = ("payment.confirmed", "payment.failed")
     requesting_payment = wp.State(request_payment, done="awaiting_confirmation",
                                   errors={Exception: "cancelled"})
     awaiting_confirmation = wp.State(
@@ -62,6 +63,7 @@ def page_the_on_call(data: dict[str, Any]) -> dict[str, Any]:
 
 class Payment(wp.Machine):
     initial = "charging"
+    events = ("retry", "refund")
     charging = wp.State(charge_card, retries=2, done="paid",  # three tries, with backoff
                         errors={CardDeclined: "escalating"})
     escalating = wp.State(page_the_on_call, done="awaiting_a_person",

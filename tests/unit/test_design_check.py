@@ -71,6 +71,15 @@ def test_each_machine_finding_has_its_broken_definition(case: str, states: dict[
     assert any(w == where and message in m for w, m in only(findings, level)), findings
 
 
+def test_declared_events_that_no_state_handles_and_handlers_of_undeclared_ones() -> None:
+    broken = type("Events", (wp.Machine,), {
+        "__module__": __name__, "initial": "a", "events": ("go", "stop"),
+        "a": wp.State(on={"go": "z", "halt": "z"}), "z": wp.Final()})
+    assert only(check(broken), "error") == [
+        (None, "event 'stop' is sent to the machine (events=) but no state handles it"),
+        ("a", "on 'halt': not one of the events sent to the machine (events=); a typo?")]
+
+
 def test_a_destructive_action_behind_a_waiting_state_is_fine() -> None:
     guarded = machine(a=wp.State(on={"approved": "b"}),
                       b=wp.State(wipe, done="z", errors={Exception: "z"}), z=wp.Final())

@@ -203,6 +203,18 @@ def check_machine(machine: type[Machine]) -> list[Finding]:
                 found.append(Finding("warning", name, state, f"on {event!r} has only guarded "
                                      "transitions: when every guard says no, the event is "
                                      "recorded as unhandled"))
+    declared = body.get("events")
+    if declared is not None:
+        handled = {e for spec in states.values() for e in spec.get("on", {})}
+        for event in declared:
+            if event not in handled:
+                found.append(Finding("error", name, None, f"event {event!r} is sent to the "
+                                     "machine (events=) but no state handles it"))
+        for state, spec in states.items():
+            for event in spec.get("on", {}):
+                if event not in declared:
+                    found.append(Finding("error", name, state, f"on {event!r}: not one of "
+                                         "the events sent to the machine (events=); a typo?"))
     return found
 
 

@@ -111,6 +111,9 @@ class Machine:
     name: ClassVar[str]
     initial: ClassVar[str]
     default_deadline: ClassVar[float | None] = None
+    #: The events senders send to it, if declared: `waypost check` then finds those no
+    #: state handles, and `on=` names no sender sends (a typo).
+    events: ClassVar[tuple[str, ...] | None] = None
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
     guards: ClassVar[list[Guard]]
@@ -205,7 +208,10 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
             errors.append([_error_name(kind), target])
         states[name] = {"task": state.action.name, "options": options, "done": done,
                         "errors": errors}
-    return {"machine": cls.name, "initial": initial, "states": states}
+    body: dict[str, Any] = {"machine": cls.name, "initial": initial, "states": states}
+    if cls.events is not None:
+        body["events"] = sorted(cls.events)
+    return body
 
 
 def _child(cls: type[Machine], state: State, here: str) -> dict[str, Any]:
