@@ -6,6 +6,7 @@ state's failure (routed like any other), cancelling the parent cancels the child
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,45 @@ def test_a_childs_failure_is_its_steps_failure_in_a_flow(engine: wp.Engine) -> N
 def test_wp_child_outside_a_flow_body_is_refused() -> None:
     with pytest.raises(wp.DefinitionError, match="step of a flow"):
         wp.child(doubling, {"n": 1})
+
+
+@wp.task(timeout=5)
+def needs_file(path: str) -> str:
+    if not Path(path).exists():
+        raise wp.Fatal(f"{path} is missing")
+    return "found"
+
+
+@wp.flow()
+def looking(path: str) -> str:
+    return needs_file(path)
+
+
+class Looks(wp.Machine):
+    initial = "looking"
+    looking = wp.State(child=looking, done="done")
+    done = wp.Final()
+
+
+@wp.flow()
+def looks_via_flow(path: str) -> Any:
+    return wp.child(looking, {"path": path})
+
+
+@pytest.mark.parametrize("parent", [Looks, looks_via_flow], ids=["machine", "flow"])
+def test_resuming_a_parent_resumes_its_failed_child(engine: wp.Engine, tmp_path: Path,
+                                                    parent: Any) -> None:
+    path = tmp_path / "needed"
+    run_id = engine.start(parent, {"path": str(path)})
+    with engine.serving() as worker:
+        with pytest.raises(wp.RunFailed, match="is missing"):
+            result_of(engine, worker, run_id)
+        [child] = engine.show(run_id)["children"]
+        assert child["status"] == "failed"
+        path.write_text("")
+        engine.resume(run_id)
+        output = result_of(engine, worker, run_id)
+    expected = "found" if parent is looks_via_flow else {"path": str(path), "looking": "found"}
+    assert output == expected
+    assert engine.status(child["id"]) == "succeeded"
+    assert len(engine.show(run_id)["children"]) == 1, "the same child, resumed"

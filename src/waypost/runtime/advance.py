@@ -396,19 +396,27 @@ class Advancer:
         waits for it. Its id comes from the parent's, so a retried transaction finds it."""
         w, tx = run.work, run.work.tx
         child_id = hashlib.sha256(f"{run.id}/{d.step}".encode()).hexdigest()[:24]
-        child = w.run(child_id) if tx.run_head(child_id) is not None else None
-        if child is None:
-            driver = self.driver(tx, d.definition)
-            params = codec.loads(d.input)
-            steps = driver.steps(params)
-            tx.insert_run(child_id, d.name, d.definition, None, d.input,
-                          codec.checksum(d.input), len(steps))
-            tx.link_child(child_id, run.id, d.step)
-            tx.insert_steps(child_id, steps, keys(child_id, steps))
-            w.made_ready += sum(s.status == "ready" for s in steps)
-            self._remember(child_id, (d.definition, d.input))
-            child = w.runs[child_id] = RunState(child_id, driver, params, w)
-            self.decide(child, Started())
+        existing = tx.lock_run(child_id)
+        if existing is not None:  # the step was reopened (resume, replay): so is its child
+            tx.make_waiting(run.id, d.step, None)
+            if existing["status"] == "succeeded":
+                self._run_ended(w, child_id, existing["output"], None)
+            elif existing["status"] in ("failed", "cancelled"):
+                from .reopen import resume  # reopen builds on this module
+
+                resume(self, tx, child_id)
+            return
+        driver = self.driver(tx, d.definition)
+        params = codec.loads(d.input)
+        steps = driver.steps(params)
+        tx.insert_run(child_id, d.name, d.definition, None, d.input,
+                      codec.checksum(d.input), len(steps))
+        tx.link_child(child_id, run.id, d.step)
+        tx.insert_steps(child_id, steps, keys(child_id, steps))
+        w.made_ready += sum(s.status == "ready" for s in steps)
+        self._remember(child_id, (d.definition, d.input))
+        child = w.runs[child_id] = RunState(child_id, driver, params, w)
+        self.decide(child, Started())
         tx.make_waiting(run.id, d.step, None)
         tx.mark_runs_running([run.id])
 
