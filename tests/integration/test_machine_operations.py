@@ -150,3 +150,25 @@ def test_a_failed_machine_compensates_what_its_actions_did(engine: wp.Engine) ->
             time.sleep(0.05)
     assert engine.status(run_id) == "compensated"
     assert UNDONE == [{"order": 5}]
+
+
+class Review(wp.Machine):
+    initial = "review"
+    review = wp.State(on={"approved": "done", "rejected": "refused"})
+    done = wp.Final()
+    refused = wp.Final(failed=True)
+
+
+def test_approve_and_reject_answer_a_machines_waiting_state(engine: wp.Engine) -> None:
+    yes, no = engine.start(Review, {}), engine.start(Review, {})
+    with pytest.raises(wp.InputError, match="in state review, not shipping"):
+        engine.approve(yes, "shipping", by="ada")
+    engine.approve(yes, "review", by="ada")
+    assert engine.result(yes, timeout=5) == {"by": "ada", "reason": None}
+    engine.reject(no, "review", "not today", by="bob")
+    with pytest.raises(wp.RunFailed, match="failed state refused"):
+        engine.result(no, timeout=5)
+    [decision] = step_of(engine.show(yes), "review#1")["history"]
+    assert (decision["outcome"], decision["worker"]) == ("approved", "ada")
+    with pytest.raises(wp.InputError, match="has ended"):
+        engine.approve(yes, "review")

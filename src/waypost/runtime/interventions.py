@@ -97,6 +97,15 @@ def _step(tx: Tx, run_id: str, name: str) -> dict[str, Any]:
 
 def decide_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
                 by: str | None, reason: str | None) -> None:
+    row = tx.lock_run(run_id)
+    if row is not None and tx.step_named(run_id, gate) is None:
+        state, _, seq = tx.machine(run_id)
+        if state is not None:
+            if row["status"] not in ("pending", "running", "needs_attention"):
+                raise InputError(f"run {run_id} has ended ({row['status']}): nothing waits "
+                                 "for a decision")
+            _machine_gate(adv, tx, run_id, gate, approve, by, reason, state, seq)
+            return
     step = _step(tx, run_id, gate)
     if step["kind"] != "gate":
         raise InputError(f"step {gate} of run {run_id} is not a gate; "
@@ -120,6 +129,25 @@ def decide_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
             tx.record_decision(step["id"], "rejected", by, error)
             _ended(adv, w, held, None)
         tx.attention(run_id)
+
+
+def _machine_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
+                  by: str | None, reason: str | None, state: str, seq: int) -> None:
+    """A machine's gate is a waiting state: approving sends it the event `approved`,
+    rejecting `rejected` (with who and why as the payload), recorded on the visit."""
+    if state != gate:
+        raise InputError(f"run {run_id} is in state {state}, not {gate}: only the state it "
+                         "waits in can be approved or rejected")
+    name = "approved" if approve else "rejected"
+    payload = {"by": by, "reason": reason}
+    sent = adv.send(tx, run_id, name, codec.dumps(payload), None)
+    if sent["status"] != "consumed":
+        raise InputError(f"state {gate} of run {run_id} does not take {name!r} now "
+                         f"(the event was {sent['status']})")
+    visit = tx.step_named(run_id, f"{state}#{seq}")
+    if visit is not None:
+        tx.record_decision(visit["id"], name, by, None if approve else _error(
+            "GateRejected", f"rejected by {by or 'an operator'}: {reason}", by=by))
 
 
 def answer(adv: Advancer, tx: Tx, run_id: str, name: str, action: str, by: str | None,
