@@ -321,8 +321,7 @@ class Advancer:
     def _transition(self, run: RunState, d: Transition) -> None:
         w = run.work
         before, data, seq = run.machine()
-        w.tx.set_machine(run.id, d.to, d.data, seq + 1)
-        w.tx.add_transition(run.id, seq + 1, before, d.to, d.trigger, d.event_id, data, d.data)
+        w.tx.transition(run.id, seq + 1, before, d.to, d.trigger, d.event_id, data, d.data)
         w.machines[run.id] = (d.to, d.data, seq + 1)
         if d.handles is not None:
             w.handled.add((run.id, d.handles))

@@ -17,6 +17,7 @@ from ..errors import StoreError
 from .base import Store
 from .records import ClaimedStep, HeldStep
 from .sql import SqlTx
+from .sql.machines import _moved_on
 
 # Connection failures (08), serialization failures and deadlocks, insufficient resources
 # (53: disk full, out of memory, too many connections), a lock or idle-in-transaction
@@ -41,6 +42,20 @@ class PostgresTx(SqlTx):
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
             cur.executemany(self.sql(text), list(rows))
+
+    def transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
+                   trigger: str, event_id: str | None, data_before: str | None,
+                   data_after: str) -> None:
+        # One round trip: the fenced update and the history row, in one statement.
+        cur = self.execute(
+            "WITH moved AS (UPDATE runs SET state = ?, data = ?, transitions = ? "
+            "WHERE id = ? AND transitions = ? RETURNING id) "
+            "INSERT INTO transitions (run_id, seq, from_state, to_state, trigger, event_id, "
+            "data_before, data_after, at) SELECT id, ?, ?, ?, ?, ?, ?, ?, {now} FROM moved",
+            (to_state, data_after, seq, run_id, seq - 1, seq, from_state, to_state, trigger,
+             event_id, data_before, data_after))
+        if cur.rowcount != 1:
+            raise _moved_on(run_id, seq)
 
     def succeed_many(self, done: Sequence[tuple[int, str, str]]) -> list[HeldStep | None]:
         # One round trip for the whole batch (psycopg pipelines executemany).

@@ -494,16 +494,14 @@ class Tx(Protocol):
         state. (None, None, 0) before the first transition or for an unknown run. One
         statement."""
 
-    def set_machine(self, run_id: str, state: str, data: str, seq: int) -> None:
-        """Move the machine to `state` with `data` as its transition number `seq`, fenced
+    def transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
+                   trigger: str, event_id: str | None, data_before: str | None,
+                   data_after: str) -> None:
+        """Move the machine to `to_state` with `data_after` as its transition number `seq`
+        and keep the transition in its history, stamped with the database's clock. Fenced
         by the run being at transition `seq - 1` (it raises otherwise: a lost race, which
-        the row lock of `machine` rules out). One statement."""
-
-    def add_transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
-                       trigger: str, event_id: str | None, data_before: str | None,
-                       data_after: str) -> None:
-        """Keep transition `seq` in the run's history, stamped with the database's clock.
-        One statement; the (run, seq) key refuses a second record of one transition."""
+        the row lock of `machine` rules out). One statement on PostgreSQL, two on
+        SQLite."""
 
     def transitions(self, run_id: str, limit: int) -> list[dict[str, Any]]:
         """A run's first `limit` transitions, oldest first. One statement, a read."""

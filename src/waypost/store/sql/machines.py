@@ -11,6 +11,16 @@ _TRANSITION = ("seq", "from_state", "to_state", "trigger", "event_id", "data_bef
 _EVENT = ("seq", "name", "event_id", "payload", "status", "state", "created_at", "handled_at")
 
 
+_ADD_TRANSITION = ("INSERT INTO transitions (run_id, seq, from_state, to_state, trigger, "
+                   "event_id, data_before, data_after, at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now})")
+
+
+def _moved_on(run_id: str, seq: int) -> RuntimeError:
+    return RuntimeError(f"run {run_id}: the machine moved on under this transaction "
+                        f"(expected transition {seq - 1})")
+
+
 class MachineVerbs(SqlCore):
     def machine(self, run_id: str) -> tuple[str | None, str | None, int]:
         """Read under the run's row lock: whoever reads a machine's state next waits for
@@ -19,23 +29,18 @@ class MachineVerbs(SqlCore):
                            (run_id,)).fetchone()
         return (None, None, 0) if row is None else (row[0], row[1], int(row[2]))
 
-    def set_machine(self, run_id: str, state: str, data: str, seq: int) -> None:
-        """Fenced by the transition count: two writers that both read transition `seq - 1`
-        cannot both move the machine on."""
+    def transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
+                   trigger: str, event_id: str | None, data_before: str | None,
+                   data_after: str) -> None:
+        """Move the machine on as its transition number `seq`, and keep it in the history;
+        fenced by the run being at transition `seq - 1`."""
         cur = self.execute("UPDATE runs SET state = ?, data = ?, transitions = ? "
-                           "WHERE id = ? AND transitions = ?", (state, data, seq, run_id, seq - 1))
+                           "WHERE id = ? AND transitions = ?",
+                           (to_state, data_after, seq, run_id, seq - 1))
         if cur.rowcount != 1:
-            raise RuntimeError(f"run {run_id}: the machine moved on under this transaction "
-                               f"(expected transition {seq - 1})")
-
-    def add_transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
-                       trigger: str, event_id: str | None, data_before: str | None,
-                       data_after: str) -> None:
-        self.execute("INSERT INTO transitions (run_id, seq, from_state, to_state, trigger, "
-                     "event_id, data_before, data_after, at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now})",
-                     (run_id, seq, from_state, to_state, trigger, event_id, data_before,
-                      data_after))
+            raise _moved_on(run_id, seq)
+        self.execute(_ADD_TRANSITION, (run_id, seq, from_state, to_state, trigger, event_id,
+                                       data_before, data_after))
 
     def transitions(self, run_id: str, limit: int) -> list[dict[str, Any]]:
         """The first `limit` transitions of a run, oldest first."""
