@@ -85,6 +85,7 @@ def test_a_child_run_is_linked_to_its_parent_step(store: Store) -> None:
     parent, child, other = new_run(store), new_run(store), new_run(store)
     store.transact(lambda tx: tx.link_child(child, parent, "s#1"))
     assert store.read(lambda tx: tx.parent_of(child)) == (parent, "s#1")
+    assert store.read(lambda tx: tx.run_head(child))[2] == parent
     assert store.read(lambda tx: tx.parent_of(parent)) is None
     [found] = store.read(lambda tx: tx.children_of(parent))
     assert (found["id"], found["status"], found["step"]) == (child, "pending", "s#1")

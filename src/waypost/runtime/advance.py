@@ -87,6 +87,8 @@ class _Head:
 
     fingerprint: str
     input: str
+    #: The run whose step started it (a child run), if any.
+    parent: str | None = None
     params: Any = None
 
 
@@ -139,7 +141,7 @@ class Advancer:
                 "message": f"run {run_id} cannot be driven: {type(exc).__name__}: {exc}"})
         return RunState(run_id, driver, params, w)
 
-    def _remember(self, run_id: str, row: tuple[str, str]) -> _Head:
+    def _remember(self, run_id: str, row: tuple[str, str, str | None]) -> _Head:
         """Runs' definitions and inputs never change, so they are cached (bounded)."""
         head = _Head(*row)
         with self._lock:
@@ -181,7 +183,7 @@ class Advancer:
         tx.insert_steps(run_id, steps, keys(run_id, steps))
         if deadline is not None:
             tx.set_deadline(run_id, deadline)
-        self._remember(run_id, (fingerprint, text))
+        self._remember(run_id, (fingerprint, text, None))
         with self.work(tx) as w:
             w.made_ready = sum(s.status == "ready" for s in steps)
             run = w.runs[run_id] = RunState(run_id, driver, params, w)
@@ -413,7 +415,7 @@ class Advancer:
         tx.link_child(child_id, run.id, d.step)
         tx.insert_steps(child_id, steps, keys(child_id, steps))
         w.made_ready += sum(s.status == "ready" for s in steps)
-        self._remember(child_id, (d.definition, d.input))
+        self._remember(child_id, (d.definition, d.input, run.id))
         child = w.runs[child_id] = RunState(child_id, driver, params, w)
         self.decide(child, Started())
         tx.make_waiting(run.id, d.step, None)
@@ -422,6 +424,9 @@ class Advancer:
     def _run_ended(self, w: Work, run_id: str, output: str | None,
                    error: dict[str, Any] | None) -> None:
         """A run ended: if a parent's step waits for it, that step ends the same way."""
+        head = self._runs.get(run_id)
+        if head is not None and head.parent is None:
+            return  # no parent (known without a read: the common case)
         link = w.tx.parent_of(run_id)
         if link is None:
             return

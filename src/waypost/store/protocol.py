@@ -109,8 +109,8 @@ class Tx(Protocol):
         """The runs a run's steps started (id, flow, status, step), oldest first. One
         statement, a read."""
 
-    def run_head(self, run_id: str) -> tuple[str, str] | None:
-        """(fingerprint, input) of a run, or None. One statement, a read."""
+    def run_head(self, run_id: str) -> tuple[str, str, str | None] | None:
+        """(fingerprint, input, parent run) of a run, or None. One statement, a read."""
 
     def add_open(self, run_id: str, delta: int) -> int:
         """Add `delta` to the run's count of open steps and return the new count. One

@@ -52,10 +52,10 @@ class RunVerbs(SqlCore):
                             "parent_run = ? ORDER BY created_at, id", (run_id,)).fetchall()
         return [{"id": r[0], "flow": r[1], "status": r[2], "step": r[3]} for r in rows]
 
-    def run_head(self, run_id: str) -> tuple[str, str] | None:
-        row = self.execute("SELECT fingerprint, input FROM runs WHERE id = ?",
+    def run_head(self, run_id: str) -> tuple[str, str, str | None] | None:
+        row = self.execute("SELECT fingerprint, input, parent_run FROM runs WHERE id = ?",
                            (run_id,)).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]))
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
 
     def add_open(self, run_id: str, delta: int) -> int:
         row = self.execute("UPDATE runs SET open_steps = open_steps + ? WHERE id = ? "
