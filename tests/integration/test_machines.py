@@ -171,3 +171,27 @@ def test_a_loop_of_a_thousand_re_entries(engine: wp.Engine) -> None:
     view = engine.show(run_id)
     assert len(view["steps"]) == 1000 and len(view["transitions"]) == 1001
     assert {s["status"] for s in view["steps"]} == {"succeeded"}
+
+
+class DeadEnd(wp.Machine):
+    initial = "trying"
+    dead_end = "apologising"
+    trying = wp.State(explode, done="done", errors={CardDeclined: "done"})
+    apologising = wp.State(ask_a_person, done="done")
+    done = wp.Final()
+
+
+def test_a_failure_no_state_routes_goes_to_the_dead_end_handler(engine: wp.Engine) -> None:
+    run_id = engine.start(DeadEnd, {})
+    with engine.serving() as worker:
+        output = result_of(engine, worker, run_id)
+    assert output["apologising"] == "asked about ValueError"
+    view = engine.show(run_id)
+    assert [t["to"] for t in view["transitions"]] == ["trying", "apologising", "done"]
+    assert view["dead_letters"] == []
+
+
+def test_a_dead_end_that_is_not_a_state_is_refused() -> None:
+    with pytest.raises(wp.DefinitionError, match="dead_end = 'nowhere'"):
+        type("Bad", (wp.Machine,), {"__module__": __name__, "initial": "a",
+                                    "dead_end": "nowhere", "a": wp.Final()})

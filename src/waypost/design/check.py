@@ -146,9 +146,11 @@ def _paths(graph: Any, leaves: Iterable[str], limit: int = 100) -> list[list[str
 
 
 # -- machines -----------------------------------------------------------------------------------
-def _targets(spec: dict[str, Any]) -> list[str]:
+def _targets(spec: dict[str, Any], dead_end: str | None = None) -> list[str]:
     found = [r["to"] for r in spec.get("done", [])] + [t for _, t in spec.get("errors", [])]
     found += [r["to"] for routes in spec.get("on", {}).values() for r in routes]
+    if dead_end is not None and ("task" in spec or "child" in spec):
+        found.append(dead_end)  # where an unrouted failure goes
     return found + ([spec["then"]] if spec.get("then") else [])
 
 
@@ -162,7 +164,7 @@ def check_machine(machine: type[Machine]) -> list[Finding]:
         state = stack.pop()
         if state not in reachable:
             reachable.add(state)
-            stack += _targets(states[state])
+            stack += _targets(states[state], body.get("dead_end"))
     for state in states:
         if state not in reachable:
             found.append(Finding("error", name, state, f"unreachable: no transition from "
@@ -172,7 +174,7 @@ def check_machine(machine: type[Machine]) -> list[Finding]:
     while changed:  # the states from which some final state can be reached
         changed = False
         for state, spec in states.items():
-            if state not in ends and any(t in ends for t in _targets(spec)):
+            if state not in ends and any(t in ends for t in _targets(spec, body.get("dead_end"))):
                 ends.add(state)
                 changed = True
     for state, spec in states.items():
@@ -189,7 +191,7 @@ def check_machine(machine: type[Machine]) -> list[Finding]:
                 found.append(Finding("error", name, state, "done= has only guarded "
                                      "transitions: when every guard says no, the run fails "
                                      "(add an unguarded default last)"))
-            if not spec["errors"]:
+            if not spec["errors"] and body.get("dead_end") is None:
                 found.append(Finding("warning", name, state, "a failure of the action has no "
                                      "route (errors=): it fails the run"))
             found += _step_findings(name, state, spec["task"], spec["options"])

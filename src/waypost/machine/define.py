@@ -114,6 +114,9 @@ class Machine:
     #: The events senders send to it, if declared: `waypost check` then finds those no
     #: state handles, and `on=` names no sender sends (a typo).
     events: ClassVar[tuple[str, ...] | None] = None
+    #: Where a failure goes that no state's `errors=` routes (a dead end): None fails the
+    #: run (and keeps a dead letter), a state name handles it there.
+    dead_end: ClassVar[str | None] = None
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
     guards: ClassVar[list[Guard]]
@@ -209,6 +212,11 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
         states[name] = {"task": state.action.name, "options": options, "done": done,
                         "errors": errors}
     body: dict[str, Any] = {"machine": cls.name, "initial": initial, "states": states}
+    if cls.dead_end is not None:
+        if cls.dead_end not in cls.states:
+            raise DefinitionError(f"{where}: dead_end = {cls.dead_end!r} is not one of its "
+                                  "states")
+        body["dead_end"] = cls.dead_end
     if cls.events is not None:
         body["events"] = sorted(cls.events)
     return body

@@ -277,7 +277,8 @@ class MachineDriver:
         routes = dict(self.states.get(event.node, {}).get("errors", []))
         target = routes.get(kind) if kind else None
         if target is None:
-            target = routes.get("Exception") or routes.get("BaseException")
+            target = (routes.get("Exception") or routes.get("BaseException")
+                      or self.body.get("dead_end"))
         if target is None:
             return []  # unrouted: the run settles as failed, the step is a dead letter
         data, seq = self._data(facts)
