@@ -21,7 +21,13 @@ names the status it expects, and, for an attempt, the attempt's own lease token:
 6. `cancel` and deadlines (`cancel_steps`): unfinished statuses, after the run itself
    moved out of an open status in the same statement that checked it (`end_run`);
 7. `resume` and replays (`reset_step`): the ended status they read, under the run's lock;
-8. a stopping worker giving back what it holds (`release_held`): `running`, its tokens.
+8. a stopping worker giving back what it holds (`release_held`): `running`, its tokens;
+9. a machine's waiting visit left by an event (`end_node`): `waiting`, decided under the
+   run's row lock (`machine`); a child run's end ends its parent's step through
+   `end_wait` (5).
+
+A machine's own state moves the same way: `transition` is fenced by the run's transition
+count, and an event is taken once (`settle_event`: only while it is open).
 
 The first write that matches moves the step out of the status the others expect (and
 clears the token), so a second report of the same attempt (a retry of this transaction
