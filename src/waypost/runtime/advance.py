@@ -37,7 +37,6 @@ matches nothing and is discarded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -49,7 +48,7 @@ from .. import codec
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
 from ..store.protocol import Tx
 from ..store.records import HeldStep
-from . import retries, sagas
+from . import children, events, retries, sagas
 from .driver import (
     Block,
     Consume,
@@ -66,7 +65,6 @@ from .driver import (
     MakeReady,
     Release,
     Settled,
-    SignalArrived,
     StartChild,
     Started,
     StepFailed,
@@ -135,7 +133,7 @@ class Advancer:
             row = w.tx.run_head(run_id)
             if row is None:
                 raise UnknownTargetError(f"no run {run_id}")
-            head = self._remember(run_id, row)
+            head = self.remember(run_id, row)
         try:
             driver = self.driver(w.tx, head.fingerprint)
             if head.params is None:  # decoded once: drivers read a run's input, never write it
@@ -147,7 +145,12 @@ class Advancer:
                 "message": f"run {run_id} cannot be driven: {type(exc).__name__}: {exc}"})
         return RunState(run_id, driver, params, w)
 
-    def _remember(self, run_id: str, row: tuple[str, str, str | None]) -> _Head:
+    def may_have_parent(self, run_id: str) -> bool:
+        """False when the cached head says nobody started the run (no read needed)."""
+        head = self._runs.get(run_id)
+        return head is None or head.parent is not None
+
+    def remember(self, run_id: str, row: tuple[str, str, str | None]) -> _Head:
         """Runs' definitions and inputs never change, so they are cached (bounded)."""
         head = _Head(*row)
         with self._lock:
@@ -189,7 +192,7 @@ class Advancer:
         tx.insert_steps(run_id, steps, keys(run_id, steps))
         if deadline is not None:
             tx.set_deadline(run_id, deadline)
-        self._remember(run_id, (fingerprint, text, None))
+        self.remember(run_id, (fingerprint, text, None))
         with self.work(tx) as w:
             w.made_ready = sum(s.status == "ready" for s in steps)
             run = w.runs[run_id] = RunState(run_id, driver, params, w)
@@ -317,9 +320,9 @@ class Advancer:
                 tx.settle_event(d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
-                self._run_ended(w, run.id, d.output, None)
+                children.ended(self, w, run.id, d.output, None)
             elif isinstance(d, StartChild):
-                self._start_child(run, d)
+                children.start(self, run, d)
             elif isinstance(d, FailRun):
                 self.fail_run(run, d.error, settled)
             else:
@@ -338,55 +341,6 @@ class Advancer:
         if d.offers:
             w.offer.add(run.id)  # open events are offered to the new state
 
-    def offer_events(self, w: Work, run: RunState) -> None:
-        """Offer a machine's open events, oldest first, until one moves it (which offers
-        the rest again, to the state it moved to) or none is left."""
-        if run.id in w.ended or run.driver is None:
-            return
-        seq = run.machine()[2]
-        for event, name, event_id, payload, _ in w.tx.open_events(run.id):
-            self.decide(run, SignalArrived(name, payload, event, event_id))
-            if run.id in w.ended or run.machine()[2] != seq:
-                return
-
-    def sweep_events(self, tx: Tx, limit: int = 100) -> int:
-        """Offer events left pending by a sender that could not decide them (it had not
-        the machine's guards), and those waiting for an action that has ended since."""
-        runs = tx.runs_with_pending_events(limit)
-        if runs:
-            with self.work(tx) as w:
-                for run_id in runs:
-                    tx.lock_run(run_id)
-                    self.offer_events(w, w.run(run_id))
-        return 0  # offers are not expired attempts: they do not count toward a sweep
-
-    def send(self, tx: Tx, run_id: str, name: str, payload: str,
-             event_id: str | None) -> dict[str, Any]:
-        """Store an event for a machine run and offer it at once; a repeat of an event id
-        stores nothing. Returns the event's seq, whether it is a repeat, and its status."""
-        row = tx.lock_run(run_id)
-        if row is None:
-            raise UnknownTargetError(f"no run {run_id}")
-        with self.work(tx) as w:
-            run = w.run(run_id)
-            if run.driver is not None and run.driver.kind != "machine":
-                raise InputError(f"run {run_id} is a {run.driver.kind} run: only state "
-                                 "machines take events")
-            if row["status"] not in ("pending", "running", "needs_attention"):
-                sent = None if event_id is None else tx.event(run_id, None, event_id)
-                if sent is not None:  # a repeat, after the run ended: still one event
-                    return {"run_id": run_id, "event": sent["seq"], "duplicate": True,
-                            "status": sent["status"], "state": sent["state"]}
-                raise InputError(f"run {run_id} has ended ({row['status']}): the event "
-                                 f"{name!r} was not stored")
-            seq, new = tx.add_event(run_id, name, event_id, payload)
-            if new:
-                self.offer_events(w, run)
-        sent = tx.event(run_id, seq, None)
-        return {"run_id": run_id, "event": seq, "duplicate": not new,
-                "status": sent["status"] if sent else None,
-                "state": sent["state"] if sent else None}
-
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work
         error = None if d.error is None else codec.dumps({"traceback": None, **d.error})
@@ -397,62 +351,6 @@ class Advancer:
             self.decide(run, StepSucceeded(d.step, d.step, ""))
         else:
             self.decide(run, StepFailed(d.step, d.step, "", error))
-
-    def _start_child(self, run: RunState, d: StartChild) -> None:
-        """The child run of `d.step`, created and started in this transaction; the step
-        waits for it. Its id comes from the parent's, so a retried transaction finds it."""
-        w, tx = run.work, run.work.tx
-        child_id = hashlib.sha256(f"{run.id}/{d.step}".encode()).hexdigest()[:24]
-        existing = tx.lock_run(child_id)
-        if existing is not None:  # the step was reopened (resume, replay): so is its child
-            tx.make_waiting(run.id, d.step, None)
-            if existing["status"] == "succeeded":
-                self._run_ended(w, child_id, existing["output"], None)
-            elif existing["status"] in ("failed", "cancelled"):
-                from .reopen import resume  # reopen builds on this module
-
-                resume(self, tx, child_id)
-            return
-        driver = self.driver(tx, d.definition)
-        params = codec.loads(d.input)
-        steps = driver.steps(params)
-        tx.insert_run(child_id, d.name, d.definition, None, d.input,
-                      codec.checksum(d.input), len(steps))
-        tx.link_child(child_id, run.id, d.step)
-        tx.insert_steps(child_id, steps, keys(child_id, steps))
-        w.made_ready += sum(s.status == "ready" for s in steps)
-        self._remember(child_id, (d.definition, d.input, run.id))
-        child = w.runs[child_id] = RunState(child_id, driver, params, w)
-        self.decide(child, Started())
-        tx.make_waiting(run.id, d.step, None)
-        tx.mark_runs_running([run.id])
-
-    def _run_ended(self, w: Work, run_id: str, output: str | None,
-                   error: dict[str, Any] | None) -> None:
-        """A run ended: if a parent's step waits for it, that step ends the same way."""
-        head = self._runs.get(run_id)
-        if head is not None and head.parent is None:
-            return  # no parent (known without a read: the common case)
-        link = w.tx.parent_of(run_id)
-        if link is None:
-            return
-        parent, name = link
-        step = w.tx.step_named(parent, name)
-        if step is None or step["status"] != "waiting":
-            return  # the parent was cancelled (and cancelled it), or moved on
-        if output is not None:
-            held = w.tx.end_wait(step["id"], "waiting", "succeeded", output, None)
-            if held is not None:
-                self.succeeded(w, held, output)
-            return
-        text = codec.dumps({"type": "ChildFailed", "traceback": None, "child": run_id,
-                            "message": f"child run {run_id} {error.get('status', 'failed')}: "
-                                       f"{error.get('type')}: {error.get('message')}"
-                            if error else f"child run {run_id} failed"})
-        held = w.tx.end_wait(step["id"], "waiting", "failed", None, text)
-        if held is not None:
-            w.open_delta[parent] -= 1
-            self.after_end(w, w.run(parent), held, succeeded=False, error=text)
 
     def fail_run(self, run: RunState, error: dict[str, Any], settled: bool) -> None:
         """The run fails: as its end (`settled`: nothing is open), or now, with its open
@@ -466,8 +364,8 @@ class Advancer:
             if not w.tx.end_run(run.id, "failed", summary):
                 return  # it had ended already
             w.tx.cancel_steps(run.id, codec.dumps({**error, "traceback": None}))
-            self._abort_children(w.tx, run.id, f"its parent run {run.id} failed")
-        self._run_ended(w, run.id, None, error)
+            children.abort(self, w.tx, run.id, f"its parent run {run.id} failed")
+        children.ended(self, w, run.id, None, error)
         if not sagas.compensate(w, run, summary) and settled:
             w.tx.finish_run(run.id, "failed", None, summary)
 
@@ -486,7 +384,7 @@ class Advancer:
         # the parent on (and may end it in turn).
         while w.offer or w.items_ended or any(w.open_delta.values()):
             while w.offer:
-                self.offer_events(w, w.run(w.offer.pop()))
+                events.offer(self, w, w.run(w.offer.pop()))
             self.finish_items(w)
             for run_id in sorted(w.open_delta):
                 delta = w.open_delta.pop(run_id, 0)
@@ -517,16 +415,11 @@ class Advancer:
                 return 0
             raise InputError(f"run {run_id} is already {row['status']}")
         ended = tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
-        self._abort_children(tx, run_id, f"its parent run {run_id} was {status}")
+        children.abort(self, tx, run_id, f"its parent run {run_id} was {status}")
         with self.work(tx) as w:
             sagas.compensate(w, w.run(run_id), codec.dumps({"step": None, **error}))
-            self._run_ended(w, run_id, None, {**error, "status": status})
+            children.ended(self, w, run_id, None, {**error, "status": status})
         return ended
-
-    def _abort_children(self, tx: Tx, run_id: str, message: str) -> None:
-        for child in tx.children_of(run_id):
-            if child["status"] in ("pending", "running", "needs_attention"):
-                self.abort(tx, child["id"], "cancelled", "Cancelled", message, quiet=True)
 
     def sweep_queue_timeouts(self, tx: Tx, limit: int = 200) -> int:
         """Ready steps no worker took within their queue_timeout fail (retrying would only

@@ -11,7 +11,7 @@ from typing import Any
 from .. import codec
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError, WaypostError
 from ..store import DEFAULT_URL, Store, open_store
-from . import interventions, reopen
+from . import events, interventions, reopen
 from .advance import Advancer, new_run_id
 from .driver import Definition
 from .isolation import refuse_in_main_script
@@ -159,7 +159,7 @@ class Engine:
         if not target:
             raise InputError("a run id or key cannot be empty")
         return dict(self._transact(
-            lambda tx: self._advancer.send(tx, _address(tx, target), event, text, id)))
+            lambda tx: events.send(self._advancer, tx, _address(tx, target), event, text, id)))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its

@@ -14,6 +14,7 @@ from .. import codec
 from ..errors import InputError, UnknownTargetError
 from ..store.protocol import Tx
 from ..store.records import HeldStep
+from . import events
 from .advance import Advancer
 from .view import iso
 from .work import RunState, Work
@@ -140,7 +141,7 @@ def _machine_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
                          "waits in can be approved or rejected")
     name = "approved" if approve else "rejected"
     payload = {"by": by, "reason": reason}
-    sent = adv.send(tx, run_id, name, codec.dumps(payload), None)
+    sent = events.send(adv, tx, run_id, name, codec.dumps(payload), None)
     if sent["status"] != "consumed":
         raise InputError(f"state {gate} of run {run_id} does not take {name!r} now "
                          f"(the event was {sent['status']})")

@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from ..store.protocol import Tx
+from . import events
 from .advance import Advancer
 from .interventions import sweep_waits
 from .limits import WINDOW_MARGIN
@@ -89,7 +90,7 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
     advancer.record(tx, outcomes)
     return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
             + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx)
-            + advancer.sweep_events(tx))
+            + events.sweep(advancer, tx))
 
 
 def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:
