@@ -174,10 +174,15 @@ def test_a_full_disk_is_an_outage_not_a_refusal(small_disk: Path) -> None:
 
 # -- bounded transactions (PostgreSQL) ---------------------------------------------------
 
-def test_a_bounded_transaction_left_idle_is_ended_and_retried(db_url: str) -> None:
+@pytest.mark.parametrize("paused_after", ["statement", "batch"])
+def test_a_bounded_transaction_left_idle_is_ended_and_retried(db_url: str,
+                                                              paused_after: str) -> None:
     """`bound_transactions`: the server ends a transaction idle past the bound (its locks
     go with it) and the retry runs on a new connection; a lock wait past the bound is
-    cancelled and retried. SQLite has no such bound (see `Store.bound_transactions`)."""
+    cancelled and retried. SQLite has no such bound (see `Store.bound_transactions`).
+
+    Paused after a batch too: psycopg sends a batch in pipeline mode, and its pipeline
+    used to end with a message after which PostgreSQL stopped counting the idle time."""
     import time
 
     store = open_store(db_url)
@@ -189,7 +194,11 @@ def test_a_bounded_transaction_left_idle_is_ended_and_retried(db_url: str) -> No
         def slow(tx: SqlTx) -> int:
             nonlocal calls
             calls += 1
-            tx.execute("UPDATE definitions SET name = 'g' WHERE fingerprint = 'fp'")
+            if paused_after == "batch":
+                tx.executemany("UPDATE definitions SET name = ? WHERE fingerprint = ?",
+                               [("g", "fp"), ("g", "fp")])
+            else:
+                tx.execute("UPDATE definitions SET name = 'g' WHERE fingerprint = 'fp'")
             if calls == 1:
                 time.sleep(1.0)  # paused inside the transaction, holding the row
             return calls
