@@ -155,6 +155,35 @@ def test_an_event_sent_from_the_cli_is_decided_by_a_worker_that_has_the_guards(
         ("decided", "consumed", "d1")]
 
 
+def test_a_skip_from_the_cli_is_decided_by_a_worker_that_has_the_guards(
+        db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
+    """The shell ends the step but cannot run the guard on what follows: the run does not
+    fail for it; the decision waits, visible, and a worker with the class makes it."""
+    run_id = ok(waypost("start", f"{MODULE}:Escalated", "--input", "{}", db=db_url)).strip()
+    deadline = time.monotonic() + 30
+    while engine.show(run_id)["status"] != "needs_attention":
+        assert time.monotonic() < deadline, worker.output()
+        time.sleep(0.05)
+    worker.stop()  # the decision must wait for a worker, not be made by the shell
+    ok(waypost("skip", run_id, "charging#1", "--output", '{"ok": true}', "--by", "ops",
+               db=db_url))
+    view = engine.show(run_id)
+    assert (view["status"], view["state"]) == ("running", "charging"), view["error"]
+    assert [(e["name"], e["status"]) for e in view["events"]] == [
+        ("waypost.decide", "pending")]
+    assert "waypost." in one_error_line(waypost("send", run_id, "waypost.decide", db=db_url))
+    again = WorkerProcess(db_url, worker.log.with_suffix(".2"))
+    try:
+        assert _result(engine, run_id, again) == {"ok": True}
+    finally:
+        again.stop()
+    view = engine.show(run_id)
+    assert [(t["from"], t["to"], t["trigger"]) for t in view["transitions"]][-1] == (
+        "charging", "paid", "done")
+    assert [(e["name"], e["status"]) for e in view["events"]] == [
+        ("waypost.decide", "consumed")]
+
+
 def test_a_machine_started_from_the_cli_runs_in_a_worker_and_shows_its_history(
         db_url: str, engine: wp.Engine, worker: WorkerProcess) -> None:
     run_id = ok(waypost("start", f"{MODULE}:Ticker", "--input", "{}", db=db_url)).strip()

@@ -51,7 +51,8 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
         first[0], False)
     second, _ = store.transact(lambda tx: tx.add_event(run_id, "paid", None, "null"))
     third, _ = store.transact(lambda tx: tx.add_event(run_id, "other", None, "null"))
-    assert store.read(lambda tx: tx.runs_with_pending_events(10)) == [run_id]
+    assert store.read(lambda tx: tx.runs_with_pending_events(["fp"], 10)) == [run_id]
+    assert store.read(lambda tx: tx.runs_with_pending_events(["other"], 10)) == []
     opened = store.read(lambda tx: tx.open_events(run_id))
     assert [(e[0], e[1], e[2], e[3], e[4]) for e in opened] == [
         (first[0], "paid", "e1", '{"a":1}', "pending"), (second, "paid", None, "null", "pending"),
@@ -63,7 +64,7 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
     assert store.transact(lambda tx: tx.settle_event(second, "consumed", "s2")) is True
     assert store.transact(lambda tx: tx.settle_event(third, "deferred", "s2")) is True
     assert [e[0] for e in store.read(lambda tx: tx.open_events(run_id))] == [third]
-    assert store.read(lambda tx: tx.runs_with_pending_events(10)) == [], "deferred waits"
+    assert store.read(lambda tx: tx.runs_with_pending_events(["fp"], 10)) == [], "deferred waits"
     rows = store.read(lambda tx: tx.events_of(run_id, 10))
     assert [(r["seq"], r["status"], r["state"]) for r in rows] == [
         (first[0], "consumed", "s1"), (second, "consumed", "s2"), (third, "deferred", "s2")]

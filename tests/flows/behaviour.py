@@ -258,3 +258,19 @@ class Approval(wp.Machine):
                                        "rejected"]})
     approved = wp.Final()
     rejected = wp.Final(failed=True)
+
+
+@wp.task(escalate_after=1)
+def declined_charge(data: dict) -> dict:  # type: ignore[type-arg]
+    raise ConnectionError("the card network said no")
+
+
+class Escalated(wp.Machine):
+    """An action that needs a person, with a guard on what follows it: `waypost skip` from
+    a shell (which has not this class) ends the step, a worker decides the transition."""
+
+    initial = "charging"
+    charging = wp.State(declined_charge, done=[
+        wp.to("paid", when=lambda data, result: bool(result and result.get("ok"))), "declined"])
+    paid = wp.Final()
+    declined = wp.Final(failed=True)

@@ -11,7 +11,15 @@ import pytest
 import waypost as wp
 from waypost import codec
 from waypost.machine import MachineDriver
-from waypost.runtime.driver import FailRun, StepSucceeded
+from waypost.runtime.driver import (
+    DECIDE_EVENT,
+    Consume,
+    DecideLater,
+    FinishRun,
+    SignalArrived,
+    StepSucceeded,
+    Transition,
+)
 
 
 @wp.task()
@@ -66,16 +74,25 @@ class _Facts:
         return "packing", "{}", 1
 
 
-def test_a_run_whose_guards_are_not_this_process_code_fails_with_why() -> None:
+def test_a_run_whose_guards_are_not_this_process_code_is_decided_where_they_are() -> None:
+    """A process with other code (the class changed, or a shell without it) does not fail
+    the run: it leaves the decision, and a process with the run's own class makes it."""
     body = codec.loads(Shipping.body)
     body["states"]["packing"]["options"]["timeout"] = 5.0  # the class changed since
-    driver = MachineDriver.from_body(codec.dumps(body))
-    [decision] = driver.decide(_Facts(), StepSucceeded("packing#1", "packing", "task"))  # type: ignore[arg-type]
-    assert isinstance(decision, FailRun)
-    assert "guards of this run's definition are not in this process" in \
-        decision.error["message"]
+    other = MachineDriver.from_body(codec.dumps(body))
+    ended = StepSucceeded("packing#1", "packing", "task")
+    assert other.decide(_Facts(), ended) == [DecideLater("packing#1", "task")]  # type: ignore[arg-type]
+    later = SignalArrived(DECIDE_EVENT, codec.dumps({"step": "packing#1", "kind": "task"}),
+                          7, "decide:packing#1")
+    assert other.decide(_Facts(), later) == []  # type: ignore[arg-type]
     same = MachineDriver.from_body(Shipping.body)
     assert same.guards is Shipping.guards
+    moved, finish = same.decide(_Facts(), later)  # type: ignore[arg-type]
+    assert isinstance(moved, Transition) and (moved.to, moved.event) == ("sent", 7)
+    assert isinstance(finish, FinishRun), "the step's end was counted: the run ends here"
+    gone = SignalArrived(DECIDE_EVENT, codec.dumps({"step": "packing#0", "kind": "task"}),
+                         8, None)
+    assert same.decide(_Facts(), gone) == [Consume(8, "ignored")]  # type: ignore[arg-type]
 
 
 def test_a_machine_is_started_by_the_engine_not_instantiated() -> None:

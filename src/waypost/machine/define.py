@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from .. import codec
 from ..errors import DefinitionError, InputError
 from ..moments import time_of_day
-from ..runtime.driver import declare_definition
+from ..runtime.driver import RESERVED_EVENTS, declare_definition
 from ..task import Task
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
@@ -280,6 +280,11 @@ def _waiting(cls: type[Machine], name: str, state: State, here: str) -> dict[str
     if not state.on and not timed:
         raise DefinitionError(f"{here}: a state without an action waits for an event (on=) "
                               "or a timer (after=, then=); this one has neither")
+    for event in state.on:
+        if not isinstance(event, str) or not event or event.startswith(RESERVED_EVENTS):
+            raise DefinitionError(f"{here}: on= names events by non-empty strings not "
+                                  f"starting {RESERVED_EVENTS!r} (waypost's own), not "
+                                  f"{event!r}")
     on = {event: _compile_routes(cls, targets, f"{here}: on {event!r}")
           for event, targets in state.on.items()}
     return {"on": on, "after": after, "until": until, "then": state.then,

@@ -6,20 +6,24 @@ a loop keeps every visit's attempts, input and output. The machine's state and d
 on the run and change only by a `Transition` decision, which the runtime stores with the
 history row in the same transaction as the step outcome that caused it.
 
-Like every driver it never raises: a guard that fails, an output that cannot be merged, a
-run whose guards are not in this process (another version of the class) are the run's
-failure, with a message naming the state.
+Like every driver it never raises: a guard that fails or an output that cannot be merged
+is the run's failure, with a message naming the state. A decision that needs guards this
+process has not (it lacks the class, or has another version of it) is left to a process
+that has them: an event stays pending, the end of a visit becomes `DecideLater`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
 from .. import codec
 from ..moments import next_time_of_day
 from ..runtime.driver import (
+    DECIDE_EVENT,
     Consume,
+    DecideLater,
     Decision,
     EndStep,
     Event,
@@ -158,7 +162,7 @@ class MachineDriver:
                                    offers="on" in self.states[self.initial]),
                         *self._wait(facts, self.initial, 1, codec.dumps(facts.params))]
             if isinstance(event, Settled):
-                return [self._end(facts)]
+                return self._end(facts)
         except _Broken as exc:
             where = getattr(event, "node", None)
             return [FailRun({"type": "MachineError", "step": getattr(event, "step", None),
@@ -197,6 +201,8 @@ class MachineDriver:
         return decisions + self._wait(facts, to, seq + 1, text)
 
     def _event(self, facts: RunFacts, event: SignalArrived) -> list[Decision]:
+        if event.name == DECIDE_EVENT:
+            return self._decided(facts, event)
         state, _, seq = facts.machine()
         spec = self.states.get(state or "", {})
         if "task" in spec:
@@ -217,6 +223,26 @@ class MachineDriver:
                                   leaving=f"{state}#{seq}")
         return [Consume(event.seq, {"error": "unhandled", "ignore": "ignored",
                                     "defer": "deferred"}[spec["unhandled"]])]
+
+    def _decided(self, facts: RunFacts, event: SignalArrived) -> list[Decision]:
+        """The end of a visit that the process which recorded it could not decide
+        (`DecideLater`): decided here if the guards are here, the transition taking the
+        event; left pending if not."""
+        state, _, seq = facts.machine()
+        try:
+            later = codec.loads(event.payload)
+            step, kind = str(later["step"]), str(later["kind"])
+        except (ValueError, RecursionError, TypeError, KeyError):
+            return [Consume(event.seq, "ignored")]
+        if state is None or step != f"{state}#{seq}":
+            return [Consume(event.seq, "ignored")]  # the run was moved on otherwise
+        decisions = self._done(facts, step, state, kind)
+        if not decisions or not isinstance(decisions[0], Transition):
+            return []  # not here either
+        moved = replace(decisions[0], event=event.seq)
+        # The step's end was counted when it was recorded: nothing else settles the run.
+        ending = [self._final(moved.to, moved.data)] if "final" in self.states[moved.to] else []
+        return [moved, *decisions[1:], *ending]
 
     def _rewait(self, facts: RunFacts, steps: list[str]) -> list[Decision]:
         """The current visit waits again (its timer starts again); an older one, left
@@ -251,6 +277,8 @@ class MachineDriver:
         data, seq = self._data(facts)
         data = merge(data, state, result)
         for route in self.states[state]["done"]:
+            if route["guard"] is not None and self.guards is None:
+                return [DecideLater(step, kind)]
             if route["guard"] is None or self._guard(route["guard"], data, result, route):
                 return self._move(facts, route["to"], data, seq, "done")
         raise _Broken(f"no transition out of {state} applies to the result of {step} (the "
@@ -286,14 +314,14 @@ class MachineDriver:
                                        "message": error.get("message")}}
         return self._move(facts, target, data, seq, "error", handles=event.step)
 
-    def _end(self, facts: RunFacts) -> Decision:
-        state, text, _ = facts.machine()
+    def _end(self, facts: RunFacts) -> list[Decision]:
+        state, text, seq = facts.machine()
         spec = self.states.get(state or "", {})
-        if spec.get("final") == "succeeded":
-            return FinishRun(text or "null")
-        if spec.get("final") == "failed":
-            return FailRun({"type": "MachineFailed", "step": None,
-                            "message": f"machine {self.name} ended in failed state {state}"})
+        if "final" in spec:
+            return [self._final(state or "", text)]
+        visit = f"{state}#{seq}"
+        if ("task" in spec or "child" in spec) and facts.outputs([visit]).get(visit):
+            return []  # its end is to be decided where the guards are (`DecideLater`)
         failure = facts.first_failure()
         if failure is not None:
             step, error = failure
@@ -301,11 +329,17 @@ class MachineDriver:
                 detail = codec.loads(error) or {}
             except (ValueError, RecursionError):
                 detail = {}
-            return FailRun({"step": step, "type": detail.get("type"),
-                            "message": detail.get("message")})
-        return FailRun({"type": "MachineError", "step": None,
-                        "message": f"machine {self.name} stopped in state {state} with "
-                                   "nothing left to run"})
+            return [FailRun({"step": step, "type": detail.get("type"),
+                             "message": detail.get("message")})]
+        return [FailRun({"type": "MachineError", "step": None,
+                         "message": f"machine {self.name} stopped in state {state} with "
+                                    "nothing left to run"})]
+
+    def _final(self, state: str, text: str | None) -> Decision:
+        if self.states[state]["final"] == "succeeded":
+            return FinishRun(text or "null")
+        return FailRun({"type": "MachineFailed", "step": None,
+                        "message": f"machine {self.name} ended in failed state {state}"})
 
 
 register_kind("machine", MachineDriver.from_body)

@@ -50,8 +50,10 @@ from ..store.protocol import Tx
 from ..store.records import HeldStep
 from . import children, events, retries, sagas
 from .driver import (
+    DECIDE_EVENT,
     Block,
     Consume,
+    DecideLater,
     Decision,
     Definition,
     Driver,
@@ -323,6 +325,9 @@ class Advancer:
                 children.ended(self, w, run.id, d.output, None)
             elif isinstance(d, StartChild):
                 children.start(self, run, d)
+            elif isinstance(d, DecideLater):
+                tx.add_event(run.id, DECIDE_EVENT, f"decide:{d.step}",
+                             codec.dumps({"step": d.step, "kind": d.kind}))
             elif isinstance(d, FailRun):
                 self.fail_run(run, d.error, settled)
             else:

@@ -321,6 +321,23 @@ class Consume:
     status: str
 
 
+#: Names of events waypost itself stores: nobody else may send one (or handle one, `on=`).
+RESERVED_EVENTS = "waypost."
+#: The event a `DecideLater` stores.
+DECIDE_EVENT = RESERVED_EVENTS + "decide"
+
+
+@dataclass(frozen=True)
+class DecideLater:
+    """What follows the end of `step` (of `kind`) needs user code this process lacks: a
+    machine's guards, when `waypost skip` or `complete` ended the step from a shell, or a
+    worker with another version of the class recorded it. It is kept as a pending event
+    named DECIDE_EVENT, which a worker that has the code is offered (`SignalArrived`)."""
+
+    step: str
+    kind: str
+
+
 @dataclass(frozen=True)
 class Emit:
     """Reserved for event chains: publish an event on a topic."""
@@ -343,7 +360,7 @@ class StartChild:
 
 
 Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun
-            | FailRun | Transition | Consume | Emit | StartChild)
+            | FailRun | Transition | Consume | Emit | StartChild | DecideLater)
 
 
 class Driver(Protocol):

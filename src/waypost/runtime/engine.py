@@ -13,7 +13,7 @@ from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError, W
 from ..store import DEFAULT_URL, Store, open_store
 from . import events, interventions, reopen
 from .advance import Advancer, new_run_id
-from .driver import Definition
+from .driver import RESERVED_EVENTS, Definition
 from .isolation import refuse_in_main_script
 from .limits import WINDOW_MARGIN
 from .loader import load_flow
@@ -150,6 +150,9 @@ class Engine:
         runs or a worker must decide, `deferred`, `ignored` or `unhandled`)."""
         if not isinstance(event, str) or not event:
             raise InputError("an event is named by a non-empty string")
+        if event.startswith(RESERVED_EVENTS):
+            raise InputError(f"event names starting {RESERVED_EVENTS!r} are waypost's own; "
+                             f"{event!r} was not sent")
         if id is not None:
             codec.check_key(id)
         try:

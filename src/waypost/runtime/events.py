@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, UnknownTargetError
 from ..store.protocol import Tx
-from .driver import SignalArrived
+from .driver import SignalArrived, local_definitions
 from .work import RunState, Work
 
 if TYPE_CHECKING:
@@ -37,8 +37,10 @@ def offer(adv: Advancer, w: Work, run: RunState) -> None:
 
 def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     """Offer events left pending by a sender that could not decide them (it had not the
-    machine's guards), and those waiting for an action that has ended since."""
-    runs = tx.runs_with_pending_events(limit)
+    machine's guards), those waiting for an action that has ended since, and the ends of
+    visits left to be decided (`DecideLater`). Every worker does this for the definitions
+    its code has (whoever holds the sweeper's lease may not have them)."""
+    runs = tx.runs_with_pending_events(sorted(set(local_definitions().values())), limit)
     if runs:
         with adv.work(tx) as w:
             for run_id in runs:

@@ -80,8 +80,9 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
         gone = w.id != me and shares_pids(w.boot_id, w.pid_ns) and process_gone(w.pid)
         if gone and tx.remove_worker(w.id, w.incarnation):
             tx.expire_owner(w.id)
+    offered = events.sweep(advancer, tx)
     if not tx.try_lease("sweeper", me, lease):
-        return 0
+        return offered
     tx.forget_stale_workers(max(10 * lease, 300.0))
     tx.prune_grants(WINDOW_MARGIN)
     tx.prune_requests(86_400.0)
@@ -89,8 +90,7 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)
     return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
-            + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx)
-            + events.sweep(advancer, tx))
+            + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx) + offered)
 
 
 def _error(reason: str, owner: str | None, lease: float) -> dict[str, Any]:

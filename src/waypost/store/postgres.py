@@ -6,7 +6,7 @@ import contextlib
 import re
 import select
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -74,9 +74,9 @@ class PostgresTx(SqlTx):
     def _translate(self, text: str) -> str:
         return super()._translate(text).replace("?", "%s")
 
-    def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
+    def _many(self, sql: str, rows: list[Sequence[Any]]) -> None:
         with pipeline(self.conn), self.conn.cursor() as cur:
-            cur.executemany(self.sql(text), list(rows))
+            cur.executemany(sql, rows)
 
     def transition(self, run_id: str, seq: int, from_state: str | None, to_state: str,
                    trigger: str, event_id: str | None, data_before: str | None,

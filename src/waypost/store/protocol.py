@@ -528,5 +528,6 @@ class Tx(Protocol):
         """One event of a run (as `events_of` gives it), by its seq, or else by the
         sender's event id. One statement, a read."""
 
-    def runs_with_pending_events(self, limit: int) -> list[str]:
-        """Unfinished runs with pending events (not deferred). One statement, a read."""
+    def runs_with_pending_events(self, fingerprints: Sequence[str], limit: int) -> list[str]:
+        """Unfinished runs of the definitions `fingerprints` with pending events (not
+        deferred). One statement, a read."""

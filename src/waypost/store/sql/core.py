@@ -99,7 +99,14 @@ class SqlCore:
         return self.conn.execute(self.sql(text), params)
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.conn.executemany(self.sql(text), list(rows))
+        batch = list(rows)
+        if len(batch) == 1:  # a machine's next visit: one row, a plain statement
+            self.execute(text, batch[0])
+        elif batch:
+            self._many(self.sql(text), batch)
+
+    def _many(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
 
     def notify(self) -> None:
         """Wake idle workers: steps just became ready."""

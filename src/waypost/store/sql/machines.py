@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .core import SqlCore
+from .core import SqlCore, marks
 
 _TRANSITION = ("seq", "from_state", "to_state", "trigger", "event_id", "data_before",
                "data_after", "at")
@@ -91,11 +92,14 @@ class MachineVerbs(SqlCore):
                            f"{by} = ?", (run_id, value)).fetchone()
         return None if row is None else dict(zip(_EVENT, row, strict=True))
 
-    def runs_with_pending_events(self, limit: int) -> list[str]:
-        """Open runs with events nobody could offer yet (their sender had not the
-        machine's code): the sweeper offers them."""
-        rows = self.execute("SELECT DISTINCT e.run_id FROM events e JOIN runs r ON "
-                            "r.id = e.run_id WHERE e.status = 'pending' AND r.status IN "
-                            "('pending', 'running', 'needs_attention') LIMIT ?",
-                            (limit,)).fetchall()
+    def runs_with_pending_events(self, fingerprints: Sequence[str], limit: int) -> list[str]:
+        """Open runs of these definitions with events nobody could offer yet (their
+        sender had not the machine's code): a worker that has it offers them."""
+        if not fingerprints:
+            return []
+        rows = self.execute(f"SELECT DISTINCT e.run_id FROM events e JOIN runs r ON "
+                            f"r.id = e.run_id WHERE e.status = 'pending' AND r.status IN "
+                            f"('pending', 'running', 'needs_attention') AND r.fingerprint "
+                            f"IN ({marks(len(fingerprints))}) LIMIT ?",
+                            (*fingerprints, limit)).fetchall()
         return [str(r[0]) for r in rows]
