@@ -65,8 +65,15 @@ def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
     run_id = new_run(store)
     assert store.transact(lambda tx: tx.lock_run("nope")) is None
     got = store.transact(lambda tx: tx.lock_run(run_id))
-    assert got == store.read(lambda tx: tx.get_run(run_id))
     assert got is not None and (got["id"], got["status"]) == (run_id, "pending")
+    assert (got["state"], got["data"], got["transitions"]) == (None, None, 0)
+    assert {k: v for k, v in got.items() if k not in ("state", "data", "transitions")} \
+        == store.read(lambda tx: tx.get_run(run_id))
+    store.transact(lambda tx: tx.transition(run_id, 1, None, "a", "start", None, None, "{}"))
+    got = store.transact(lambda tx: tx.lock_run(run_id))
+    assert got is not None and (got["state"], got["data"], got["transitions"]) == ("a", "{}", 1)
+    assert (got["state"], got["data"], got["transitions"]) == \
+        store.transact(lambda tx: tx.machine(run_id))
     if store.dialect != "postgres":
         return  # SQLite: every write transaction is serial already
     other = open_store(db_url)

@@ -298,7 +298,9 @@ class Advancer:
                 w.made_ready += 1
             elif isinstance(d, WaitUntil):
                 tx.make_waiting(run.id, d.step, d.due)
-                tx.mark_runs_running([run.id])  # its clock is ticking, even if no task ran
+                if run.id not in w.running:  # its clock is ticking, even if no task ran
+                    tx.mark_runs_running([run.id])
+                    w.running.add(run.id)
             elif isinstance(d, FanOut):
                 tx.start_map(run.id, d.step, len(d.items))
                 if d.items:
@@ -319,15 +321,18 @@ class Advancer:
             elif isinstance(d, Transition):
                 self._transition(run, d)
             elif isinstance(d, Consume):
-                tx.settle_event(d.event, d.status, run.machine()[0])
+                self._settle_event(w, d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
                 children.ended(self, w, run.id, d.output, None)
             elif isinstance(d, StartChild):
                 children.start(self, run, d)
             elif isinstance(d, DecideLater):
-                tx.add_event(run.id, DECIDE_EVENT, f"decide:{d.step}",
-                             codec.dumps({"step": d.step, "kind": d.kind}))
+                payload = codec.dumps({"step": d.step, "kind": d.kind})
+                seq, new = tx.add_event(run.id, DECIDE_EVENT, f"decide:{d.step}", payload)
+                if new and run.id in w.open_events:
+                    w.open_events[run.id].append(
+                        (seq, DECIDE_EVENT, f"decide:{d.step}", payload, "pending"))
             elif isinstance(d, FailRun):
                 self.fail_run(run, d.error, settled)
             else:
@@ -342,9 +347,14 @@ class Advancer:
         if d.handles is not None:
             w.handled.add((run.id, d.handles))
         if d.event is not None:
-            w.tx.settle_event(d.event, "consumed", before)
+            self._settle_event(w, d.event, "consumed", before)
         if d.offers:
             w.offer.add(run.id)  # open events are offered to the new state
+
+    @staticmethod
+    def _settle_event(w: Work, seq: int, status: str, state: str | None) -> None:
+        if w.tx.settle_event(seq, status, state):
+            w.settled[seq] = (status, state)
 
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work

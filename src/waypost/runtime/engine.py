@@ -162,7 +162,7 @@ class Engine:
         if not target:
             raise InputError("a run id or key cannot be empty")
         return dict(self._transact(
-            lambda tx: events.send(self._advancer, tx, _address(tx, target), event, text, id)))
+            lambda tx: events.send(self._advancer, tx, target, event, text, id, _address)))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its

@@ -9,6 +9,7 @@ not the machine's guards). A driver takes it with a `Transition` or settles it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, UnknownTargetError
@@ -28,11 +29,18 @@ def offer(adv: Advancer, w: Work, run: RunState) -> None:
     rest again, to the state it moved to) or none is left."""
     if run.id in w.ended or run.driver is None:
         return
-    seq = run.machine()[2]
-    for event, name, event_id, payload, _ in w.tx.open_events(run.id):
-        adv.decide(run, SignalArrived(name, payload, event, event_id))
-        if run.id in w.ended or run.machine()[2] != seq:
-            return
+    seq = run.machine()[2]  # read first: it takes the run's lock
+    known = w.open_events.get(run.id)
+    if known is None:
+        known = w.open_events[run.id] = w.tx.open_events(run.id)
+    try:
+        for event, name, event_id, payload, _ in list(known):
+            adv.decide(run, SignalArrived(name, payload, event, event_id))
+            if run.id in w.ended or run.machine()[2] != seq:
+                return
+    finally:  # what was settled is no longer open; what was added here stays
+        known[:] = [row for row in known if row[0] not in w.settled
+                    or w.settled[row[0]][0] == "deferred"]
 
 
 def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
@@ -49,14 +57,24 @@ def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     return 0  # offers are not expired attempts: they do not count toward a sweep
 
 
-def send(adv: Advancer, tx: Tx, run_id: str, name: str, payload: str,
-         event_id: str | None) -> dict[str, Any]:
+def send(adv: Advancer, tx: Tx, target: str, name: str, payload: str,
+         event_id: str | None, address: Callable[[Tx, str], str] | None = None
+         ) -> dict[str, Any]:
     """Store an event for a machine run and offer it at once; a repeat of an event id
-    stores nothing. Returns the event's seq, whether it is a repeat, and its status."""
-    row = tx.lock_run(run_id)
+    stores nothing. Returns the event's seq, whether it is a repeat, and its status.
+
+    `target` is tried as a run id first (one statement: the lock, which also reads where
+    the machine is); `address`, if given, resolves a key or a prefix."""
+    run_id, row = target, tx.lock_run(target)
+    if row is None and address is not None:
+        run_id = address(tx, target)
+        row = tx.lock_run(run_id)
     if row is None:
         raise UnknownTargetError(f"no run {run_id}")
     with adv.work(tx) as w:
+        w.machines[run_id] = (row["state"], row["data"], int(row["transitions"]))
+        if row["status"] == "running":
+            w.running.add(run_id)
         run = w.run(run_id)
         if run.driver is not None and run.driver.kind != "machine":
             raise InputError(f"run {run_id} is a {run.driver.kind} run: only state machines "
@@ -71,7 +89,12 @@ def send(adv: Advancer, tx: Tx, run_id: str, name: str, payload: str,
         seq, new = tx.add_event(run_id, name, event_id, payload)
         if new:
             offer(adv, w, run)
-    stored = tx.event(run_id, seq, None)
-    return {"run_id": run_id, "event": seq, "duplicate": not new,
-            "status": stored["status"] if stored else None,
-            "state": stored["state"] if stored else None}
+    if seq in w.settled:
+        status, state = w.settled[seq]
+    elif new:  # offered and left open: waiting for an action, or for a worker to decide
+        status, state = "pending", None
+    else:
+        stored = tx.event(run_id, seq, None) or {"status": None, "state": None}
+        status, state = stored["status"], stored["state"]
+    return {"run_id": run_id, "event": seq, "duplicate": not new, "status": status,
+            "state": state}

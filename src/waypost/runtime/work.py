@@ -95,6 +95,15 @@ class Work:
     offer: set[str] = field(default_factory=set)
     #: Runs ended early here (failed by their driver, cancelled): nothing more is decided.
     ended: set[str] = field(default_factory=set)
+    #: Machines' open events as this transaction left them, once read (under the run's
+    #: lock, which every writer of a run's events holds): a machine offered its events
+    #: again after a transition needs no second read.
+    open_events: dict[str, list[tuple[int, str, str | None, str, str]]] = field(
+        default_factory=dict)
+    #: Events settled here, by seq: (status, state that settled them).
+    settled: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    #: Runs known to be `running` already: a waiting visit need not mark them so again.
+    running: set[str] = field(default_factory=set)
     #: Whether settling wakes idle workers (a worker about to claim itself passes False).
     notify: bool = True
     _now: float | None = None

@@ -95,8 +95,9 @@ class Tx(Protocol):
     def lock_run(self, run_id: str) -> RunRow | None:
         """A run's row, locked to the end of the transaction (PostgreSQL `FOR UPDATE`):
         resume, replay, cancel and operators' answers take it first, so two of them on one
-        run happen one after the other, the second seeing what the first committed. One
-        statement."""
+        run happen one after the other, the second seeing what the first committed. Besides
+        `get_run`'s fields, a machine's `state`, `data` and `transitions` (as `machine`
+        reads them). One statement."""
 
     def link_child(self, child: str, parent: str, step: str) -> None:
         """Record that run `child` was started by `step` of run `parent`. One statement."""

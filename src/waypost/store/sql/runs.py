@@ -15,6 +15,9 @@ from .core import (
     marks,
 )
 
+#: What `lock_run` reads: the run, and a machine's position (a sender decides from it).
+_LOCKED = (*RUN_COLUMNS, "state", "data", "transitions")
+
 
 class RunVerbs(SqlCore):
     # -- runs ---------------------------------------------------------------------------
@@ -120,9 +123,9 @@ class RunVerbs(SqlCore):
         """Read a run and hold its row until the transaction ends (PostgreSQL; SQLite's
         writer lock already does): operators' writes to one run happen one after another,
         each seeing what the previous one committed."""
-        row = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ? {{lock}}",
+        row = self.execute(f"SELECT {', '.join(_LOCKED)} FROM runs WHERE id = ? {{lock}}",
                            (run_id,)).fetchone()
-        return None if row is None else dict(zip(RUN_COLUMNS, row, strict=True))
+        return None if row is None else dict(zip(_LOCKED, row, strict=True))
 
     def run_ids_like(self, prefix: str) -> list[str]:
         """Up to two ids that start with `prefix`, taken literally: LIKE would read `%` and
