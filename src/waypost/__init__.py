@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .chains import Handler, emit, on
 from .context import Context
 from .dag.flow import Flow, child, flow
 from .dag.waits import after, gate, sleep, sleep_until
@@ -35,6 +36,7 @@ __all__ = [
     "Fatal",
     "Final",
     "Flow",
+    "Handler",
     "IdempotencyConflict",
     "InputError",
     "Limit",
@@ -50,9 +52,11 @@ __all__ = [
     "__version__",
     "after",
     "child",
+    "emit",
     "flow",
     "gate",
     "limit",
+    "on",
     "sleep",
     "sleep_until",
     "task",

@@ -80,6 +80,13 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE events")
         tx.execute("ALTER TABLE workers DROP COLUMN definitions")
         tx.execute("DROP INDEX runs_parent")
+        for table in ("lane_queue", "delivery_lanes", "topic_gate", "subscriptions",
+                      "topic_events"):
+            tx.execute(f"DROP TABLE {table}")
+        tx.execute("DROP INDEX runs_correlation")
+        tx.execute("DROP INDEX runs_trigger")
+        for column in ("correlation_id", "trigger_event", "lane"):
+            tx.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         for column in ("parent_run", "parent_step"):
             tx.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         for column in ("state", "data", "transitions"):

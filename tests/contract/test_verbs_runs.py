@@ -99,7 +99,7 @@ def test_insert_run_is_fenced_by_its_id_and_key(store: Store) -> None:
     assert store.transact(lambda tx: tx.insert_run("other", "f", "fp", "k1", "{}", "c", 0)) \
         is False
     assert store.read(lambda tx: tx.run_by_key("k1")) == (run_id, "mod:flow", "sum")
-    assert store.read(lambda tx: tx.run_head(run_id)) == ("fp", '{"x": 1}', None)
+    assert store.read(lambda tx: tx.run_head(run_id)) == ("fp", '{"x": 1}', None, None)
     assert store.read(lambda tx: tx.run_head("nope")) is None
     assert store.read(lambda tx: tx.get_run("nope")) is None
     run = store.read(lambda tx: tx.get_run(run_id))

@@ -48,7 +48,7 @@ from .. import codec
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
 from ..store.protocol import Tx
 from ..store.records import HeldStep
-from . import children, events, retries, sagas
+from . import children, events, retries, sagas, topics
 from .driver import (
     DECIDE_EVENT,
     Block,
@@ -95,6 +95,8 @@ class _Head:
     input: str
     #: The run whose step started it (a child run), if any.
     parent: str | None = None
+    #: The key of the lane a keyed delivery holds until it ends (runtime/topics.py).
+    lane: str | None = None
     params: Any = None
 
 
@@ -152,7 +154,7 @@ class Advancer:
         head = self._runs.get(run_id)
         return head is None or head.parent is not None
 
-    def remember(self, run_id: str, row: tuple[str, str, str | None]) -> _Head:
+    def remember(self, run_id: str, row: tuple[str, str, str | None, str | None]) -> _Head:
         """Runs' definitions and inputs never change, so they are cached (bounded)."""
         head = _Head(*row)
         with self._lock:
@@ -194,7 +196,7 @@ class Advancer:
         tx.insert_steps(run_id, steps, keys(run_id, steps))
         if deadline is not None:
             tx.set_deadline(run_id, deadline)
-        self.remember(run_id, (fingerprint, text, None))
+        self.remember(run_id, (fingerprint, text, None, None))
         with self.work(tx) as w:
             w.made_ready = sum(s.status == "ready" for s in steps)
             run = w.runs[run_id] = RunState(run_id, driver, params, w)
@@ -213,11 +215,15 @@ class Advancer:
             for o in ordered:
                 if o.handoff is not None:
                     accepted[id(o)] = tx.hand_off(o.step_id, o.token, o.handoff)
+                    if accepted[id(o)] and o.emits:  # the outbox commits with the hand-off
+                        topics.publish(self, w, o.emits, o.run_id)
             successes = [o for o in ordered if o.ok and o.handoff is None]
             held_steps = tx.succeed_many([(o.step_id, o.token, o.output or "") for o in successes])
             for o, held in zip(successes, held_steps, strict=True):
                 accepted[id(o)] = held is not None
                 if held is not None:
+                    if o.emits:  # the outbox: stored with the outcome, or not at all
+                        topics.publish(self, w, o.emits, held.run_id, held.name)
                     self.succeeded(w, held, o.output or "null")
             for o in ordered:
                 if not o.ok:
@@ -324,7 +330,7 @@ class Advancer:
                 self._settle_event(w, d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
-                children.ended(self, w, run.id, d.output, None)
+                self.run_ended(w, run.id, d.output, None)
             elif isinstance(d, StartChild):
                 children.start(self, run, d)
             elif isinstance(d, DecideLater):
@@ -380,9 +386,18 @@ class Advancer:
                 return  # it had ended already
             w.tx.cancel_steps(run.id, codec.dumps({**error, "traceback": None}))
             children.abort(self, w.tx, run.id, f"its parent run {run.id} failed")
-        children.ended(self, w, run.id, None, error)
+        self.run_ended(w, run.id, None, error)
         if not sagas.compensate(w, run, summary) and settled:
             w.tx.finish_run(run.id, "failed", None, summary)
+
+    def run_ended(self, w: Work, run_id: str, output: str | None,
+                  error: dict[str, Any] | None) -> None:
+        """A run ended (succeeded, failed, cancelled): a parent's step waiting for it ends
+        the same way, and a keyed delivery lets the next one of its key start."""
+        children.ended(self, w, run_id, output, error)
+        head = self._runs.get(run_id)
+        if head is None or head.lane is not None:
+            topics.ended(self, w, run_id)
 
     # -- settling ----------------------------------------------------------------------------------
     def finish_items(self, w: Work) -> None:
@@ -433,7 +448,7 @@ class Advancer:
         children.abort(self, tx, run_id, f"its parent run {run_id} was {status}")
         with self.work(tx) as w:
             sagas.compensate(w, w.run(run_id), codec.dumps({"step": None, **error}))
-            children.ended(self, w, run_id, None, {**error, "status": status})
+            self.run_ended(w, run_id, None, {**error, "status": status})
         return ended
 
     def sweep_queue_timeouts(self, tx: Tx, limit: int = 200) -> int:

@@ -46,7 +46,7 @@ def start(adv: Advancer, run: RunState, d: StartChild) -> None:
     tx.link_child(child_id, run.id, d.step)
     tx.insert_steps(child_id, steps, keys(child_id, steps))
     w.made_ready += sum(s.status == "ready" for s in steps)
-    adv.remember(child_id, (d.definition, d.input, run.id))
+    adv.remember(child_id, (d.definition, d.input, run.id, None))
     child = w.runs[child_id] = RunState(child_id, driver, params, w)
     adv.decide(child, Started())
     tx.make_waiting(run.id, d.step, None)

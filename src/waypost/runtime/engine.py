@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 from .. import codec
+from ..chains.topics import emitted
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError, WaypostError
 from ..store import DEFAULT_URL, Store, open_store
-from . import events, interventions, reopen
+from . import events, interventions, reopen, topics, trace
 from .advance import Advancer, new_run_id
 from .driver import RESERVED_EVENTS, Definition
 from .isolation import refuse_in_main_script
@@ -163,6 +164,31 @@ class Engine:
             raise InputError("a run id or key cannot be empty")
         return dict(self._transact(
             lambda tx: events.send(self._advancer, tx, target, event, text, id, _address)))
+
+    def emit(self, topic: str, payload: Any = None, *, key: str | None = None,
+             id: str | None = None) -> dict[str, Any]:
+        """Publish an event on `topic`: stored, with a delivery started for every handler
+        (or triggered definition) whose pattern matches, before this returns. Events with
+        the same `key` reach each handler in order; with an `id`, emitting again stores
+        nothing (`duplicate`). Returns `id`, `seq`, `duplicate` and `deliveries`. Inside a
+        step, use `wp.emit`, which commits with the step's outcome."""
+        return self.emit_many([(topic, payload, key, id)])[0]
+
+    def emit_many(self, events: list[tuple[str, Any, str | None, str | None]]
+                  ) -> list[dict[str, Any]]:
+        """Publish (topic, payload, key, id) events in one transaction: all or none."""
+        checked = [emitted(*e) for e in events]  # ids drawn here: a retried commit stores once
+        return list(self._transact(lambda tx: self._publish(tx, checked), request=False))
+
+    def _publish(self, tx: Any, events: list[Any]) -> list[dict[str, Any]]:
+        with self._advancer.work(tx) as w:
+            return topics.publish(self._advancer, w, events)
+
+    def trace(self, ident: str) -> dict[str, Any]:
+        """Everything an event id, a run id or a correlation id set in motion, as the tree
+        `waypost trace --json` prints, with its `status` (complete, in_progress, failed)
+        and a one-line `summary`."""
+        return self._store().read(lambda tx: trace.trace(tx, ident))
 
     def complete(self, token: str, output: Any = None) -> str:
         """Finish a step that waits for another system (`completes_externally`) with its

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from .. import codec
+from ..chains.emit import outbox
+from ..chains.topics import Emitted
 from ..context import Context, Heart
 from ..errors import Fatal
 from ..store.records import ClaimedStep
@@ -75,14 +78,22 @@ def _failed(step: ClaimedStep, exc: BaseException) -> Outcome:
                    fatal=isinstance(exc, Fatal), kind=kind)
 
 
+def _with_emits(outcome: Outcome, box: list[Emitted]) -> Outcome:
+    """A succeeded attempt's outcome carries what it emitted; a failed one drops it."""
+    if not box or not outcome.ok:
+        return outcome
+    return dataclasses.replace(outcome, emits=tuple(box))
+
+
 def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
-        args, kwargs = _call_args(task, step, heart)
-        result = task.fn(*args, **kwargs)
+        with outbox() as box:
+            args, kwargs = _call_args(task, step, heart)
+            result = task.fn(*args, **kwargs)
         if task.completes_externally:
-            return Outcome(step.id, step.run_id, step.lease_token, output="null",
-                           handoff=completion_token(step))
-        return _finish(step, result)
+            return _with_emits(Outcome(step.id, step.run_id, step.lease_token, output="null",
+                                       handoff=completion_token(step)), box)
+        return _with_emits(_finish(step, result), box)
     except BaseException as exc:
         # `sys.exit()`, a KeyboardInterrupt raised by hand, ...: the attempt's failure,
         # never the worker's end. A cancelled attempt (`wp.Cancelled`) has its end
@@ -92,16 +103,17 @@ def run_sync(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
 
 async def run_async(task: Task[Any, Any], step: ClaimedStep, heart: Heart) -> Outcome:
     try:
-        args, kwargs = _call_args(task, step, heart)
-        coro = task.fn(*args, **kwargs)
-        if step.timeout:
-            result = await asyncio.wait_for(coro, step.timeout)
-        else:
-            result = await coro
+        with outbox() as box:
+            args, kwargs = _call_args(task, step, heart)
+            coro = task.fn(*args, **kwargs)
+            if step.timeout:
+                result = await asyncio.wait_for(coro, step.timeout)
+            else:
+                result = await coro
         if task.completes_externally:
-            return Outcome(step.id, step.run_id, step.lease_token, output="null",
-                           handoff=completion_token(step))
-        return _finish(step, result)
+            return _with_emits(Outcome(step.id, step.run_id, step.lease_token, output="null",
+                                       handoff=completion_token(step)), box)
+        return _with_emits(_finish(step, result), box)
     except TimeoutError:
         exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
         return _failed(step, exc)

@@ -37,6 +37,8 @@ from types import FrameType
 from typing import Any
 
 from .. import codec
+from ..chains.emit import outbox
+from ..chains.topics import Emitted, emitted
 from ..context import Context, Heart
 from ..errors import Cancelled, DefinitionError, Fatal
 from ..store.records import ClaimedStep
@@ -230,13 +232,22 @@ class ChildAttempt:
             else:
                 error = {"type": "ProcessDied", "message": _death(code), "traceback": None}
             return Outcome(step.id, step.run_id, step.lease_token, error=error)
+        emits = tuple(_emitted(e) for e in report.get("emits") or ())
         if "handoff" in report:
             return Outcome(step.id, step.run_id, step.lease_token, output="null",
-                           handoff=completion_token(step))
+                           handoff=completion_token(step), emits=emits)
         if "output" in report:
-            return Outcome(step.id, step.run_id, step.lease_token, output=str(report["output"]))
+            return Outcome(step.id, step.run_id, step.lease_token, output=str(report["output"]),
+                           emits=emits)
         return Outcome(step.id, step.run_id, step.lease_token, error=report["error"],
                        fatal=bool(report.get("fatal")), kind=str(report.get("kind", "failed")))
+
+
+def _emitted(item: Any) -> Emitted:
+    """An event the child process reports it emitted, checked again here: the report
+    crosses a process boundary, so it is data to validate, not to trust."""
+    topic, payload, key, event_id = item
+    return emitted(topic, codec.loads(payload), key, event_id)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -348,18 +359,20 @@ def _attempt(boot: dict[str, Any], heart: _ChildHeart) -> dict[str, Any]:
         args, kwargs = list(data["args"]), dict(data["kwargs"])
         if task.context_param and boot["context"] is not None:
             kwargs[task.context_param] = Context(**boot["context"], _heart=heart)
-        if task.is_async:
-            result = asyncio.run(_cancellable(task.fn(*args, **kwargs), heart))
-        else:
-            _raise_cancelled(heart, boot["context"])
-            try:
-                result = task.fn(*args, **kwargs)
-            finally:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with outbox() as box:
+            if task.is_async:
+                result = asyncio.run(_cancellable(task.fn(*args, **kwargs), heart))
+            else:
+                _raise_cancelled(heart, boot["context"])
+                try:
+                    result = task.fn(*args, **kwargs)
+                finally:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        emits = [[e.topic, e.payload, e.key, e.id] for e in box]
         if task.completes_externally:
-            return {"handoff": True}
+            return {"handoff": True, "emits": emits}
         try:
-            return {"output": codec.dumps(result, codec.MAX_DEPTH)}
+            return {"output": codec.dumps(result, codec.MAX_DEPTH), "emits": emits}
         except TypeError as exc:  # the same value would come back on a retry
             return {"error": error_of(exc, __file__), "fatal": True}
     except BaseException as exc:  # `sys.exit()` too: reported, not a bare exit code

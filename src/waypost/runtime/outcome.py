@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..chains.topics import Emitted
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -17,6 +19,8 @@ class Outcome:
     kind: str = "failed"  # failed | timeout | lost (how a failure happened)
     expired: bool = False  # reported by the sweeper about an expired lease
     handoff: str | None = None  # a completion token: the step now waits for another system
+    #: Events the attempt emitted (`wp.emit`): stored only if its success is recorded.
+    emits: tuple[Emitted, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from ..store.protocol import Tx
-from . import events
+from . import events, topics
 from .advance import Advancer
 from .interventions import sweep_waits
 from .limits import WINDOW_MARGIN
@@ -89,7 +89,8 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
     outcomes = [Outcome(e.step_id, e.run_id, e.lease_token, error=_error(e.reason, e.owner, lease),
                         kind=e.reason, expired=True) for e in tx.expired(batch)]
     advancer.record(tx, outcomes)
-    return (len(outcomes) + advancer.sweep_queue_timeouts(tx)
+    return (len(outcomes) + topics.sweep_replays(advancer, tx)
+            + advancer.sweep_queue_timeouts(tx)
             + advancer.sweep_deadlines(tx) + sweep_waits(advancer, tx) + offered)
 
 

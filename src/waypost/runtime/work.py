@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..store.protocol import Tx
-from ..store.records import NewStep
+from ..store.records import NewStep, SubscriptionRow
 from .driver import Driver
 
 if TYPE_CHECKING:
@@ -104,6 +104,10 @@ class Work:
     settled: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     #: Runs known to be `running` already: a waiting visit need not mark them so again.
     running: set[str] = field(default_factory=set)
+    #: Subscriptions, once read in this transaction (under the topic gate).
+    subscriptions: list[SubscriptionRow] | None = None
+    #: Runs' correlation ids, for the events their steps emit.
+    correlations: dict[str, str] = field(default_factory=dict)
     #: Whether settling wakes idle workers (a worker about to claim itself passes False).
     notify: bool = True
     _now: float | None = None

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
+from ..chains.handler import registered_handlers
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..store import Store, open_store
 from ..store.protocol import Tx
 from ..store.records import ClaimedStep, WorkerRow
 from ..task import Task, registered_tasks
+from . import topics
 from .advance import Advancer
 from .driver import local_definitions
 from .executor import Executor, error_of
@@ -183,12 +185,17 @@ class Worker:
 
             boot_id, pid_ns = PID_SPACE
 
-            def register(tx: Tx) -> tuple[WorkerRow | None, list[str]]:
+            handlers = [(h.name, h.kind, h.pattern, h.fingerprint, h.body)
+                        for h in registered_handlers().values() if h.task.name in self.tasks]
+
+            def register(tx: Tx) -> tuple[WorkerRow | None, list[str], list[str]]:
                 before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
                                             boot_id, pid_ns, self.lease, definitions)
-                return before, self._claims.register(tx)
+                return before, self._claims.register(tx), topics.register(tx, handlers)
 
-            before, changed = store.transact(register)
+            before, changed, subscribed = store.transact(register)
+            for name in subscribed:
+                log.info("subscription %s stored (new, or a new pattern or definition)", name)
             if before is not None:
                 log.warning("worker %s was registered already (pid %s on %s, incarnation %s): "
                             "the attempts it held are given back as lost", self.id, before.pid,

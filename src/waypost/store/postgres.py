@@ -68,6 +68,7 @@ class PostgresTx(SqlTx):
     NOW = "extract(epoch from statement_timestamp())::double precision"
     RANDOM = "replace(gen_random_uuid()::text, '-', '')"  # PostgreSQL 13+: strong random
     LOCK = "FOR UPDATE"
+    SHARE = "FOR SHARE"
     SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
     channel = "waypost_ready"
 

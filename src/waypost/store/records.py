@@ -115,3 +115,31 @@ class LimitUsage:
 
 RunRow = dict[str, Any]
 StepRow = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """A definition that takes events of topics matching `pattern`: those with a seq above
+    `since_seq`; while `replay_seq` is set, those after it are still to be delivered, in
+    order, by the sweeper (and none at emit time)."""
+
+    name: str
+    pattern: str
+    fingerprint: str
+    since_seq: int
+    replay_seq: int | None
+
+
+@dataclass(frozen=True)
+class TopicEvent:
+    """An event as stored on its topic."""
+
+    seq: int
+    id: str
+    topic: str
+    key: str | None
+    payload: str
+    correlation_id: str
+    cause_run: str | None
+    cause_step: str | None
+    created_at: float

@@ -13,12 +13,13 @@ from .limits import LimitVerbs
 from .machines import MachineVerbs
 from .runs import RunVerbs
 from .steps import StepVerbs
+from .topics import TopicVerbs
 from .waits import WaitVerbs
 from .workers import WorkerVerbs
 
 
 class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
-            LimitVerbs, WorkerVerbs, MachineVerbs):
+            LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs):
     """Every verb, on one connection inside one transaction."""
 
 

@@ -3,8 +3,8 @@
 Each method is one or two statements; atomicity comes from the transaction the caller is
 in (`Store.transact`), never from a method alone. SQL is written with `?` placeholders,
 `{now}` for the database clock, `{random}` for 128 random bits as hex (drawn per row, by
-a cryptographic generator) and `{lock}` for a row lock where the dialect has one;
-a dialect rewrites them once per statement.
+a cryptographic generator) and `{lock}` for a row lock where the dialect has one
+(`SHARE` names a shared one); a dialect rewrites them once per statement.
 
 Fencing: every verb that records an attempt's outcome names the attempt's `lease_token`
 and requires the lease to be live (or, for the sweeper, expired). A token is drawn at
@@ -68,6 +68,7 @@ class SqlCore:
     NOW = ""
     RANDOM = ""
     LOCK = ""
+    SHARE = ""
     SKIP_LOCKED = ""
 
     _translated: ClassVar[dict[str, str]] = {}

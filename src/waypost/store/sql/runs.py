@@ -22,14 +22,17 @@ _LOCKED = (*RUN_COLUMNS, "state", "data", "transitions")
 class RunVerbs(SqlCore):
     # -- runs ---------------------------------------------------------------------------
     def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
-                   input: str, checksum: str, open_steps: int) -> bool:
+                   input: str, checksum: str, open_steps: int,
+                   correlation: str | None = None, trigger: int | None = None,
+                   lane: str | None = None) -> bool:
         """Insert unless the idempotency key (or the id) exists: the unique constraints are
         the check, never a read before the write."""
         row = self.execute(
             "INSERT INTO runs (id, flow, fingerprint, key, status, input, input_checksum, "
-            "open_steps, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, {now}) "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            (run_id, flow, fingerprint, key, input, checksum, open_steps)).fetchone()
+            "open_steps, created_at, correlation_id, trigger_event, lane) VALUES (?, ?, ?, ?, "
+            "'pending', ?, ?, ?, {now}, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+            (run_id, flow, fingerprint, key, input, checksum, open_steps, correlation,
+             trigger, lane)).fetchone()
         return row is not None
 
     def run_by_key(self, key: str) -> tuple[str, str, str]:
@@ -42,8 +45,9 @@ class RunVerbs(SqlCore):
         return None if row is None else str(row[0])
 
     def link_child(self, child: str, parent: str, step: str) -> None:
-        self.execute("UPDATE runs SET parent_run = ?, parent_step = ? WHERE id = ?",
-                     (parent, step, child))
+        self.execute("UPDATE runs SET parent_run = ?, parent_step = ?, correlation_id = "
+                     "(SELECT COALESCE(correlation_id, id) FROM runs WHERE id = ?) WHERE id = ?",
+                     (parent, step, parent, child))
 
     def parent_of(self, run_id: str) -> tuple[str, str] | None:
         row = self.execute("SELECT parent_run, parent_step FROM runs WHERE id = ? AND "
@@ -55,10 +59,10 @@ class RunVerbs(SqlCore):
                             "parent_run = ? ORDER BY created_at, id", (run_id,)).fetchall()
         return [{"id": r[0], "flow": r[1], "status": r[2], "step": r[3]} for r in rows]
 
-    def run_head(self, run_id: str) -> tuple[str, str, str | None] | None:
-        row = self.execute("SELECT fingerprint, input, parent_run FROM runs WHERE id = ?",
+    def run_head(self, run_id: str) -> tuple[str, str, str | None, str | None] | None:
+        row = self.execute("SELECT fingerprint, input, parent_run, lane FROM runs WHERE id = ?",
                            (run_id,)).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]), row[2])
+        return None if row is None else (str(row[0]), str(row[1]), row[2], row[3])
 
     def add_open(self, run_id: str, delta: int) -> int:
         row = self.execute("UPDATE runs SET open_steps = open_steps + ? WHERE id = ? "

@@ -1,0 +1,6 @@
+"""Event chains: topics, `wp.emit`, `@wp.on` handlers and their deliveries."""
+
+from .emit import emit
+from .handler import Handler, on, registered_handlers
+
+__all__ = ["Handler", "emit", "on", "registered_handlers"]
