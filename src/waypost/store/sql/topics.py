@@ -47,8 +47,9 @@ class TopicVerbs(SqlCore):
         row = self.execute("INSERT INTO subscriptions (name, pattern, fingerprint, since_seq, "
                            "created_at, updated_at) SELECT ?, ?, ?, COALESCE(MAX(seq), 0), "
                            "{now}, {now} FROM topic_events WHERE 1 = 1 ON CONFLICT (name) "
-                           "DO UPDATE SET pattern = excluded.pattern, fingerprint = excluded.fingerprint, "
-                           "updated_at = excluded.updated_at WHERE subscriptions.pattern <> "
+                           "DO UPDATE SET pattern = excluded.pattern, "
+                           "fingerprint = excluded.fingerprint, updated_at = "
+                           "excluded.updated_at WHERE subscriptions.pattern <> "
                            "excluded.pattern OR subscriptions.fingerprint <> "
                            "excluded.fingerprint RETURNING name",
                            (name, pattern, fingerprint)).fetchone()
