@@ -184,6 +184,16 @@ class Engine:
         with self._advancer.work(tx) as w:
             return topics.publish(self._advancer, w, events)
 
+    def replay_topic(self, handler: str, since: float) -> int:
+        """Deliver to `handler` (its name) the events stored from `since` (Unix seconds)
+        that it has not had, in order, before any new one; returns how many events lie after
+        the replay's start (of every topic: the handler takes those its pattern matches)."""
+        count = self._transact(lambda tx: tx.replay_subscription(handler, since))
+        if count is None:
+            raise UnknownTargetError(f"no subscription {handler!r} (a worker with the "
+                                     "handler's code registers it when it starts)")
+        return int(count)
+
     def trace(self, ident: str) -> dict[str, Any]:
         """Everything an event id, a run id or a correlation id set in motion, as the tree
         `waypost trace --json` prints, with its `status` (complete, in_progress, failed)
