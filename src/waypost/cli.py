@@ -95,7 +95,7 @@ def _db_everywhere(group: click.Group) -> None:
 
 
 def _engine(ctx: click.Context, create: bool = False) -> Any:
-    """Only `start` (and a worker) may create a database: any other command on a missing
+    """Only `start`, `emit` (and a worker) may create a database: any other command on a missing
     SQLite file is a mistyped path, refused before an empty file appears."""
     from .runtime.engine import Engine
 
@@ -467,7 +467,9 @@ def send(ctx: click.Context, run: str, event: str, payload: str, event_id: str |
 def emit(ctx: click.Context, topic: str, payload: str, key: str | None, event_id: str | None,
          as_json: bool) -> None:
     """Publish an event on TOPIC: stored, with its deliveries started, before this returns."""
-    sent = _engine(ctx).emit(topic, _parse_json(payload, "--payload"), key=key, id=event_id)
+    # A producer may come before any worker: like `start`, it may create the store.
+    sent = _engine(ctx, create=True).emit(topic, _parse_json(payload, "--payload"), key=key,
+                                          id=event_id)
     if as_json:
         click.echo(json.dumps(sent))
     elif sent["duplicate"]:
