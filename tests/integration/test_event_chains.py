@@ -232,3 +232,48 @@ def test_bad_events_are_refused_where_they_are_emitted(engine: wp.Engine) -> Non
         engine.emit("a.b", {"x": object()})
     with pytest.raises(wp.DefinitionError, match="pattern"):
         wp.on("a..b")
+
+
+@wp.task()
+def pack(order_id: str) -> str:
+    return f"packed {order_id}"
+
+
+@wp.flow(trigger="trig.order.placed")
+def fulfil(order_id: str, express: bool = False) -> Any:
+    return pack(order_id)
+
+
+@wp.task()
+def pay_back(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "paid_back": True}
+
+
+class Refund(wp.Machine):
+    trigger = "trig.refund.*"
+    initial = "refunding"
+    refunding = wp.State(pay_back, done="refunded")
+    refunded = wp.Final()
+
+
+def test_events_start_flows_and_machines_once_per_event(
+        engine: wp.Engine, serving: wp.Worker) -> None:
+    engine.emit("trig.order.placed", {"order_id": "o9"}, id="placed-o9")
+    found = _settled(engine, "placed-o9")
+    assert found["status"] == "complete", found["summary"]
+    [run] = found["roots"][0]["children"]
+    assert run["definition"] == fulfil.name
+    assert engine.result(run["id"]) == "packed o9"
+    assert engine.show(run["id"])["input"] == {"order_id": "o9", "express": False}
+
+    engine.emit("trig.refund.asked", {"amount": 5}, id="refund-1")
+    found = _settled(engine, "refund-1")
+    assert found["status"] == "complete", found["summary"]
+    [run] = found["roots"][0]["children"]
+    assert engine.result(run["id"]) == {"amount": 5, "paid_back": True}
+
+    # a payload that does not fit the flow is a failed run that says why, not a lost event
+    engine.emit("trig.order.placed", {"id": "o10"}, id="placed-o10")
+    failed = _settled(engine, "placed-o10")
+    assert failed["status"] == "failed"
+    assert "does not fit" in failed["summary"]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
+from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
 from .build import GraphBuilder, current_builder
 from .driver import DagDriver
@@ -41,9 +42,11 @@ class Flow(Generic[P, R]):
     kind = "dag"
 
     def __init__(self, fn: Callable[P, R], *, name: str | None = None,
-                 deadline: timedelta | float | None = None) -> None:
+                 deadline: timedelta | float | None = None, trigger: str | None = None) -> None:
         self.fn = fn
         self.deadline = deadline
+        #: A topic pattern: every matching event starts a run, with its payload as input.
+        self.trigger = None if trigger is None else check_pattern(trigger, f"flow {fn.__name__}")
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.signature = inspect.signature(fn)
         for p in self.signature.parameters.values():
@@ -121,19 +124,21 @@ class Flow(Generic[P, R]):
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
-def flow(*, name: str | None = None,
-         deadline: timedelta | float | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(*, name: str | None = None, deadline: timedelta | float | None = None,
+         trigger: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None,
-    deadline: timedelta | float | None = None,
+    deadline: timedelta | float | None = None, trigger: str | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Declare a flow: its body calls tasks, and data passed between them are the edges.
-    `deadline` (a timedelta or seconds) applies to every run unless `start` gives one."""
+    `deadline` (a timedelta or seconds) applies to every run unless `start` gives one.
+    `trigger` (a topic pattern): every matching event starts a run, once per event, with
+    the event's payload (a JSON object of the parameters) as its input."""
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
-        return Flow(f, name=name, deadline=deadline)
+        return Flow(f, name=name, deadline=deadline, trigger=trigger)
 
     return wrap(fn) if fn is not None else wrap
 

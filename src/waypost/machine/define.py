@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from .. import codec
+from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
 from ..moments import time_of_day
 from ..runtime.driver import RESERVED_EVENTS, declare_definition
@@ -117,6 +118,8 @@ class Machine:
     #: Where a failure goes that no state's `errors=` routes (a dead end): None fails the
     #: run (and keeps a dead letter), a state name handles it there.
     dead_end: ClassVar[str | None] = None
+    #: A topic pattern: every matching event starts a run, its payload the data.
+    trigger: ClassVar[str | None] = None
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
     guards: ClassVar[list[Guard]]
@@ -128,6 +131,8 @@ class Machine:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.name = vars(cls).get("name") or f"{cls.__module__}:{cls.__qualname__}"
+        if cls.trigger is not None:
+            check_pattern(cls.trigger, f"machine {cls.name}: trigger")
         cls.states = {}  # a subclass inherits its bases' states and may replace some
         for base in reversed(cls.__mro__):
             cls.states.update({k: v for k, v in vars(base).items()

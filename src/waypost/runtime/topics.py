@@ -20,11 +20,13 @@ event emitted from engine code starts a correlation of its own, its id.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..chains.topics import Emitted, matches
+from ..errors import InputError
 from ..store.protocol import Tx
 from ..store.records import SubscriptionRow, TopicEvent
 from .driver import Started
@@ -103,15 +105,31 @@ def start(adv: Advancer, w: Work, fingerprint: str, name: str, event: TopicEvent
         params = codec.loads(event.payload)
     except (ValueError, RecursionError):  # stored by `emitted`, so JSON; never trusted
         params = None
-    steps = driver.steps(params)
-    if not tx.insert_run(run_id, name, fingerprint, None, event.payload,
-                         codec.checksum(event.payload), len(steps), event.correlation_id,
-                         event.seq, event.key):
+    refused = None
+    definition = next((d for d in local if d.name == name and d.kind != "handler"), None)
+    if definition is not None:
+        try:
+            params = definition.bind_input(params)
+        except InputError as exc:  # the run is recorded, failed with why: never lost
+            refused = {"type": "InputError", "step": None,
+                       "message": f"the payload of event {event.id} does not fit: {exc}"}
+    steps = driver.steps(params) if isinstance(params, dict) or driver.kind == "handler" \
+        else []
+    if refused is None and not steps:
+        refused = {"type": "InputError", "step": None,
+                   "message": f"the payload of event {event.id} is not a JSON object of "
+                              f"{name}'s input"}
+    text = event.payload if definition is None or refused else codec.dumps(params)
+    if not tx.insert_run(run_id, name, fingerprint, None, text, codec.checksum(text),
+                         len(steps), event.correlation_id, event.seq, event.key):
         return  # delivered already (a replay overlapping live delivery)
     tx.insert_steps(run_id, steps, keys(run_id, steps))
     w.made_ready += sum(s.status == "ready" for s in steps)
-    adv.remember(run_id, (fingerprint, event.payload, None, event.key))
-    run = w.runs[run_id] = RunState(run_id, driver, params, w)
+    adv.remember(run_id, (fingerprint, text, None, event.key))
+    run = w.runs[run_id] = RunState(run_id, driver, params if steps else {}, w)
+    if refused is not None:
+        adv.fail_run(run, refused, settled=False)
+        return
     adv.decide(run, Started())
 
 
@@ -129,14 +147,53 @@ def ended(adv: Advancer, w: Work, run_id: str) -> None:
         start(adv, w, sub.fingerprint, sub.name, event, next_run)
 
 
-def register(tx: Tx, definitions: Sequence[Any]) -> list[str]:
-    """Store the subscriptions of the definitions a worker's code has (`(name, kind,
-    pattern, fingerprint, body)`); returns the names added or changed."""
+def subscribers(tasks: Collection[str]) -> list[Subscriber]:
+    """The definitions this process's code has that take events (handlers, and flows and
+    machines with a `trigger`) and whose tasks are among `tasks`, compiled: user code,
+    so outside any transaction."""
+    from ..chains.handler import registered_handlers
+    from ..dag.flow import registered_flows
+    from ..machine.define import registered_machines
+
+    found: list[Any] = list(registered_handlers().values())
+    found += [f for f in registered_flows().values() if f.trigger is not None]
+    found += [m for m in registered_machines().values() if m.trigger is not None]
+    local[:] = found
+    out = []
+    for definition in found:
+        fingerprint, body, driver = definition.compile()
+        if {p.task for p in driver.policies()} <= set(tasks):
+            pattern = getattr(definition, "trigger", None) or definition.pattern
+            out.append(Subscriber(definition.name, definition.kind, pattern, fingerprint, body,
+                                  list(getattr(driver, "children", ()))))
+    return out
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    name: str
+    kind: str
+    pattern: str
+    fingerprint: str
+    body: str
+    children: list[tuple[str, str, str, str]]
+
+
+#: Definitions with a subscription that this process's code has: a delivery started here
+#: binds its input as a run started by `engine.start` would (defaults, types).
+local: list[Any] = []
+
+
+def register(tx: Tx, definitions: Sequence[Subscriber]) -> list[str]:
+    """Store the subscriptions of the definitions a worker's code has; returns the names
+    added or changed."""
     changed = []
-    for name, kind, pattern, fingerprint, body in definitions:
-        tx.put_definition(fingerprint, name, kind, body)
-        if tx.put_subscription(name, pattern, fingerprint):
-            changed.append(name)
+    for d in definitions:
+        tx.put_definition(d.fingerprint, d.name, d.kind, d.body)
+        for child in d.children:  # what its steps may start
+            tx.put_definition(*child)
+        if tx.put_subscription(d.name, d.pattern, d.fingerprint):
+            changed.append(d.name)
     return changed
 
 

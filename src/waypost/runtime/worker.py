@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..chains.handler import registered_handlers
 from ..context import DEFAULT_HEARTBEAT, Heart
 from ..store import Store, open_store
 from ..store.protocol import Tx
@@ -185,8 +184,7 @@ class Worker:
 
             boot_id, pid_ns = PID_SPACE
 
-            handlers = [(h.name, h.kind, h.pattern, h.fingerprint, h.body)
-                        for h in registered_handlers().values() if h.task.name in self.tasks]
+            handlers = topics.subscribers(self.tasks)  # compiled here: user code
 
             def register(tx: Tx) -> tuple[WorkerRow | None, list[str], list[str]]:
                 before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
