@@ -112,4 +112,6 @@ def _summary(runs: list[dict[str, Any]], queued: list[dict[str, Any]]) -> tuple[
         count = len(open_) + len(queued)
         more = f" and {count - len(pending)} more" if count > len(pending) else ""
         return "in_progress", f"in progress: {count} pending: " + ", ".join(pending) + more
-    return "complete", f"complete: {len(runs)} runs succeeded"
+    if not runs:
+        return "complete", "complete: nothing was delivered (no handler took these events)"
+    return "complete", f"complete: {len(runs)} run{'s' if len(runs) > 1 else ''} succeeded"
