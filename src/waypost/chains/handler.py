@@ -23,6 +23,7 @@ from ..runtime.driver import (
     Settled,
     StepPolicy,
     declare_definition,
+    declare_subscriber,
     encode_call,
     register_kind,
 )
@@ -57,6 +58,7 @@ class Handler:
         self.__doc__ = task.__doc__
         _HANDLERS[self.name] = self
         declare_definition(self.kind, self.name, self.fingerprint)
+        declare_subscriber(self)
 
     def compile(self) -> tuple[str, str, HandlerDriver]:
         return self.fingerprint, self.body, self._driver

@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .. import codec
 from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
+from ..runtime.driver import declare_subscriber
 from .build import GraphBuilder, current_builder
 from .driver import DagDriver
 from .graph import Graph, Ref, to_template
@@ -57,6 +58,9 @@ class Flow(Generic[P, R]):
         self._children: list[tuple[str, str, str, str]] = []
         self.__doc__ = fn.__doc__
         _FLOWS[self.name] = self
+        if self.trigger is not None:
+            self.pattern = self.trigger
+            declare_subscriber(self)
 
     @property
     def graph(self) -> Graph:

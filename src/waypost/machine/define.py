@@ -27,7 +27,7 @@ from .. import codec
 from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
 from ..moments import time_of_day
-from ..runtime.driver import RESERVED_EVENTS, declare_definition
+from ..runtime.driver import RESERVED_EVENTS, declare_definition, declare_subscriber
 from ..task import Task
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
@@ -120,6 +120,7 @@ class Machine:
     dead_end: ClassVar[str | None] = None
     #: A topic pattern: every matching event starts a run, its payload the data.
     trigger: ClassVar[str | None] = None
+    pattern: ClassVar[str]
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
     guards: ClassVar[list[Guard]]
@@ -143,6 +144,9 @@ class Machine:
         cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
         _MACHINES[cls.name] = cls
         declare_definition(cls.kind, cls.name, cls.fingerprint)
+        if cls.trigger is not None:
+            cls.pattern = cls.trigger
+            declare_subscriber(cls)
 
     def __init__(self) -> None:
         raise DefinitionError(f"start machine {self.name} with engine.start(), not by "

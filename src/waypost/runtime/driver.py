@@ -436,6 +436,20 @@ def local_definitions() -> dict[str, str]:
     return {name: fingerprint for name, (_, fingerprint) in sorted(_LOCAL.items())}
 
 
+#: Definitions declared in this process that take events (handlers, and flows and machines
+#: with a `trigger`), by name: a worker stores their subscriptions when it starts.
+_SUBSCRIBERS: dict[str, Any] = {}
+
+
+def declare_subscriber(definition: Any) -> None:
+    """`definition` (a `Definition` with a topic `pattern`) takes the events matching it."""
+    _SUBSCRIBERS[definition.name] = definition
+
+
+def local_subscribers() -> list[Any]:
+    return list(_SUBSCRIBERS.values())
+
+
 def load_driver(kind: str, body: str) -> Driver:
     load = _KINDS.get(kind)
     if load is None:

@@ -29,7 +29,7 @@ from ..chains.topics import Emitted, matches
 from ..errors import InputError
 from ..store.protocol import Tx
 from ..store.records import SubscriptionRow, TopicEvent
-from .driver import Started
+from .driver import Started, local_subscribers
 from .work import RunState, Work, keys
 
 if TYPE_CHECKING:
@@ -151,21 +151,14 @@ def subscribers(tasks: Collection[str]) -> list[Subscriber]:
     """The definitions this process's code has that take events (handlers, and flows and
     machines with a `trigger`) and whose tasks are among `tasks`, compiled: user code,
     so outside any transaction."""
-    from ..chains.handler import registered_handlers
-    from ..dag.flow import registered_flows
-    from ..machine.define import registered_machines
-
-    found: list[Any] = list(registered_handlers().values())
-    found += [f for f in registered_flows().values() if f.trigger is not None]
-    found += [m for m in registered_machines().values() if m.trigger is not None]
+    found = local_subscribers()
     local[:] = found
     out = []
     for definition in found:
         fingerprint, body, driver = definition.compile()
         if {p.task for p in driver.policies()} <= set(tasks):
-            pattern = getattr(definition, "trigger", None) or definition.pattern
-            out.append(Subscriber(definition.name, definition.kind, pattern, fingerprint, body,
-                                  list(getattr(driver, "children", ()))))
+            out.append(Subscriber(definition.name, definition.kind, definition.pattern,
+                                  fingerprint, body, list(getattr(driver, "children", ()))))
     return out
 
 
