@@ -17,7 +17,6 @@ from .. import codec
 from ..runtime.driver import (
     Decision,
     Event,
-    FailRun,
     FinishRun,
     RunFacts,
     Settled,
@@ -25,6 +24,7 @@ from ..runtime.driver import (
     declare_definition,
     declare_subscriber,
     encode_call,
+    failed_by,
     register_kind,
 )
 from ..store.records import NewStep
@@ -113,13 +113,7 @@ class HandlerDriver:
         output = facts.outputs([self.step]).get(self.step)  # known without a read
         if output is not None:
             return [FinishRun(output)]
-        step, error = facts.first_failure() or (self.step, None)
-        try:
-            detail = codec.loads(error) or {} if error else {}
-        except (ValueError, RecursionError):
-            detail = {}
-        return [FailRun({"step": step, "type": detail.get("type"),
-                         "message": detail.get("message")})]
+        return [failed_by(*(facts.first_failure() or (self.step, None)))]
 
     def policy(self, node: str, kind: str) -> StepPolicy:
         return self._policy

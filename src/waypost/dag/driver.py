@@ -36,6 +36,7 @@ from ..runtime.driver import (
     StepSucceeded,
     WaitUntil,
     encode_call,
+    failed_by,
     register_kind,
 )
 from ..store.records import NewStep
@@ -223,13 +224,7 @@ class DagDriver:
     def _end(self, facts: RunFacts) -> Decision:
         failure = facts.first_failure()
         if failure is not None:
-            step, error = failure
-            try:
-                detail = codec.loads(error) or {}
-            except (ValueError, RecursionError):
-                detail = {}
-            return FailRun({"step": step, "type": detail.get("type"),
-                            "message": detail.get("message")})
+            return failed_by(*failure)
         deps = template_refs(self.graph.output)
         try:
             output = render(self.graph.output, self._outputs(facts, deps), facts.params)

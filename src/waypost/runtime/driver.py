@@ -294,6 +294,15 @@ class FailRun:
     error: dict[str, Any]
 
 
+def failed_by(step: str, error: str | None) -> FailRun:
+    """The run fails with its first failed step's error (stored JSON text, or none)."""
+    try:
+        detail = (codec.loads(error) or {}) if error else {}
+    except (ValueError, RecursionError):
+        detail = {}
+    return FailRun({"step": step, "type": detail.get("type"), "message": detail.get("message")})
+
+
 @dataclass(frozen=True)
 class Transition:
     """A state machine moves to `to` with `data` (JSON text): stored on the run and kept

@@ -106,7 +106,7 @@ def start(adv: Advancer, w: Work, fingerprint: str, name: str, event: TopicEvent
     except (ValueError, RecursionError):  # stored by `emitted`, so JSON; never trusted
         params = None
     refused = None
-    definition = next((d for d in local if d.name == name and d.kind != "handler"), None)
+    definition = local.get(name)
     if definition is not None:
         try:
             params = definition.bind_input(params)
@@ -141,9 +141,7 @@ def ended(adv: Advancer, w: Work, run_id: str) -> None:
     name, seq, next_run = nxt
     event = w.tx.topic_event(seq=seq)
     sub = next((s for s in subscriptions(w) if s.name == name), None)
-    if event is None:
-        return
-    if sub is not None:
+    if event is not None and sub is not None:
         start(adv, w, sub.fingerprint, sub.name, event, next_run)
 
 
@@ -152,7 +150,8 @@ def subscribers(tasks: Collection[str]) -> list[Subscriber]:
     machines with a `trigger`) and whose tasks are among `tasks`, compiled: user code,
     so outside any transaction."""
     found = local_subscribers()
-    local[:] = found
+    local.clear()
+    local.update({d.name: d for d in found if d.kind != "handler"})
     out = []
     for definition in found:
         fingerprint, body, driver = definition.compile()
@@ -172,9 +171,9 @@ class Subscriber:
     children: list[tuple[str, str, str, str]]
 
 
-#: Definitions with a subscription that this process's code has: a delivery started here
-#: binds its input as a run started by `engine.start` would (defaults, types).
-local: list[Any] = []
+#: Flows and machines with a subscription that this process's code has, by name: a
+#: delivery started here binds its input as `engine.start` would (defaults, types).
+local: dict[str, Any] = {}
 
 
 def register(tx: Tx, definitions: Sequence[Subscriber]) -> list[str]:

@@ -62,7 +62,7 @@ def trace(tx: Tx, ident: str) -> dict[str, Any]:
              "status": "queued", "key": q["key"],
              "waiting_for": "the delivery of an earlier event with the same key"})
     roots.sort(key=lambda n: n.get("at") or 0.0)
-    status, summary = _summary(runs, queued)
+    status, summary = _summary(runs, run_nodes, queued)
     return {"correlation_id": correlation, "roots": roots, "status": status,
             "summary": summary, "events": len(events), "runs": len(runs)}
 
@@ -90,15 +90,13 @@ def _run_node(r: dict[str, Any], now: float) -> dict[str, Any]:
     return node
 
 
-def _summary(runs: list[dict[str, Any]], queued: list[dict[str, Any]]) -> tuple[str, str]:
+def _summary(runs: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
+             queued: list[dict[str, Any]]) -> tuple[str, str]:
     failed = [r for r in runs if r["status"] in _FAILED]
     if failed:
         parts = []
         for r in failed[:5]:
-            try:
-                error = codec.loads(r["error"]) if r["error"] else {}
-            except (ValueError, RecursionError):
-                error = {}
+            error = nodes[r["id"]]["error"] or {}
             where = f" at step {error['step']}" if error.get("step") else ""
             parts.append(f"run {r['id']} ({r['flow']}) {r['status']}{where}: "
                          f"{error.get('type')}: {error.get('message')}")
