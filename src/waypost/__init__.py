@@ -5,7 +5,7 @@ from __future__ import annotations
 from .chains import Handler, emit, on
 from .context import Context
 from .dag.flow import Flow, child, flow
-from .dag.waits import after, gate, sleep, sleep_until
+from .dag.waits import after, gate, sleep, sleep_until, wait_for
 from .errors import (
     Cancelled,
     DefinitionError,
@@ -61,4 +61,5 @@ __all__ = [
     "sleep_until",
     "task",
     "to",
+    "wait_for",
 ]

@@ -19,7 +19,7 @@ def test_public_exports_are_pinned() -> None:
         "IdempotencyConflict", "InputError", "Limit", "ResultTimeout", "RunFailed", "StoreError",
         "Task", "UnknownTargetError", "WaypostError", "Worker", "__version__", "flow", "limit",
         "task", "after", "gate", "sleep", "sleep_until", "Machine", "State", "Final", "to", "child",
-        "Handler", "emit", "on",
+        "Handler", "emit", "on", "wait_for",
     }
     for name in waypost.__all__:
         assert hasattr(waypost, name), name

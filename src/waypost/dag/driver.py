@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import codec
 from ..runtime.driver import (
+    AwaitEvent,
     Block,
     Decision,
     EndStep,
@@ -45,8 +46,9 @@ from .waits import due_at, resolve_moment
 
 #: Node kinds that wait for time or a person and run no task.
 WAIT_KINDS = ("gate", "sleep")
-#: Node kinds that run no task of their own (a child step waits for its child run).
-NO_TASK = (*WAIT_KINDS, "child")
+#: Node kinds that run no task of their own (a child step waits for its child run, an
+#: event step for an event).
+NO_TASK = (*WAIT_KINDS, "child", "event")
 
 
 def _policy(options: dict[str, Any], task: str) -> StepPolicy:
@@ -173,6 +175,8 @@ class DagDriver:
                 return WaitUntil(name, due_at(moment, facts.now()))
             if node.kind == "task":
                 return MakeReady(name, *self._call(node, outputs, facts.params))
+            if node.kind == "event":
+                return self._await(node, outputs, facts)
             if node.kind == "child":
                 spec = node.options["child"]
                 try:
@@ -191,6 +195,17 @@ class DagDriver:
             return FanOut(name, self._items(node, items, call["args"], call["kwargs"]))
         except _Broken as exc:
             return EndStep(name, False, error={"type": "InputError", "message": str(exc)})
+
+    def _await(self, node: Node, outputs: dict[str, Any], facts: RunFacts) -> Decision:
+        options = node.options
+        try:
+            match = render(options["match"], outputs, facts.params)
+            codec.dumps(match)
+        except (LookupError, TypeError, ValueError, RecursionError) as exc:
+            raise _Broken(f"cannot build what {node.name} matches: {exc}") from None
+        wait = options.get("wait")
+        return AwaitEvent(node.name, options["topic"], match,
+                          None if wait is None else facts.now() + float(wait))
 
     def _items(self, node: Node, items: list[Any], args: list[Any],
                kwargs: dict[str, Any]) -> list[NewStep]:

@@ -14,13 +14,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import DefinitionError
+from ..chains.match import check_paths
+from ..chains.topics import check_topic
+from ..errors import DefinitionError, InputError
 from ..moments import next_time_of_day, time_of_day
 from ..rates import seconds
 from .build import GraphBuilder, current_builder
-from .graph import Ref, render, template_refs
+from .graph import Ref, render, template_refs, to_template
 
 ON_TIMEOUT = ("fail", "approve", "escalate")
+#: What a `wp.wait_for` does when no event came in time.
+ON_EVENT_TIMEOUT = ("fail", "continue")
 
 
 def _builder(what: str) -> GraphBuilder:
@@ -44,6 +48,39 @@ def gate(name: str, timeout: timedelta | float | None = None,
                               f"not {on_timeout!r}")
     wait = seconds(timeout, f"gate {name}: timeout")
     return builder.add_wait("gate", name, {"wait": wait, "on_timeout": on_timeout})
+
+
+def wait_for(topic: str, match: dict[str, Any] | None = None,
+             timeout: timedelta | float | None = None, on_timeout: str = "fail",
+             name: str | None = None) -> Any:
+    """Wait, holding no worker, for an event on `topic` whose payload has the fields of
+    `match` (values may be the flow's parameters or tasks' outputs; dots reach into
+    objects: "customer.id"). An event emitted since the run started counts, even before
+    the wait is reached. Its output is the event: {"event", "topic", "key", "payload",
+    "emitted_at"}. Past `timeout` the step fails, or with `on_timeout="continue"` its
+    output is null."""
+    builder = _builder("wp.wait_for")
+    try:
+        check_topic(topic)
+    except InputError as exc:
+        raise DefinitionError(f"wp.wait_for: {exc}") from None
+    if match is None:
+        match = {}
+    if not isinstance(match, dict):
+        raise DefinitionError(f"wp.wait_for({topic!r}): match is a dict of payload fields "
+                              f"to values, not {type(match).__name__}")
+    check_paths(match, f"wp.wait_for({topic!r})", DefinitionError)
+    if on_timeout not in ON_EVENT_TIMEOUT:
+        raise DefinitionError(f"wp.wait_for({topic!r}): on_timeout is one of "
+                              f"{', '.join(ON_EVENT_TIMEOUT)}, not {on_timeout!r}")
+    wait = seconds(timeout, f"wp.wait_for({topic!r}): timeout")
+    template = to_template(match)
+    if name is not None and (not isinstance(name, str) or
+                             not re.fullmatch(r"[A-Za-z0-9_.:-]+", name)):
+        raise DefinitionError(f"a step's name is letters, digits and . _ : - ({name!r})")
+    return builder.add_wait("event", name or topic,
+                            {"topic": topic, "match": template, "wait": wait,
+                             "on_timeout": on_timeout}, template_refs(template))
 
 
 def sleep(duration: timedelta | float | Any) -> Any:

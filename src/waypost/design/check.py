@@ -207,6 +207,7 @@ def check_machine(machine: type[Machine]) -> list[Finding]:
                                      "recorded as unhandled"))
     declared = body.get("events")
     if declared is not None:
+        declared = [*declared, *body.get("topics", {})]  # a topic it takes is sent to it
         handled = {e for spec in states.values() for e in spec.get("on", {})}
         for event in declared:
             if event not in handled:

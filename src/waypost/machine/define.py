@@ -24,7 +24,8 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from .. import codec
-from ..chains.topics import check_pattern
+from ..chains.match import check_paths
+from ..chains.topics import check_pattern, check_topic
 from ..errors import DefinitionError, InputError
 from ..moments import time_of_day
 from ..runtime.driver import RESERVED_EVENTS, declare_definition, declare_subscriber
@@ -120,6 +121,10 @@ class Machine:
     dead_end: ClassVar[str | None] = None
     #: A topic pattern: every matching event starts a run, its payload the data.
     trigger: ClassVar[str | None] = None
+    #: Topics whose events a run takes as its own events (named by the topic, so a state's
+    #: `on=` moves on them): {topic: {payload field: data field}}, an event going to the
+    #: open runs whose data holds, at those fields, the values its payload holds.
+    topics: ClassVar[dict[str, dict[str, str]]] = {}
     pattern: ClassVar[str]
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
@@ -228,7 +233,33 @@ def _compile(cls: type[Machine]) -> dict[str, Any]:
         body["dead_end"] = cls.dead_end
     if cls.events is not None:
         body["events"] = sorted(cls.events)
+    if cls.topics:
+        body["topics"] = _compile_topics(cls, where)
     return body
+
+
+def _compile_topics(cls: type[Machine], where: str) -> dict[str, dict[str, str]]:
+    if not isinstance(cls.topics, dict):
+        raise DefinitionError(f"{where}: topics is a dict of topic to {{payload field: data "
+                              f"field}}, not {type(cls.topics).__name__}")
+    handled = {e for s in cls.states.values() if isinstance(s, State) for e in s.on}
+    compiled = {}
+    for topic, fields in cls.topics.items():
+        try:
+            check_topic(topic)
+        except InputError as exc:
+            raise DefinitionError(f"{where}: topics: {exc}") from None
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            raise DefinitionError(f"{where}: topics[{topic!r}] maps payload fields to data "
+                                  f"fields (both strings), not {fields!r:.80}")
+        check_paths(fields, f"{where}: topics[{topic!r}]", DefinitionError)
+        check_paths({v: None for v in fields.values()}, f"{where}: topics[{topic!r}]",
+                    DefinitionError)
+        if topic not in handled:
+            raise DefinitionError(f"{where}: it takes events of topic {topic!r}, but no "
+                                  f"state has on={{{topic!r}: ...}}")
+        compiled[topic] = dict(sorted(fields.items()))
+    return compiled
 
 
 def _child(cls: type[Machine], state: State, here: str) -> dict[str, Any]:

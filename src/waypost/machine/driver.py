@@ -76,6 +76,9 @@ class MachineDriver:
         self.guards = guards
         #: Definitions its states start, to store with it (set by `Machine.compile`).
         self.children: list[tuple[str, str, str, str]] = []
+        #: Topics whose events it takes as its own: {topic: {payload path: data path}}
+        #: (runtime/event_waits.py `listen`).
+        self.topics: dict[str, dict[str, str]] = body.get("topics", {})
 
     @classmethod
     def from_body(cls, text: str) -> MachineDriver:

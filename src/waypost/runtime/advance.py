@@ -48,9 +48,10 @@ from .. import codec
 from ..errors import IdempotencyConflict, InputError, UnknownTargetError
 from ..store.protocol import Tx
 from ..store.records import HeldStep
-from . import children, events, retries, sagas, topics
+from . import children, event_waits, events, retries, sagas, topics
 from .driver import (
     DECIDE_EVENT,
+    AwaitEvent,
     Block,
     Consume,
     DecideLater,
@@ -302,8 +303,11 @@ class Advancer:
             elif isinstance(d, MakeReady):
                 tx.make_ready(run.id, d.step, d.input, d.checksum)
                 w.made_ready += 1
-            elif isinstance(d, WaitUntil):
-                tx.make_waiting(run.id, d.step, d.due)
+            elif isinstance(d, WaitUntil | AwaitEvent):
+                if isinstance(d, WaitUntil):
+                    tx.make_waiting(run.id, d.step, d.due)
+                elif not event_waits.start(self, run, d):
+                    continue
                 if run.id not in w.running:  # its clock is ticking, even if no task ran
                     tx.mark_runs_running([run.id])
                     w.running.add(run.id)
@@ -350,6 +354,7 @@ class Advancer:
         before, data, seq = run.machine()
         w.tx.transition(run.id, seq + 1, before, d.to, d.trigger, d.event_id, data, d.data)
         w.machines[run.id] = (d.to, d.data, seq + 1)
+        event_waits.listen(run, data, d.data)
         if d.handles is not None:
             w.handled.add((run.id, d.handles))
         if d.event is not None:

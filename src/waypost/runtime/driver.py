@@ -246,6 +246,18 @@ class WaitUntil:
 
 
 @dataclass(frozen=True)
+class AwaitEvent:
+    """The step waits, holding no worker, for an event of `topic` whose payload holds
+    `match` (paths to values; {} takes any), emitted since the run was created, before
+    the wait started or after; until `due` (None: for ever), then it times out."""
+
+    step: str
+    topic: str
+    match: dict[str, Any]
+    due: float | None
+
+
+@dataclass(frozen=True)
 class FanOut:
     """The step becomes a parent of `items`, which are inserted ready; it ends when they
     have (`ItemsEnded`). With no items it ends at once."""
@@ -368,8 +380,8 @@ class StartChild:
     name: str = ""
 
 
-Decision = (Insert | MakeReady | WaitUntil | FanOut | Release | Block | EndStep | FinishRun
-            | FailRun | Transition | Consume | Emit | StartChild | DecideLater)
+Decision = (Insert | MakeReady | WaitUntil | AwaitEvent | FanOut | Release | Block | EndStep
+            | FinishRun | FailRun | Transition | Consume | Emit | StartChild | DecideLater)
 
 
 class Driver(Protocol):

@@ -58,9 +58,23 @@ def sweep_waits(adv: Advancer, tx: Tx, limit: int = 100) -> int:
                 output = codec.dumps({"woke_at": at})
                 _ended(adv, w, tx.end_wait(step_id, "waiting", "succeeded", output, None),
                        output)
+            elif kind == "event":
+                _event_timeout(adv, w, run, step_id, name)
             else:
                 _gate_timeout(adv, w, run, step_id, name, at)
     return len(due)
+
+
+def _event_timeout(adv: Advancer, w: Work, run: RunState, step_id: int, name: str) -> None:
+    """No event came in time: the wait fails, or (`on_timeout="continue"`) succeeds with
+    no event (null)."""
+    assert run.driver is not None
+    w.tx.drop_topic_waits([step_id])
+    if run.driver.policy(name, "event").on_timeout == "continue":
+        _ended(adv, w, w.tx.end_wait(step_id, "waiting", "succeeded", "null", None), "null")
+        return
+    error = _error("EventTimeout", f"no event came in time for step {name}")
+    _ended(adv, w, w.tx.end_wait(step_id, "waiting", "failed", None, error), None)
 
 
 def _gate_timeout(adv: Advancer, w: Work, run: RunState, step_id: int, name: str,

@@ -29,6 +29,7 @@ from ..chains.topics import Emitted, matches
 from ..errors import InputError
 from ..store.protocol import Tx
 from ..store.records import SubscriptionRow, TopicEvent
+from . import event_waits
 from .driver import Started, local_subscribers
 from .work import RunState, Work, keys
 
@@ -73,6 +74,7 @@ def publish(adv: Advancer, w: Work, events: Sequence[Emitted], cause_run: str | 
             if sub.replay_seq is None and matches(sub.pattern, e.topic):
                 deliver(adv, w, sub, event)
                 delivered += 1
+        event_waits.arrived(adv, w, event)
         results.append({"id": e.id, "seq": seq, "duplicate": False, "topic": e.topic,
                         "deliveries": delivered})
     return results

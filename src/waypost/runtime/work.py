@@ -106,6 +106,8 @@ class Work:
     running: set[str] = field(default_factory=set)
     #: Subscriptions, once read in this transaction (under the topic gate).
     subscriptions: list[SubscriptionRow] | None = None
+    #: The field lists waited on per topic, once read in this transaction.
+    wait_shapes: dict[str, list[str]] = field(default_factory=dict)
     #: Runs' correlation ids, for the events their steps emit.
     correlations: dict[str, str] = field(default_factory=dict)
     #: Whether settling wakes idle workers (a worker about to claim itself passes False).

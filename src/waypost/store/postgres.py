@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import select
 import time
@@ -119,6 +120,24 @@ class PostgresTx(SqlTx):
 
     def notify(self) -> None:
         self.conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+
+    # An emit and a wait starting on one topic must not miss each other: the wait takes
+    # the topic's advisory lock exclusively before it looks for stored events, an emit
+    # shares it when it looks for waits (after storing its event), so one sees the other.
+    def lock_topic(self, topic: str) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", (_topic_lock(topic),))
+
+    def wait_shapes(self, topic: str) -> list[str]:
+        rows = self.execute("SELECT s.fields FROM (SELECT pg_advisory_xact_lock_shared(?)) l "
+                            "LEFT JOIN topic_wait_shapes s ON s.topic = ?",
+                            (_topic_lock(topic), topic)).fetchall()
+        return [str(r[0]) for r in rows if r[0] is not None]
+
+
+def _topic_lock(topic: str) -> int:
+    """A topic's advisory lock id: 64 bits of its hash (a collision only shares a lock)."""
+    digest = hashlib.sha256(f"waypost.topic:{topic}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def split_url(url: str) -> tuple[str, str]:

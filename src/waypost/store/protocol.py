@@ -39,6 +39,7 @@ from .records import (
     LimitUsage,
     NewStep,
     RunRow,
+    ScheduleRow,
     StepRow,
     SubscriptionRow,
     TopicEvent,
@@ -322,9 +323,9 @@ class Tx(Protocol):
         takes them at once. One statement, fenced by `owner` and `running`."""
 
     # -- waiting: gates, sleeps, escalations -----------------------------------------------
-    def make_waiting(self, run_id: str, name: str, due: float | None) -> None:
-        """A gate or sleep waits until `due` (None: until someone acts). One statement,
-        fenced by `pending`."""
+    def make_waiting(self, run_id: str, name: str, due: float | None) -> int | None:
+        """A gate, sleep or event wait waits until `due` (None: until someone acts); its
+        step id, None when it was not pending. One statement, fenced by `pending`."""
 
     def due_waits(self, limit: int) -> list[tuple[int, str, str, str, str]]:
         """(id, run, name, kind, status) of waiting or escalated steps whose time has come.
@@ -616,3 +617,54 @@ class Tx(Protocol):
     def known_deliveries(self, run_ids: Sequence[str]) -> set[str]:
         """Which of these delivery run ids exist, as runs or queued in a lane (a replay
         delivers the others). One statement, a read."""
+
+    # -- waiting for events: wp.wait_for steps, machines taking a topic's events -----------
+    def lock_topic(self, topic: str) -> None:
+        """Hold off emits of `topic` from looking for waits until this transaction ends
+        (PostgreSQL: the topic's advisory lock, exclusively; SQLite's writer lock already
+        does). Taken before a wait looks for stored events, so an event is either found
+        by the wait or finds it."""
+
+    def wait_shapes(self, topic: str) -> list[str]:
+        """The field lists something waits on for events of `topic` (PostgreSQL: sharing
+        the topic's advisory lock until the transaction ends). One statement, a read."""
+
+    def add_topic_wait(self, topic: str, fields: str, digest: str, run_id: str,
+                       step_id: int | None) -> None:
+        """A step waits for an event of `topic` whose `fields` hold values with `digest`
+        (again, for a step that waits anew); with `step_id` None a machine run does, once
+        per topic (this replaces what it waited on). Needs the caller's transaction."""
+
+    def topic_waiters(self, topic: str, fields: str,
+                      digest: str) -> list[tuple[str, int | None]]:
+        """(run id, step id, None for a machine run) of what waits for such an event,
+        oldest first. One statement, a read."""
+
+    def drop_topic_waits(self, step_ids: Sequence[int]) -> None:
+        """These steps wait for no event any more. One statement per step."""
+
+    def topic_events_since_run(self, topic: str, run_id: str, after_seq: int,
+                               limit: int) -> list[TopicEvent]:
+        """At most `limit` events of `topic` stored since run `run_id` was created and after
+        `after_seq`, in order. One statement, a read."""
+
+    # -- schedules ---------------------------------------------------------------------------
+    def put_schedule(self, name: str, fingerprint: str, spec: str, next_at: float) -> bool:
+        """Add a schedule, or change one whose definition or spec changed (its next fire
+        then `next_at`); returns whether anything changed. One statement."""
+
+    def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Unpaused schedules due at `now`, soonest first (PostgreSQL: locked, skipping
+        those locked by another worker). One statement."""
+
+    def advance_schedule(self, name: str, was: float, next_at: float | None,
+                         fired_at: float | None, run_id: str | None) -> bool:
+        """Move a schedule's next fire from `was` to `next_at`, recording a fire's due time
+        and run; fenced by `was`, so one due time moves once. One statement."""
+
+    def schedules(self) -> list[ScheduleRow]:
+        """Every schedule, by name. One statement, a read."""
+
+    def pause_schedule(self, name: str, paused: bool, next_at: float | None) -> bool:
+        """Pause a schedule, or resume it with its next fire at `next_at`; whether it
+        exists. One statement."""

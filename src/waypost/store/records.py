@@ -131,6 +131,20 @@ class SubscriptionRow:
 
 
 @dataclass(frozen=True)
+class ScheduleRow:
+    """A schedule as stored: its definition, its spec (JSON: cron or every, zone, missed
+    policy, input), and its next and last fire (the database's seconds)."""
+
+    name: str
+    fingerprint: str
+    spec: str
+    next_at: float | None
+    last_at: float | None
+    last_run: str | None
+    paused: bool
+
+
+@dataclass(frozen=True)
 class TopicEvent:
     """An event as stored on its topic."""
 

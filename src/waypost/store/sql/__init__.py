@@ -12,14 +12,16 @@ from .letters import LetterVerbs
 from .limits import LimitVerbs
 from .machines import MachineVerbs
 from .runs import RunVerbs
+from .schedules import ScheduleVerbs
 from .steps import StepVerbs
+from .topic_waits import TopicWaitVerbs
 from .topics import TopicVerbs
 from .waits import WaitVerbs
 from .workers import WorkerVerbs
 
 
 class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
-            LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs):
+            LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs, TopicWaitVerbs, ScheduleVerbs):
     """Every verb, on one connection inside one transaction."""
 
 

@@ -15,9 +15,11 @@ from .core import (
 
 class WaitVerbs(SqlCore):
     # -- waiting: gates, sleeps, escalations ------------------------------------------------
-    def make_waiting(self, run_id: str, name: str, due: float | None) -> None:
-        self.execute("UPDATE steps SET status = 'waiting', ready_at = ?, started_at = {now} "
-                     "WHERE run_id = ? AND name = ? AND status = 'pending'", (due, run_id, name))
+    def make_waiting(self, run_id: str, name: str, due: float | None) -> int | None:
+        row = self.execute("UPDATE steps SET status = 'waiting', ready_at = ?, "
+                           "started_at = {now} WHERE run_id = ? AND name = ? AND "
+                           "status = 'pending' RETURNING id", (due, run_id, name)).fetchone()
+        return None if row is None else int(row[0])
 
     def due_waits(self, limit: int) -> list[tuple[int, str, str, str, str]]:
         """(id, run, name, kind, status) of waiting steps whose time has come."""
