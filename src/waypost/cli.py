@@ -720,6 +720,47 @@ def limits(ctx: click.Context, as_json: bool) -> None:
     out.print(table)
 
 
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def schedules(ctx: click.Context, as_json: bool) -> None:
+    """Scheduled flows with their next fire; `schedules pause NAME` stops one firing and
+    `schedules resume NAME` starts it again (a worker stores its code's schedules when it
+    starts)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _engine(ctx).schedules()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(box=None)
+    for column in ("schedule", "when", "missed", "next fire", "last fire (UTC)", "last run"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(escape(r["name"]), escape(r["when"] or "?"), r["missed"] or "-",
+                      "[yellow]paused[/]" if r["paused"] else escape(r["next_fire_local"] or "-"),
+                      (r["last_fire"] or "-")[:19].replace("T", " "), r["last_run"] or "-")
+    out.print(table)
+
+
+@schedules.command(name="pause")
+@click.argument("name")
+@click.pass_context
+def schedules_pause(ctx: click.Context, name: str) -> None:
+    """Stop schedule NAME (its full name, or the part after the module) from firing."""
+    click.echo(f"schedule {_engine(ctx).pause_schedule(name)} paused")
+
+
+@schedules.command(name="resume")
+@click.argument("name")
+@click.pass_context
+def schedules_resume(ctx: click.Context, name: str) -> None:
+    """Fire schedule NAME again from its next due time (nothing that fell due while it
+    was paused)."""
+    click.echo(f"schedule {_engine(ctx).resume_schedule(name)} resumed")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context

@@ -80,6 +80,9 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE events")
         tx.execute("ALTER TABLE workers DROP COLUMN definitions")
         tx.execute("DROP INDEX runs_parent")
+        tx.execute("DROP TABLE schedules")
+        tx.execute("DROP TABLE topic_wait_shapes")
+        tx.execute("DROP TABLE topic_waits")
         for table in ("lane_queue", "delivery_lanes", "topic_gate", "subscriptions",
                       "topic_events"):
             tx.execute(f"DROP TABLE {table}")

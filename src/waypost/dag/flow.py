@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
 from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
-from ..runtime.driver import declare_subscriber
+from ..runtime.driver import declare_schedule, declare_subscriber
+from ..schedule import spec_of
 from .build import GraphBuilder, current_builder
 from .driver import DagDriver
 from .graph import Graph, Ref, to_template
@@ -24,6 +25,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _FLOWS: dict[str, Flow[Any, Any]] = {}
+#: The parameter of a scheduled flow that gets the fire's due time (ISO 8601, UTC).
+TIME_PARAM = "scheduled_at"
 
 _JSON_TYPES: dict[Any, tuple[type, ...]] = {
     int: (int,), float: (int, float), str: (str,), bool: (bool,), dict: (dict,),
@@ -43,7 +46,9 @@ class Flow(Generic[P, R]):
     kind = "dag"
 
     def __init__(self, fn: Callable[P, R], *, name: str | None = None,
-                 deadline: timedelta | float | None = None, trigger: str | None = None) -> None:
+                 deadline: timedelta | float | None = None, trigger: str | None = None,
+                 schedule: str | None = None, every: timedelta | float | None = None,
+                 tz: str | None = None, missed: str = "once") -> None:
         self.fn = fn
         self.deadline = deadline
         #: A topic pattern: every matching event starts a run, with its payload as input.
@@ -61,6 +66,33 @@ class Flow(Generic[P, R]):
         if self.trigger is not None:
             self.pattern = self.trigger
             declare_subscriber(self)
+        #: When it starts by itself (schedule.py), with the input each fire has.
+        self.schedule: dict[str, Any] | None = None
+        self._timed = False  # it has a parameter for the due time
+        if schedule is not None or every is not None or tz is not None:
+            self.schedule = self._scheduled(schedule, every, tz, missed)
+            declare_schedule(self)
+
+    def _scheduled(self, cron: str | None, every: timedelta | float | None, tz: str | None,
+                   missed: str) -> dict[str, Any]:
+        where = f"flow {self.name}"
+        spec = spec_of(cron, every, tz, missed, where)
+        params = self.signature.parameters
+        needed = [p for p in params if p != TIME_PARAM and
+                  params[p].default is inspect.Parameter.empty]
+        if needed:
+            raise DefinitionError(f"{where}: a scheduled flow starts with no input, so its "
+                                  f"parameters need defaults ({', '.join(needed)} has none; "
+                                  f"a parameter {TIME_PARAM!r} gets the fire's due time)")
+        self._timed = TIME_PARAM in params
+        try:
+            bound = self.bind_input({})  # each fire's due time is put in when it fires
+            spec["input"] = {k: v for k, v in bound.items() if k != TIME_PARAM}
+        except InputError as exc:
+            raise DefinitionError(str(exc)) from None
+        spec["time_param"] = self._timed
+        spec["deadline"] = self.default_deadline
+        return spec
 
     @property
     def graph(self) -> Graph:
@@ -95,6 +127,9 @@ class Flow(Generic[P, R]):
         """Check a run's input against the flow's signature, filling defaults."""
         if data is None:
             data = {}
+        if self._timed and isinstance(data, dict) and TIME_PARAM not in data:
+            # a scheduled flow started by hand (or while being declared) runs for now
+            data = {TIME_PARAM: datetime.now(UTC).isoformat(timespec="milliseconds"), **data}
         if not isinstance(data, dict):
             raise InputError(f"flow {self.name} takes a JSON object of its parameters, "
                              f"not {type(data).__name__}")
@@ -129,20 +164,29 @@ class Flow(Generic[P, R]):
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
 def flow(*, name: str | None = None, deadline: timedelta | float | None = None,
-         trigger: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         trigger: str | None = None, schedule: str | None = None,
+         every: timedelta | float | None = None, tz: str | None = None,
+         missed: str = "once") -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None,
     deadline: timedelta | float | None = None, trigger: str | None = None,
+    schedule: str | None = None, every: timedelta | float | None = None,
+    tz: str | None = None, missed: str = "once",
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Declare a flow: its body calls tasks, and data passed between them are the edges.
     `deadline` (a timedelta or seconds) applies to every run unless `start` gives one.
     `trigger` (a topic pattern): every matching event starts a run, once per event, with
-    the event's payload (a JSON object of the parameters) as its input."""
+    the event's payload (a JSON object of the parameters) as its input.
+    `schedule` (cron, in zone `tz`) or `every` (a timedelta): a run starts at each due
+    time, once however many workers run; a parameter named `scheduled_at` gets the due
+    time. After a time with no worker, `missed="once"` fires the latest due time late,
+    `"skip"` waits for the next one (schedule.py)."""
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
-        return Flow(f, name=name, deadline=deadline, trigger=trigger)
+        return Flow(f, name=name, deadline=deadline, trigger=trigger, schedule=schedule,
+                    every=every, tz=tz, missed=missed)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -471,6 +471,20 @@ def local_subscribers() -> list[Any]:
     return list(_SUBSCRIBERS.values())
 
 
+#: Definitions declared in this process that start on a schedule, by name.
+_SCHEDULED: dict[str, Any] = {}
+
+
+def declare_schedule(definition: Any) -> None:
+    """`definition` (a `Definition` with a `schedule` spec, schedule.py) starts at due
+    times."""
+    _SCHEDULED[definition.name] = definition
+
+
+def local_schedules() -> list[Any]:
+    return list(_SCHEDULED.values())
+
+
 def load_driver(kind: str, body: str) -> Driver:
     load = _KINDS.get(kind)
     if load is None:

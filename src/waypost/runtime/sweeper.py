@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from ..store.protocol import Tx
-from . import events, topics
+from . import events, schedules, topics
 from .advance import Advancer
 from .interventions import sweep_waits
 from .limits import WINDOW_MARGIN
@@ -80,7 +80,7 @@ def sweep(tx: Tx, advancer: Advancer, me: str, lease: float, batch: int = 200) -
         gone = w.id != me and shares_pids(w.boot_id, w.pid_ns) and process_gone(w.pid)
         if gone and tx.remove_worker(w.id, w.incarnation):
             tx.expire_owner(w.id)
-    offered = events.sweep(advancer, tx)
+    offered = events.sweep(advancer, tx) + schedules.sweep(advancer, tx)
     if not tx.try_lease("sweeper", me, lease):
         return offered
     tx.forget_stale_workers(max(10 * lease, 300.0))

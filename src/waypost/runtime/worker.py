@@ -27,7 +27,7 @@ from ..store import Store, open_store
 from ..store.protocol import Tx
 from ..store.records import ClaimedStep, WorkerRow
 from ..task import Task, registered_tasks
-from . import topics
+from . import schedules, topics
 from .advance import Advancer
 from .driver import local_definitions
 from .executor import Executor, error_of
@@ -185,15 +185,17 @@ class Worker:
             boot_id, pid_ns = PID_SPACE
 
             handlers = topics.subscribers(self.tasks)  # compiled here: user code
+            timed = schedules.scheduled(self.tasks)
 
             def register(tx: Tx) -> tuple[WorkerRow | None, list[str], list[str]]:
                 before = tx.register_worker(self.id, HOST, os.getpid(), tasks, self.incarnation,
                                             boot_id, pid_ns, self.lease, definitions)
-                return before, self._claims.register(tx), topics.register(tx, handlers)
+                subscribed = topics.register(tx, handlers) + schedules.register(tx, timed)
+                return before, self._claims.register(tx), subscribed
 
             before, changed, subscribed = store.transact(register)
             for name in subscribed:
-                log.info("subscription %s stored (new, or a new pattern or definition)", name)
+                log.info("subscription or schedule %s stored (new, or changed)", name)
             if before is not None:
                 log.warning("worker %s was registered already (pid %s on %s, incarnation %s): "
                             "the attempts it held are given back as lost", self.id, before.pid,
