@@ -214,3 +214,13 @@ def test_bad_waits_are_refused_when_the_flow_is_declared() -> None:
             topics = {"x.y": {"id": "id"}}
             a = wp.State(on={"other": "b"})
             b = wp.Final()
+
+
+def test_check_and_graph_know_a_wait_for_an_event() -> None:
+    from waypost.design.check import check
+    from waypost.design.mermaid import flowchart
+
+    # the wait is not taken for a task (only the real tasks lack timeouts)
+    assert {f.where for f in check(pay_then_ship)} == {"open_order", "ship"}
+    assert '>"wait for wait.payment.confirmed"]' in flowchart(pay_then_ship)
+    assert [f for f in check(PaidOrder) if f.level == "error"] == []

@@ -82,7 +82,7 @@ def check_flow(flow: Flow[Any, Any]) -> list[Finding]:
         return ancestors[name]
 
     for node in graph.nodes.values():
-        if node.kind in ("gate", "sleep", "child"):  # no task of their own
+        if node.kind in ("gate", "sleep", "child", "event"):  # no task of their own
             continue
         found += _step_findings(flow.name, node.name, node.task, node.options)
         if node.options.get("destructive"):
@@ -106,7 +106,7 @@ def _deadline(flow: Flow[Any, Any], deadline: float) -> list[Finding]:
         total, unbounded = 0.0, []
         for name in path:
             node = graph.nodes[name]
-            if node.kind == "gate":
+            if node.kind in ("gate", "event"):
                 wait = node.options.get("wait")
             elif node.kind == "sleep":
                 wait = node.options.get("sleep") if isinstance(node.options.get("sleep"),

@@ -28,6 +28,8 @@ def flowchart(flow: Flow[Any, Any]) -> str:
             lines.append(f'    {_id(node.name)}{{{{"gate {_label(node.name)}"}}}}')
         elif node.kind == "sleep":
             lines.append(f'    {_id(node.name)}(["{_label(node.name)}"])')
+        elif node.kind == "event":
+            lines.append(f'    {_id(node.name)}>"wait for {_label(node.options["topic"])}"]')
         elif node.kind == "child":
             child = _label(node.options["child"]["name"])
             lines.append(f'    {_id(node.name)}[/"{_label(node.name)}: child {child}"/]')
