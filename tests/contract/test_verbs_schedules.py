@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from waypost.store import Store
 
-__all__ = ["store"]
-
 from .helpers import store
+
+__all__ = ["store"]
 
 
 def _define(store: Store) -> None:
