@@ -54,3 +54,12 @@ def test_a_paused_schedule_is_not_due(store: Store) -> None:
     [row] = store.read(lambda tx: tx.schedules())
     assert (row.paused, row.next_at) == (False, 600.0)
     assert not store.transact(lambda tx: tx.pause_schedule("nobody", True, None))
+
+
+def test_schedules_taken_out_of_the_code_are_removed(store: Store) -> None:
+    _define(store)
+    store.transact(lambda tx: tx.put_schedule("s", "sfp", "{}", 100.0))
+    store.transact(lambda tx: tx.put_schedule("t", "sfp", "{}", 100.0))
+    assert store.transact(lambda tx: tx.drop_schedules(["s", "nobody"])) == ["s"]
+    assert store.transact(lambda tx: tx.drop_schedules([])) == []
+    assert [r.name for r in store.read(lambda tx: tx.schedules())] == ["t"]

@@ -39,6 +39,11 @@ def mornings(region: str = "fr") -> str:
     return report("today", region)
 
 
+@wp.flow(name="tests.sched:retired")
+def retired() -> str:
+    return report("never")
+
+
 def _register(engine: wp.Engine, names: set[str] | None = None) -> dict[str, dict[str, Any]]:
     wanted = names or {catch_up.name, skipper.name}
     found = [s for s in schedules.scheduled(registered_tasks()) if s.name in wanted]
@@ -120,6 +125,18 @@ def test_a_cron_schedule_keeps_its_zone(engine: wp.Engine) -> None:
     # the same code registered again keeps its next fire
     assert _register(engine, {mornings.name})[mornings.name]["next_fire"] == \
         listed["next_fire"]
+
+
+def test_a_schedule_taken_out_of_the_code_stops_firing(engine: wp.Engine) -> None:
+    """A flow that had a schedule (stored by an older version of the code) and has none
+    now: the first worker with the new code removes it."""
+    _register(engine, {catch_up.name})
+    fingerprint = catch_up.compile()[0]
+    engine._store().transact(lambda tx: tx.put_schedule(retired.name, fingerprint,
+                                                        '{"every": 60.0}', 60.0))
+    assert {s["name"] for s in engine.schedules()} == {catch_up.name, retired.name}
+    _register(engine, {catch_up.name})
+    assert {s["name"] for s in engine.schedules()} == {catch_up.name}
 
 
 def test_schedules_that_could_never_fire_are_refused_when_declared() -> None:

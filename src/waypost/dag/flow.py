@@ -71,7 +71,7 @@ class Flow(Generic[P, R]):
         self._timed = False  # it has a parameter for the due time
         if schedule is not None or every is not None or tz is not None:
             self.schedule = self._scheduled(schedule, every, tz, missed)
-            declare_schedule(self)
+        declare_schedule(self)
 
     def _scheduled(self, cron: str | None, every: timedelta | float | None, tz: str | None,
                    missed: str) -> dict[str, Any]:

@@ -471,18 +471,24 @@ def local_subscribers() -> list[Any]:
     return list(_SUBSCRIBERS.values())
 
 
-#: Definitions declared in this process that start on a schedule, by name.
+#: Definitions declared in this process that may have a schedule, by name.
 _SCHEDULED: dict[str, Any] = {}
 
 
 def declare_schedule(definition: Any) -> None:
-    """`definition` (a `Definition` with a `schedule` spec, schedule.py) starts at due
-    times."""
+    """`definition` (a `Definition` whose `schedule` is a spec, schedule.py, or None)
+    starts at due times, or (None) no longer does: a schedule taken out of the code must
+    stop firing."""
     _SCHEDULED[definition.name] = definition
 
 
 def local_schedules() -> list[Any]:
-    return list(_SCHEDULED.values())
+    return [d for d in _SCHEDULED.values() if d.schedule is not None]
+
+
+def unscheduled() -> list[str]:
+    """Definitions this process has that have no schedule (any stored one is stale)."""
+    return sorted(name for name, d in _SCHEDULED.items() if d.schedule is None)
 
 
 def load_driver(kind: str, body: str) -> Driver:

@@ -10,18 +10,21 @@ even a fire repeated after a pause and resume starts no second run.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import codec
-from ..errors import IdempotencyConflict
+from ..errors import IdempotencyConflict, UnknownTargetError
 from ..schedule import describe, latest_due, local_iso, next_fire, on_time
 from ..store.protocol import Tx
 from ..store.records import ScheduleRow
 from .advance import Advancer, new_run_id
-from .driver import Driver, local_schedules
+from .driver import Driver, local_schedules, unscheduled
 from .view import iso
+
+log = logging.getLogger("waypost.schedules")
 
 #: Due schedules one sweep fires.
 BATCH = 20
@@ -51,11 +54,12 @@ def scheduled(tasks: Collection[str]) -> list[Scheduled]:
 
 def register(tx: Tx, found: Sequence[Scheduled]) -> list[str]:
     """Store the schedules of a worker's code; a new or changed one fires from now on (no
-    due time before it was stored). Returns the names added or changed."""
+    due time before it was stored), and one its code no longer has is removed. Returns
+    the names added, changed or removed."""
+    changed = tx.drop_schedules(unscheduled())
     if not found:
-        return []
+        return changed
     now = tx.now()
-    changed = []
     for s in found:
         tx.put_definition(s.fingerprint, s.name, s.kind, s.body)
         for child in s.children:
@@ -94,8 +98,10 @@ def sweep(adv: Advancer, tx: Tx, now: float | None = None) -> int:
             due = latest_due(spec, row.next_at, now)
             following = next_fire(spec, due)
             later = next_fire(spec, now)
-        except (ValueError, TypeError, KeyError, RecursionError):
-            tx.pause_schedule(row.name, True, None)  # stored by this code, so never; kept
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            log.warning("schedule %s is paused: its stored spec cannot be read (%s)",
+                        row.name, exc)
+            tx.pause_schedule(row.name, True, None)
             continue
         fire = on_time(due, following, now) or spec["missed"] == "once"
         run_id = new_run_id() if fire else None
@@ -108,7 +114,13 @@ def sweep(adv: Advancer, tx: Tx, now: float | None = None) -> int:
 
 def _fire(adv: Advancer, tx: Tx, row: ScheduleRow, spec: dict[str, Any], due: float,
           run_id: str) -> int:
-    definition = _Stored(row, adv.driver(tx, row.fingerprint), spec.get("deadline"))
+    try:
+        driver = adv.driver(tx, row.fingerprint)
+    except (UnknownTargetError, LookupError, ValueError, TypeError, KeyError) as exc:
+        log.warning("schedule %s did not fire at %s: its definition cannot be loaded (%s)",
+                    row.name, iso(due), exc)
+        return 0
+    definition = _Stored(row, driver, spec.get("deadline"))
     adv.stored.add(row.fingerprint)  # the schedule's row refers to it: it is stored
     params = dict(spec.get("input") or {})
     if spec.get("time_param"):

@@ -195,7 +195,7 @@ class Worker:
 
             before, changed, subscribed = store.transact(register)
             for name in subscribed:
-                log.info("subscription or schedule %s stored (new, or changed)", name)
+                log.info("subscription or schedule %s stored, changed or removed", name)
             if before is not None:
                 log.warning("worker %s was registered already (pid %s on %s, incarnation %s): "
                             "the attempts it held are given back as lost", self.id, before.pid,

@@ -653,6 +653,9 @@ class Tx(Protocol):
         """Add a schedule, or change one whose definition or spec changed (its next fire
         then `next_at`); returns whether anything changed. One statement."""
 
+    def drop_schedules(self, names: Sequence[str]) -> list[str]:
+        """Remove these schedules, returning the names that were there. One statement."""
+
     def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         """Unpaused schedules due at `now`, soonest first (PostgreSQL: locked, skipping
         those locked by another worker). One statement."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..records import ScheduleRow
-from .core import SqlCore
+from .core import SqlCore, marks
 
 _SCHEDULE = "name, fingerprint, spec, next_at, last_at, last_run, paused"
 
@@ -30,6 +30,14 @@ class ScheduleVerbs(SqlCore):
                            "schedules.spec <> excluded.spec RETURNING name",
                            (name, fingerprint, spec, next_at)).fetchone()
         return row is not None
+
+    def drop_schedules(self, names: Sequence[str]) -> list[str]:
+        """Remove these schedules (their code has none any more); returns those removed."""
+        if not names:
+            return []
+        rows = self.execute(f"DELETE FROM schedules WHERE name IN ({marks(len(names))}) "
+                            f"RETURNING name", list(names)).fetchall()
+        return sorted(str(r[0]) for r in rows)
 
     def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         """Schedules not paused whose next fire is at or before `now`, soonest first; on
