@@ -12,6 +12,7 @@ from datetime import datetime
 import pytest
 
 import waypost as wp
+from tests.flows.gap import PERIOD
 
 from ._support import Workers, read_ledger, wait_for
 from .test_cli import ok, one_error_line, waypost
@@ -21,6 +22,8 @@ pytestmark = pytest.mark.slow
 MODULE = "tests/flows/scheduled.py"
 OPTIONS = ("--lease", "1", "--poll", "0.05", "--grace", "1")
 NAME = "tests.flows.scheduled:every_two_seconds"
+GAP = "tests/flows/gap.py"
+GAP_ONCE, GAP_SKIP = "tests.flows.gap:once", "tests.flows.gap:skip"
 
 
 def test_a_cron_schedule_fires_once_per_due_time_with_three_workers(
@@ -36,7 +39,7 @@ def test_a_cron_schedule_fires_once_per_due_time_with_three_workers(
     ran = [line["due"] for line in ledger]
     assert len(ran) == len(set(ran)), f"a due time ran twice: {sorted(ran)}"
     with wp.Engine(db_url) as engine:
-        [schedule] = engine.schedules()
+        [schedule] = [s for s in engine.schedules() if s["name"] == NAME]
         runs = engine.runs(flow=NAME, limit=100)
         dues = [engine.show(r["id"])["input"]["scheduled_at"] for r in runs]
         assert schedule["last_run"] in {r["id"] for r in runs}
@@ -47,6 +50,34 @@ def test_a_cron_schedule_fires_once_per_due_time_with_three_workers(
     assert all(m % 2 == 0 for m in moments)  # on the schedule's due times
     gaps = {b - a for a, b in itertools.pairwise(moments)}
     assert gaps == {2.0}, f"a due time was skipped: {sorted(dues)}"
+
+
+def test_after_a_worker_free_gap_once_fires_late_once_and_skip_waits(
+        db_url: str, workers: Workers) -> None:
+    """The store as workers left it three periods ago (next fires moved back), then a
+    worker comes back more than the grace (half the period) after a due time: `once` fires
+    that due time, late, and only that one; `skip` fires nothing until the next."""
+    workers.stop(workers.start(*OPTIONS, module=GAP))  # it stores the two schedules
+    with wp.Engine(db_url) as engine:
+        for row in engine.schedules():
+            due = datetime.fromisoformat(row["next_fire"]).timestamp()
+            engine._store().transact(lambda tx, r=row, d=due: tx.advance_schedule(
+                r["name"], d, d - 3 * PERIOD, None, None))
+        before = {r["name"]: len(engine.runs(flow=r["name"])) for r in engine.schedules()}
+        time.sleep((PERIOD / 2 + 0.1 - time.time()) % PERIOD)  # just past the grace
+        back = time.time()
+        latest = back - back % PERIOD  # the gap's last due time
+        workers.wait_serving(workers.start(*OPTIONS, module=GAP))
+
+        def dues(flow: str) -> list[float]:
+            runs = engine.runs(flow=flow, limit=100)
+            return sorted(datetime.fromisoformat(engine.show(r["id"])["input"]["scheduled_at"])
+                          .timestamp() for r in runs)[before[flow]:]
+
+        wait_for(lambda: latest + PERIOD in dues(GAP_SKIP) and latest + PERIOD in dues(GAP_ONCE),
+                 30, "the first due time after the gap")
+        assert dues(GAP_ONCE) == [latest, latest + PERIOD]  # one late fire for the gap
+        assert dues(GAP_SKIP) == [latest + PERIOD]  # none for the gap
 
 
 def test_schedules_are_listed_paused_and_resumed_from_the_shell(
