@@ -110,6 +110,7 @@ def test_a_wait_gets_the_event_it_matches_emitted_after_it_started(
     run = engine.start(pay_then_ship, {"order_id": "a1"})
     step = _step(engine, run, "wait.payment.confirmed", "waiting")
     assert step["status"] == "waiting" and step["kind"] == "event"
+    assert step["waiting"].startswith("for a matching event (wp.wait_for) (until ")
     engine.emit("wait.payment.confirmed", {"order": "other", "amount": 1})
     engine.emit("wait.payment.confirmed", {"amount": 2})  # no order: matches no wait
     time.sleep(0.3)

@@ -167,6 +167,9 @@ def _waiting(step: dict[str, Any], policy: StepPolicy | None, served: set[str] |
         return "for another system to complete it with its completion token"
     if status == "waiting" and step["kind"] == "sleep":
         return f"until {due}"
+    if status == "waiting" and step["kind"] == "event":
+        then = f" (until {due}, then {(policy and policy.on_timeout) or 'fail'})" if due else ""
+        return f"for a matching event (wp.wait_for){then}"
     if status == "waiting":
         then = f" (until {due}, then {policy and policy.on_timeout})" if due else ""
         return f"for approval: waypost approve RUN {step['name']}{then}"
