@@ -16,8 +16,8 @@ names the status it expects, and, for an attempt, the attempt's own lease token:
    `running`, the expired token;
 3. a completion token (`complete_external`, `fail_external`): `running` and that token;
 4. a ready step out of queue time (`expire_queued`): `ready`;
-5. timers, gates and operators (`end_wait`, `retry_now`, `escalate_wait`): `waiting` or
-   `needs_attention`;
+5. timers, gates, operators and the event a `wp.wait_for` matched (`end_wait`,
+   `retry_now`, `escalate_wait`): `waiting` or `needs_attention`;
 6. `cancel` and deadlines (`cancel_steps`): unfinished statuses, after the run itself
    moved out of an open status in the same statement that checked it (`end_run`);
 7. `resume` and replays (`reset_step`): the ended status they read, under the run's lock;
