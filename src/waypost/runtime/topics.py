@@ -4,8 +4,9 @@ Publishing stores the event (once per id) and, in the same transaction, starts o
 delivery per subscription whose pattern matches: a run of the subscription's definition
 (a handler's, a triggered flow's or machine's) with the event's payload as its input. So
 an event is never stored without its deliveries (nor without ending the waits it
-satisfies: event_waits.py), and a delivery never exists without its event. A delivery's run id is derived from the event's id and the subscription, so a
-retried transaction, a replay and a live emit can never make two.
+satisfies: event_waits.py), and a delivery never exists without its event. A delivery's
+run id is derived from the event's id and the subscription, so a retried transaction, a
+replay and a live emit can never make two.
 
 Order: deliveries of events with the same key to the same subscription run one at a time,
 in the order they joined the key's lane (their emit order). A delivery whose lane is busy
