@@ -12,7 +12,6 @@ from datetime import datetime
 import pytest
 
 import waypost as wp
-from tests.flows.gap import PERIOD
 
 from ._support import Workers, read_ledger, wait_for
 from .test_cli import ok, one_error_line, waypost
@@ -22,7 +21,10 @@ pytestmark = pytest.mark.slow
 MODULE = "tests/flows/scheduled.py"
 OPTIONS = ("--lease", "1", "--poll", "0.05", "--grace", "1")
 NAME = "tests.flows.scheduled:every_two_seconds"
+# Not imported here: an in-process worker of any test in this process would store and fire
+# its schedules too (every worker stores the schedules of the code it has).
 GAP = "tests/flows/gap.py"
+PERIOD = 6.0  # tests/flows/gap.py
 GAP_ONCE, GAP_SKIP = "tests.flows.gap:once", "tests.flows.gap:skip"
 
 

@@ -159,3 +159,15 @@ def test_schedules_that_could_never_fire_are_refused_when_declared() -> None:
         @wp.flow(every=60)
         def g(region: str) -> str:
             return report(region)
+
+
+def test_no_schedule_a_test_process_has_falls_due_soon() -> None:
+    """Every in-process worker stores and fires the schedules of the code its process has:
+    a test module declaring a fast schedule would start runs in other tests' stores. Fast
+    ones belong in modules that only worker subprocesses load (tests/flows/gap.py)."""
+    from waypost.runtime.driver import local_schedules
+    from waypost.schedule import next_fire
+
+    now = datetime.now(UTC).timestamp()
+    soon = [d.name for d in local_schedules() if next_fire(d.schedule, now) < now + DAY / 3650]
+    assert soon == []
