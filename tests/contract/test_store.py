@@ -80,6 +80,8 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE events")
         tx.execute("ALTER TABLE workers DROP COLUMN definitions")
         tx.execute("DROP INDEX runs_parent")
+        tx.execute("DROP TABLE api_tokens")
+        tx.execute("DROP INDEX runs_created")
         tx.execute("DROP TABLE schedules")
         tx.execute("DROP TABLE topic_wait_shapes")
         tx.execute("DROP TABLE topic_waits")

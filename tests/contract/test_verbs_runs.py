@@ -197,6 +197,36 @@ def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
     assert len(store.read(lambda tx: tx.list_runs(None, None, 1))) == 1
 
 
+def test_list_runs_pages_by_keyset_and_filters_kind_key_time_and_input(store: Store) -> None:
+    made = []
+    for i in range(5):
+        made.append(new_run(store, key=f"k{i}"))
+        time.sleep(0.005)
+    newest_first = list(reversed(made))
+    page = store.read(lambda tx: tx.list_runs(None, None, 2))
+    assert [r["id"] for r in page] == newest_first[:2]
+    after = (page[-1]["created_at"], page[-1]["id"])
+    nxt = store.read(lambda tx: tx.list_runs(None, None, 2, before=after))
+    assert [r["id"] for r in nxt] == newest_first[2:4]
+    assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, None, 9, key="k3"))] == [
+        made[3]]
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 9, kind="dag"))) == 5
+    assert store.read(lambda tx: tx.list_runs(None, None, 9, kind="machine")) == []
+    middle = store.read(lambda tx: tx.list_runs(None, None, 9))[2]["created_at"]
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 9, since=middle))) == 3
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 9, until=middle))) == 2
+    # the input's text, literally: % and _ are no wildcards
+    assert len(store.read(lambda tx: tx.list_runs(None, None, 9, search='"x": 1'))) == 5
+    assert store.read(lambda tx: tx.list_runs(None, None, 9, search="%")) == []
+
+
+def test_api_tokens_are_kept_by_digest_under_a_name(store: Store) -> None:
+    assert store.read(lambda tx: tx.api_tokens()) == {}
+    assert store.transact(lambda tx: tx.add_api_token("admin", "d1"))
+    assert not store.transact(lambda tx: tx.add_api_token("admin", "d2"))
+    assert store.read(lambda tx: tx.api_tokens()) == {"d1": "admin"}
+
+
 def test_step_counts_per_run(store: Store) -> None:
     a, b = new_run(store), new_run(store)
     got = claim(store, limit=1)[0]

@@ -379,9 +379,12 @@ class Engine:
                 if now - w.heartbeat_at <= (w.lease or self.lease)]
 
     def runs(self, status: str | None = None, flow: str | None = None,
-             limit: int = 50) -> list[dict[str, Any]]:
+             limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
+        """Newest runs first, with their step counts. `filters` are `Tx.list_runs`'s: kind,
+        key, since and until (Unix seconds), search (inside the input) and before (the
+        (created_at, id) of the last run of the page before)."""
         def load(tx: Any) -> tuple[Any, dict[str, tuple[int, int, int]]]:
-            rows = tx.list_runs(status, flow, limit)
+            rows = tx.list_runs(status, flow, limit, **filters)
             return rows, tx.step_counts([r["id"] for r in rows])
 
         rows, counts = self._store().read(load)

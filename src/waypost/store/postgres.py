@@ -71,6 +71,7 @@ class PostgresTx(SqlTx):
     LOCK = "FOR UPDATE"
     SHARE = "FOR SHARE"
     SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
+    INPUT_HAS = "strpos(input, ?) > 0"
     channel = "waypost_ready"
 
     def _translate(self, text: str) -> str:

@@ -163,9 +163,14 @@ class Tx(Protocol):
         """Up to two run ids starting with `prefix` (two: enough to call it ambiguous).
         One statement, a read."""
 
-    def list_runs(self, status: str | None, flow: str | None, limit: int) -> list[RunRow]:
-        """Newest runs first, optionally of one status and one flow (its full name or the
-        part after the module). One statement, a read."""
+    def list_runs(self, status: str | None, flow: str | None, limit: int, *,
+                  kind: str | None = None, key: str | None = None, since: float | None = None,
+                  until: float | None = None, search: str | None = None,
+                  before: tuple[float, str] | None = None) -> list[RunRow]:
+        """Newest runs first, optionally of one status, one flow (its full name or the part
+        after the module), one kind of definition, one key, created in [since, until),
+        whose input's JSON text contains `search`, and after `before` (the created_at and
+        id of the last run of the page before: keyset paging). One statement, a read."""
 
     def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
         """(succeeded, all, suspicious) steps of each run; a run without steps is absent.
@@ -671,3 +676,11 @@ class Tx(Protocol):
     def pause_schedule(self, name: str, paused: bool, next_at: float | None) -> bool:
         """Pause a schedule, or resume it with its next fire at `next_at`; whether it
         exists. One statement."""
+
+    # -- the HTTP API ----------------------------------------------------------------------------
+    def api_tokens(self) -> dict[str, str]:
+        """The stored API tokens: SHA-256 digest to name. One statement, a read."""
+
+    def add_api_token(self, name: str, digest: str) -> bool:
+        """Store a token's digest under `name`; False when the name is taken. One
+        statement."""

@@ -5,6 +5,7 @@ See `core` for how statements are written and fenced; `SqlTx` is every verb toge
 
 from __future__ import annotations
 
+from .api import ApiVerbs
 from .claims import ClaimVerbs
 from .compensation import CompensationVerbs
 from .core import OPEN_RUN, RUN_COLUMNS, STEP_COLUMNS, SqlCore, marks
@@ -21,7 +22,8 @@ from .workers import WorkerVerbs
 
 
 class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
-            LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs, TopicWaitVerbs, ScheduleVerbs):
+            LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs, TopicWaitVerbs, ScheduleVerbs,
+            ApiVerbs):
     """Every verb, on one connection inside one transaction."""
 
 

@@ -70,6 +70,8 @@ class SqlCore:
     LOCK = ""
     SHARE = ""
     SKIP_LOCKED = ""
+    #: A run's input contains a text, literally (no wildcards).
+    INPUT_HAS = "instr(input, ?) > 0"
 
     _translated: ClassVar[dict[str, str]] = {}
 

@@ -138,7 +138,10 @@ class RunVerbs(SqlCore):
                             (len(prefix), prefix)).fetchall()
         return [str(r[0]) for r in rows]
 
-    def list_runs(self, status: str | None, flow: str | None, limit: int) -> list[RunRow]:
+    def list_runs(self, status: str | None, flow: str | None, limit: int, *,
+                  kind: str | None = None, key: str | None = None, since: float | None = None,
+                  until: float | None = None, search: str | None = None,
+                  before: tuple[float, str] | None = None) -> list[RunRow]:
         where: list[str] = []
         params: list[object] = []
         if status:
@@ -147,6 +150,24 @@ class RunVerbs(SqlCore):
         if flow:  # the full name, or the part after MODULE:, matched literally
             where.append("(flow = ? OR substr(flow, length(flow) - ? + 1) = ?)")
             params += [flow, len(flow) + 1, ":" + flow]
+        if kind:
+            where.append("fingerprint IN (SELECT fingerprint FROM definitions WHERE kind = ?)")
+            params.append(kind)
+        if key is not None:
+            where.append("key = ?")
+            params.append(key)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        if search:  # literally, inside the input's JSON text
+            where.append(self.INPUT_HAS)
+            params.append(search)
+        if before is not None:  # keyset: the page after a run already shown
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [before[0], before[0], before[1]]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {clause} "
                             "ORDER BY created_at DESC, id DESC LIMIT ?",
