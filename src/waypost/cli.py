@@ -22,6 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .errors import InputError, WaypostError
+from .runtime.view import RUN_STATUSES
 from .store import DEFAULT_URL
 
 # Piped output keeps every value on one line, so `waypost runs | grep KEY` works.
@@ -33,10 +34,6 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "rea
                 "waiting": "blue", "needs_attention": "bold red", "compensating": "yellow",
                 "compensated": "magenta", "compensation_failed": "bold red"}
 
-
-#: Every status a run can be in (`runs --status` takes exactly these).
-RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
-                "compensating", "compensated", "compensation_failed")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -779,6 +776,50 @@ def workers(ctx: click.Context, as_json: bool) -> None:
                       str(r["pid"]), f"{r['heartbeat_age']:.1f}s ago",
                       escape(f"{len(r['tasks'])}: {', '.join(r['tasks'])}"))
     out.print(table)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (another than 127.0.0.1 exposes the API).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--app", "modules", multiple=True, metavar="MODULE",
+              help="Import MODULE: its flows and machines can then be started by name "
+                   "(repeatable). Nothing else can.")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without a token: anyone who can reach the port can act.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, modules: tuple[str, ...],
+          no_auth: bool) -> None:
+    """The HTTP API (JSON, OpenAPI at /api/v1/openapi.json) over the store. Every route
+    needs a bearer token (WAYPOST_API_TOKEN, or one generated and printed at first start)
+    but /healthz."""
+    import uvicorn
+
+    from .api import create_app
+    from .api.auth import from_env, stored_or_new
+    from .runtime.loader import import_module
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for module in modules:
+        import_module(module)
+    engine = _engine(ctx, create=True)
+    tokens: dict[str, str] | None = None
+    if no_auth:
+        err.print("[bold yellow]warning:[/] serving without auth: anyone who can reach "
+                  f"{host}:{port} can start, cancel, approve and replay")
+    elif os.environ.get("WAYPOST_API_TOKEN"):
+        tokens = from_env(os.environ["WAYPOST_API_TOKEN"])
+    else:
+        tokens, new = stored_or_new(engine._store())
+        if new is not None:
+            err.print(f"API token (shown once; its digest is stored): {new}", markup=False)
+        else:
+            err.print("using the API token generated at first start (set WAYPOST_API_TOKEN "
+                      "to use your own)")
+    err.print(f"serving the API on http://{host}:{port}/api/v1 (docs at /api/v1/docs)",
+              markup=False)
+    uvicorn.run(create_app(engine, tokens), host=host, port=port, log_level="warning")
 
 
 @main.command()

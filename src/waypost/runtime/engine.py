@@ -381,21 +381,31 @@ class Engine:
     def runs(self, status: str | None = None, flow: str | None = None,
              limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
         """Newest runs first, with their step counts. `filters` are `Tx.list_runs`'s: kind,
-        key, since and until (Unix seconds), search (inside the input) and before (the
-        (created_at, id) of the last run of the page before)."""
+        key, since and until (Unix seconds) and search (inside the input)."""
+        return self.runs_page(status, flow, limit, **filters)[0]
+
+    def runs_page(self, status: str | None = None, flow: str | None = None,
+                  limit: int = 50, cursor: str | None = None,
+                  **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of `runs`, and the cursor of the next page (None: this is the last).
+        Paged by keyset (the last run's creation time and id), so a page costs the same
+        however deep it is, and runs created meanwhile never shift it."""
+        before = _cursor(cursor)
+
         def load(tx: Any) -> tuple[Any, dict[str, tuple[int, int, int]]]:
-            rows = tx.list_runs(status, flow, limit, **filters)
-            return rows, tx.step_counts([r["id"] for r in rows])
+            rows = tx.list_runs(status, flow, limit + 1, before=before, **filters)
+            return rows, tx.step_counts([r["id"] for r in rows[:limit]])
 
         rows, counts = self._store().read(load)
         views = []
-        for r in rows:
+        for r in rows[:limit]:
             view = run_view(r, None, None)
             done, total, suspicious = counts.get(r["id"], (0, 0, 0))
             view["steps_succeeded"], view["steps_total"] = done, total
             view["steps_suspicious"] = suspicious
             views.append(view)
-        return views
+        last = rows[limit - 1] if len(rows) > limit else None
+        return views, None if last is None else f"{last['created_at']!r}~{last['id']}"
 
     # -- embedded workers ---------------------------------------------------------------------
     def worker(self, **options: Any) -> Worker:
@@ -459,3 +469,15 @@ def _other_code(workers: list[Any], run: dict[str, Any], now: float,
     return [{"worker": w.id, "fingerprint": w.definitions[run["flow"]]} for w in workers
             if now - w.heartbeat_at <= (w.lease or lease)
             and w.definitions.get(run["flow"], run["fingerprint"]) != run["fingerprint"]]
+
+
+def _cursor(text: str | None) -> tuple[float, str] | None:
+    if text is None:
+        return None
+    at, _, run_id = text.partition("~")
+    try:
+        if run_id:
+            return float(at), run_id
+    except ValueError:
+        pass
+    raise InputError(f"cursor {text!r:.60} is not one a page of runs gave")

@@ -13,6 +13,10 @@ from .. import codec
 from ..store.records import LimitRow, WorkerRow
 from .driver import Driver, StepPolicy
 
+#: Every status a run can be in (`runs --status` and the API's runs list take these).
+RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
+                "compensating", "compensated", "compensation_failed")
+
 
 def iso(ts: float | None) -> str | None:
     if ts is None:
