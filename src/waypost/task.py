@@ -17,6 +17,7 @@ from .context import Context
 from .dag.build import current_builder
 from .errors import DefinitionError
 from .limit import Limit, resolve_uses
+from .masking import declare
 from .rates import parse_rate, seconds
 from .retry import Backoff
 
@@ -74,9 +75,12 @@ class Task(Generic[P, R]):
         destructive: bool = False,
         isolation: str = "thread",
         uses: Iterable[str | Limit] | str | Limit | None = None,
+        secret: Iterable[str] | str | None = None,
     ) -> None:
         # Checked first: a refused task must not be registered.
         limits = resolve_uses(name or fn.__qualname__, uses)
+        #: Parameters (or fields of its input) never shown (masking.py).
+        self.secret = declare(secret, f"task {fn.__qualname__}")
         if retries < 0:
             raise DefinitionError(f"task {fn.__qualname__}: retries must be >= 0")
         if timeout is not None and timeout <= 0:
@@ -158,6 +162,11 @@ class Task(Generic[P, R]):
             options["uses"] = list(self.uses)
         return options
 
+    @property
+    def params(self) -> list[str]:
+        """Its parameters in order, as a step's input gives them (the context aside)."""
+        return [p for p in self.signature.parameters if p != self.context_param]
+
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], extra: int = 0) -> None:
         params = [p for p in self.signature.parameters.values() if p.name != self.context_param]
         sig = self.signature.replace(parameters=params)
@@ -203,6 +212,7 @@ def task(
     on_escalation_timeout: str = "fail", destructive: bool = False,
     isolation: str = "thread",
     uses: Iterable[str | Limit] | str | Limit | None = None,
+    secret: Iterable[str] | str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -215,6 +225,7 @@ def task(
     escalation_timeout: timedelta | float | None = None, on_escalation_timeout: str = "fail",
     destructive: bool = False, isolation: str = "thread",
     uses: Iterable[str | Limit] | str | Limit | None = None,
+    secret: Iterable[str] | str | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task. `retries` extra attempts follow a failure, `backoff` apart;
     `timeout` (seconds) bounds one attempt from start to finish, `queue_timeout` how long
@@ -232,7 +243,9 @@ def task(
     failed attempts (the run waits as `needs_attention`; if nobody answers within
     `escalation_timeout`, `on_escalation_timeout` answers: fail, retry or skip);
     `destructive` marks a step that cannot be undone.
-    With `isolation="process"` each attempt runs in a child process the worker can kill."""
+    With `isolation="process"` each attempt runs in a child process the worker can kill.
+    `secret` names parameters (or fields of them) shown as "***" in the API, the
+    dashboard and the logs."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         return Task(f, name=name, retries=retries, backoff=backoff, timeout=timeout,
@@ -241,6 +254,6 @@ def task(
                     compensate=compensate, escalate_after=escalate_after,
                     escalation_timeout=escalation_timeout,
                     on_escalation_timeout=on_escalation_timeout, destructive=destructive,
-                    isolation=isolation, uses=uses)
+                    isolation=isolation, uses=uses, secret=secret)
 
     return wrap(fn) if fn is not None else wrap

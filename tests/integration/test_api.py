@@ -270,3 +270,29 @@ def test_without_auth_every_route_answers_and_nobody_is_recorded(engine: wp.Engi
         run_id = engine.start(adder, {"a": 1})
         assert open_client.post(f"/api/v1/runs/{run_id}/cancel", json={}).status_code == 200
         assert engine.show(run_id)["error"]["message"] == "cancelled through the API"
+
+
+@wp.task(secret="card")
+def api_charge(card: str, amount: int, api_key: str = "k-123") -> int:
+    return amount
+
+
+@wp.flow(name="tests.api:pay", secret=["pin"])
+def pay(pin: str, card: str, amount: int, password: str = "hunter2") -> int:
+    return api_charge(card, amount)
+
+
+def test_secrets_are_masked_in_what_the_api_shows(engine: wp.Engine, client: TestClient) -> None:
+    run_id = client.post("/api/v1/runs", json={"definition": "pay", "input": {
+        "pin": "1234", "card": "4111", "amount": 5}}).json()["run_id"]
+    with engine.serving():
+        assert engine.result(run_id, timeout=30) == 5
+    shown = client.get(f"/api/v1/runs/{run_id}").json()
+    # declared names hold for every definition (the task's `card` masks the flow's too)
+    assert shown["input"] == {"pin": "***", "card": "***", "amount": 5, "password": "***"}
+    [step] = shown["steps"]
+    assert step["input"] == {"args": ["***", 5], "kwargs": {}}  # by the task's declaration
+    listed = client.get("/api/v1/runs", params={"definition": "pay"}).json()["runs"][0]
+    assert listed["input"]["pin"] == "***"
+    # stored as given: the task got the real values
+    assert engine.show(run_id)["steps"][0]["input"] == {"args": ["4111", 5], "kwargs": {}}

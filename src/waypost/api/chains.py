@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from ..masking import mask
 from .models import Complete, Emit, FailToken, ReplayTopic
 from .runs import engine
 
@@ -19,7 +20,7 @@ def emit(topic: str, body: Emit, request: Request) -> dict[str, Any]:
 
 @router.get("/trace/{ident}", summary="What an event, run or correlation id set in motion")
 def trace(ident: str, request: Request) -> dict[str, Any]:
-    return engine(request).trace(ident)
+    return dict(mask(engine(request).trace(ident)))
 
 
 @router.post("/subscriptions/{handler}/replay",

@@ -11,8 +11,10 @@ from fastapi import APIRouter, Query, Request
 from ..dag.flow import registered_flows
 from ..errors import InputError, UnknownTargetError
 from ..machine.define import registered_machines
+from ..masking import mask, mask_call
 from ..runtime.engine import Engine
 from ..runtime.view import RUN_STATUSES
+from ..task import registered_tasks
 from .models import Cancel, Reason, Rejection, SendEvent, Skip, StartRun
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -91,13 +93,29 @@ def list_runs(
     runs, nxt = engine(request).runs_page(
         status, definition, limit, cursor, kind=kind, key=key, since=_moment(since, "since"),
         until=_moment(until, "until"), search=search or None)
-    return {"runs": runs, "next": nxt}
+    return {"runs": mask(runs), "next": nxt}
 
 
 @router.get("/runs/{run_id}", summary="A run with every step (as `waypost show --json`)")
 def show_run(run_id: str, request: Request) -> dict[str, Any]:
     eng = engine(request)
-    return eng.show(eng.resolve(run_id))
+    return shown(eng.show(eng.resolve(run_id)))
+
+
+def shown(view: dict[str, Any]) -> dict[str, Any]:
+    """A run as people may see it: secrets masked, by name and, where this server has the
+    task's code, by the position of a secret parameter in a step's input."""
+    tasks = registered_tasks()
+    steps = view.get("steps") or []
+    out = dict(mask({k: v for k, v in view.items() if k != "steps"}))
+    if "steps" in view:
+        out["steps"] = []
+        for step in steps:
+            task = tasks.get(step["task"])
+            masked = dict(mask(step))
+            masked["input"] = mask_call(step["input"], task.params if task else [])
+            out["steps"].append(masked)
+    return out
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel an unfinished run")

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from ..masking import mask, mask_call
+from ..task import registered_tasks
 from .models import Replay
 from .runs import caller, engine
 
@@ -21,12 +23,18 @@ def dead_letters(
 ) -> list[dict[str, Any]]:
     eng = engine(request)
     run_id = eng.resolve(run) if run is not None else None
-    return eng.dead_letters(None if status == "all" else status, run_id, limit)
+    return list(mask(eng.dead_letters(None if status == "all" else status, run_id, limit)))
 
 
 @router.get("/dead-letters/{letter}", summary="A dead letter with every attempt's error")
 def dead_letter(letter: int, request: Request) -> dict[str, Any]:
-    return engine(request).dead_letter(letter)
+    found = engine(request).dead_letter(letter)
+    task = registered_tasks().get(found.get("task") or "")
+    params = task.params if task else []
+    view = dict(mask(found))
+    for field in ("input", "replay_input"):
+        view[field] = mask_call(found.get(field), params)
+    return view
 
 
 @router.post("/dead-letters/{letter}/replay",

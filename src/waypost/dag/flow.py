@@ -8,13 +8,14 @@ the graph, not the code, is what is stored and resumed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
 from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
+from ..masking import declare
 from ..runtime.driver import declare_schedule, declare_subscriber
 from ..schedule import spec_of
 from .build import GraphBuilder, current_builder
@@ -48,8 +49,11 @@ class Flow(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], *, name: str | None = None,
                  deadline: timedelta | float | None = None, trigger: str | None = None,
                  schedule: str | None = None, every: timedelta | float | None = None,
-                 tz: str | None = None, missed: str = "once") -> None:
+                 tz: str | None = None, missed: str = "once",
+                 secret: Iterable[str] | str | None = None) -> None:
         self.fn = fn
+        #: Parameters (or fields of them) never shown (masking.py).
+        self.secret = declare(secret, f"flow {fn.__name__}")
         self.deadline = deadline
         #: A topic pattern: every matching event starts a run, with its payload as input.
         self.trigger = None if trigger is None else check_pattern(trigger, f"flow {fn.__name__}")
@@ -166,14 +170,15 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(*, name: str | None = None, deadline: timedelta | float | None = None,
          trigger: str | None = None, schedule: str | None = None,
          every: timedelta | float | None = None, tz: str | None = None,
-         missed: str = "once") -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         missed: str = "once", secret: Iterable[str] | str | None = None,
+         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(
     fn: Callable[P, R] | None = None, /, *, name: str | None = None,
     deadline: timedelta | float | None = None, trigger: str | None = None,
     schedule: str | None = None, every: timedelta | float | None = None,
-    tz: str | None = None, missed: str = "once",
+    tz: str | None = None, missed: str = "once", secret: Iterable[str] | str | None = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Declare a flow: its body calls tasks, and data passed between them are the edges.
     `deadline` (a timedelta or seconds) applies to every run unless `start` gives one.
@@ -182,11 +187,12 @@ def flow(
     `schedule` (cron, in zone `tz`) or `every` (a timedelta): a run starts at each due
     time, once however many workers run; a parameter named `scheduled_at` gets the due
     time. After a time with no worker, `missed="once"` fires the latest due time late,
-    `"skip"` waits for the next one (schedule.py)."""
+    `"skip"` waits for the next one (schedule.py). `secret` names parameters (or fields
+    of them) shown as "***" in the API, the dashboard and the logs."""
 
     def wrap(f: Callable[P, R]) -> Flow[P, R]:
         return Flow(f, name=name, deadline=deadline, trigger=trigger, schedule=schedule,
-                    every=every, tz=tz, missed=missed)
+                    every=every, tz=tz, missed=missed, secret=secret)
 
     return wrap(fn) if fn is not None else wrap
 

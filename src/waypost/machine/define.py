@@ -27,6 +27,7 @@ from .. import codec
 from ..chains.match import check_paths
 from ..chains.topics import check_pattern, check_topic
 from ..errors import DefinitionError, InputError
+from ..masking import declare
 from ..moments import time_of_day
 from ..runtime.driver import RESERVED_EVENTS, declare_definition, declare_subscriber
 from ..task import Task
@@ -125,6 +126,8 @@ class Machine:
     #: `on=` moves on them): {topic: {payload field: data field}}, an event going to the
     #: open runs whose data holds, at those fields, the values its payload holds.
     topics: ClassVar[dict[str, dict[str, str]]] = {}
+    #: Fields of its data (and events' payloads) never shown (masking.py).
+    secret: ClassVar[tuple[str, ...]] = ()
     pattern: ClassVar[str]
     #: Filled in when the class is declared.
     states: ClassVar[dict[str, State | Final]]
@@ -139,6 +142,7 @@ class Machine:
         cls.name = vars(cls).get("name") or f"{cls.__module__}:{cls.__qualname__}"
         if cls.trigger is not None:
             check_pattern(cls.trigger, f"machine {cls.name}: trigger")
+        declare(cls.secret, f"machine {cls.name}")
         cls.states = {}  # a subclass inherits its bases' states and may replace some
         for base in reversed(cls.__mro__):
             cls.states.update({k: v for k, v in vars(base).items()
