@@ -121,15 +121,29 @@ def main(ctx: click.Context, db: str) -> None:
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let running attempts finish on shutdown.")
 @click.option("--name", default=None, help="Worker id (default host:pid:random).")
+@click.option("--log-attempts", is_flag=True,
+              help="Log a JSON line for every attempt's start and end (logger waypost.attempts).")
+@click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
+              help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT/metrics.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="What the worker logs to stderr.")
 @click.pass_context
 def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll: float,
-           grace: float, name: str | None, log_level: str) -> None:
+           grace: float, name: str | None, log_attempts: bool, metrics_port: int | None,
+           log_level: str) -> None:
     """Serve the tasks of MODULE until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .runtime.telemetry import ATTEMPTS, TELEMETRY, metrics_sink
+
+    if not log_attempts:
+        ATTEMPTS.setLevel(logging.WARNING)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        TELEMETRY.add_sink(metrics_sink)
+        start_http_server(metrics_port, addr="127.0.0.1")
     from .runtime.loader import import_module
     from .runtime.worker import Worker
     from .task import registered_tasks

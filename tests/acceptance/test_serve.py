@@ -1,9 +1,11 @@
 """`waypost serve` as a real process (both stores): on 127.0.0.1 by default, a token from
 WAYPOST_API_TOKEN or generated at first start (printed once, kept across restarts as a
-digest), only /healthz open, and --no-auth said out loud."""
+digest), only /healthz open, and --no-auth said out loud; and a worker's attempt log and
+metrics (`--log-attempts`, `--metrics-port`)."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -14,7 +16,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from ._support import wait_for
+import waypost as wp
+from tests.flows import behaviour as flows
+
+from ._support import Workers, wait_for
 from .test_cli import ROOT, _env
 
 pytestmark = pytest.mark.slow
@@ -100,3 +105,27 @@ def test_no_auth_is_explicit_and_warned_about(server: Server) -> None:
     proc, base = server.start("--no-auth")
     assert _get(base, "/api/v1/runs").status_code == 200
     assert "serving without auth" in server.stop(proc)
+
+
+def test_a_worker_logs_attempts_as_json_and_serves_its_metrics(
+        db_url: str, workers: Workers) -> None:
+    port = _port()
+    proc = workers.start("--log-attempts", "--metrics-port", str(port), "--poll", "0.05",
+                         module="tests.flows.behaviour")
+    workers.wait_serving(proc)
+    with wp.Engine(db_url) as engine:
+        run_id = engine.start(flows.adder, {"a": 1})
+        assert engine.result(run_id, timeout=30) == 3
+        key = engine.show(run_id)["steps"][0]["idempotency_key"]
+
+    def ended() -> list[dict[str, Any]]:
+        lines = [json.loads(line.split("waypost.attempts: ", 1)[1])
+                 for line in workers.log(proc).splitlines() if "waypost.attempts: " in line]
+        return [x for x in lines if x["run"] == run_id and x["event"] == "attempt_ended"]
+
+    [line] = wait_for(ended, 10, "the attempt's end in the log")
+    assert (line["outcome"], line["idempotency_key"]) == ("succeeded", key)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert re.search(r'waypost_attempts_ended_total\{outcome="succeeded",task="[^"]*add"\} 1\.0',
+                     text), text[:2000]
+    assert "waypost_attempt_seconds_bucket" in text

@@ -296,3 +296,26 @@ def test_secrets_are_masked_in_what_the_api_shows(engine: wp.Engine, client: Tes
     assert listed["input"]["pin"] == "***"
     # stored as given: the task got the real values
     assert engine.show(run_id)["steps"][0]["input"] == {"args": ["4111", 5], "kwargs": {}}
+
+
+def test_metrics_show_the_store_in_prometheus_format(
+        engine: wp.Engine, client: TestClient) -> None:
+    with engine.serving():
+        assert engine.result(engine.start(adder, {"a": 1}), timeout=30) == 3
+        broken = engine.start(breaker, {"n": -2})
+        with pytest.raises(wp.RunFailed):
+            engine.result(broken, timeout=30)
+    engine.start(adder, {"a": 5})  # ready, no worker: the queue
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith(
+        "text/plain")
+    text = answer.text
+    add_task = api_add.name
+    assert (f'waypost_steps{{definition="{adder.name}",status="succeeded",task="{add_task}"}}'
+            f" 1.0") in text
+    assert f'waypost_steps{{definition="{adder.name}",status="ready",task="{add_task}"}} 1.0' \
+        in text
+    assert f'waypost_dead_letters{{status="dead",task="{api_breaks.name}"}} 1.0' in text
+    assert "waypost_ready_steps 1.0" in text
+    assert "waypost_oldest_ready_seconds" in text and "waypost_timers_due 0.0" in text
+    assert 'waypost_attempts_expired_total{reason="lost"} 0.0' in text

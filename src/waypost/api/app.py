@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..runtime.engine import Engine
-from . import chains, errors, runs, system
+from . import chains, errors, metrics, runs, system
 from .auth import LIVENESS, Auth, BodyCap
 
 #: Bytes a request body may have.
@@ -24,7 +24,7 @@ def create_app(engine: Engine, tokens: dict[str, str] | None,
                   redoc_url=None)
     app.state.engine = engine
     errors.install(app)
-    for module in (runs, chains, system):
+    for module in (runs, chains, system, metrics):
         app.include_router(module.router)
 
     @app.get(LIVENESS, tags=["health"], summary="Liveness: the only path with no token")

@@ -194,6 +194,10 @@ class Engine:
                                      "handler's code registers it when it starts)")
         return int(count)
 
+    def metrics(self) -> dict[str, Any]:
+        """The store's state as `/metrics` shows it (`Tx.metrics`)."""
+        return dict(self._store().read(lambda tx: tx.metrics()))
+
     def schedules(self) -> list[dict[str, Any]]:
         """Every stored schedule with its next fire (as `waypost schedules --json`). A
         worker whose code has a scheduled flow stores its schedule when it starts."""

@@ -35,6 +35,7 @@ from .isolation import KILL_GRACE, ChildAttempt, refuse_in_main_script
 from .limits import ClaimReport, LimitedClaims
 from .outcome import Outcome
 from .sweeper import HOST, PID_SPACE, sweep
+from .telemetry import TELEMETRY
 
 log = logging.getLogger("waypost.worker")
 _WAKE = object()
@@ -49,6 +50,7 @@ class _Held:
     abandoned: bool = False
     child: ChildAttempt | None = None  # isolation="process": the process to kill
     beating: bool = False  # has sent a heartbeat (monitored even if it declared none)
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -356,12 +358,15 @@ class Worker:
             del held[key]
             if entry.abandoned:
                 continue
-            outcomes.append(_outcome_of(entry.step, future))
+            outcome = _outcome_of(entry.step, future)
+            TELEMETRY.ended(entry.step, outcome, time.monotonic() - entry.started)
+            outcomes.append(outcome)
         return outcomes, woken
 
     def _submit(self, executor: Executor, step: ClaimedStep) -> _Held:
         task = self.tasks[step.task]
         entry = _Held(step)
+        TELEMETRY.started(step)
         if step.timeout:
             entry.deadline = time.monotonic() + step.timeout
         future, entry.child = executor.submit(task, step, entry.heart)
@@ -525,6 +530,7 @@ class Worker:
                 exc = TimeoutError(f"task exceeded its {step.timeout:g}s timeout")
                 out.append(Outcome(step.id, step.run_id, step.lease_token, error=error_of(exc),
                                    kind="timeout"))
+                TELEMETRY.ended(step, out[-1], time.monotonic() - entry.started)
         return out
 
     def _release(self, store: Store, held: dict[tuple[int, str], _Held]) -> None:

@@ -684,3 +684,9 @@ class Tx(Protocol):
     def add_api_token(self, name: str, digest: str) -> bool:
         """Store a token's digest under `name`; False when the name is taken. One
         statement."""
+
+    def metrics(self) -> dict[str, Any]:
+        """The store's state for `/metrics`: `steps` [(definition, task, status, count,
+        attempts, retries)], `dead_letters` [(task, status, count)], `ready` and
+        `oldest_ready` (seconds), `timers_due`, `expiries` {lost|timeout|heartbeat: count},
+        `deliveries_pending` {handler: count}. A few statements, reads."""
