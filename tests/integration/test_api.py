@@ -17,6 +17,7 @@ from waypost.api import create_app
 from waypost.api.auth import LIVENESS, digest
 
 TOKEN = "a-token-for-the-api-tests"
+ADD = "adder_for_the_api"  # the part after the module: names it alone
 
 
 @wp.task
@@ -24,7 +25,7 @@ def api_add(a: int, b: int) -> int:
     return a + b
 
 
-@wp.flow(name="tests.api:adder")
+@wp.flow(name="tests.api:adder_for_the_api")
 def adder(a: int, b: int = 2) -> int:
     return api_add(a, b)
 
@@ -118,7 +119,7 @@ def test_every_route_needs_a_token_but_liveness(engine: wp.Engine) -> None:
 
 def test_runs_are_started_by_registered_name_read_and_paged(
         engine: wp.Engine, client: TestClient) -> None:
-    made = client.post("/api/v1/runs", json={"definition": "adder", "input": {"a": 1},
+    made = client.post("/api/v1/runs", json={"definition": ADD, "input": {"a": 1},
                                              "key": "api-1"})
     assert made.status_code == 201, made.text
     run_id = made.json()["run_id"]
@@ -169,15 +170,15 @@ def test_bad_requests_get_a_json_error_with_the_right_status(client: TestClient)
                              headers={"content-type": "application/json"}), 400)[
         "type"] == "MalformedJSON"
     assert "input" in error(client.post("/api/v1/runs", json={
-        "definition": "adder", "input": "three"}), 422)["message"]
-    error(client.post("/api/v1/runs", json={"definition": "adder", "extra": 1}), 422)
+        "definition": ADD, "input": "three"}), 422)["message"]
+    error(client.post("/api/v1/runs", json={"definition": ADD, "extra": 1}), 422)
     assert "does not fit" in error(client.post("/api/v1/runs", json={
-        "definition": "adder", "input": {"nope": 1}}), 422)["message"]
+        "definition": ADD, "input": {"nope": 1}}), 422)["message"]
     # a name is looked up among the registered definitions, never imported
     assert "no registered flow" in error(client.post("/api/v1/runs", json={
         "definition": "os:system"}), 404)["message"]
-    client.post("/api/v1/runs", json={"definition": "adder", "input": {"a": 1}, "key": "k"})
-    assert error(client.post("/api/v1/runs", json={"definition": "adder", "input": {"a": 2},
+    client.post("/api/v1/runs", json={"definition": ADD, "input": {"a": 1}, "key": "k"})
+    assert error(client.post("/api/v1/runs", json={"definition": ADD, "input": {"a": 2},
                                                    "key": "k"}), 409)["type"] == \
         "IdempotencyConflict"
     error(client.get("/api/v1/runs/nope"), 404)
@@ -191,11 +192,11 @@ def test_bad_requests_get_a_json_error_with_the_right_status(client: TestClient)
     error(client.post("/api/v1/schedules/nobody/pause"), 404)
     error(client.get("/api/v1/no/such/route"), 404)
     error(client.delete("/api/v1/runs"), 405)
-    big = {"definition": "adder", "input": {"a": 1, "pad": "x" * 20_000}}
+    big = {"definition": ADD, "input": {"a": 1, "pad": "x" * 20_000}}
     assert error(client.post("/api/v1/runs", json=big), 413)["type"] == "PayloadTooLarge"
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
-        yield b'{"definition": "adder", "input": {"pad": "'
+        yield b'{"definition": "adder_for_the_api", "input": {"pad": "'
         for _ in range(30):
             yield b"x" * 1000
         yield b'"}}'
@@ -207,7 +208,7 @@ def test_bad_requests_get_a_json_error_with_the_right_status(client: TestClient)
 def test_operators_act_through_the_api_as_their_token(
         engine: wp.Engine, client: TestClient) -> None:
     with engine.serving():
-        run_id = client.post("/api/v1/runs", json={"definition": "gated",
+        run_id = client.post("/api/v1/runs", json={"definition": gated.name,
                                                    "input": {"order": "o1"}}).json()["run_id"]
         _until(lambda: any(s["status"] == "waiting" for s in engine.show(run_id)["steps"]))
         approved = client.post(f"/api/v1/runs/{run_id}/gates/manager/approve", json={})
@@ -283,7 +284,7 @@ def pay(pin: str, card: str, amount: int, password: str = "hunter2") -> int:
 
 
 def test_secrets_are_masked_in_what_the_api_shows(engine: wp.Engine, client: TestClient) -> None:
-    run_id = client.post("/api/v1/runs", json={"definition": "pay", "input": {
+    run_id = client.post("/api/v1/runs", json={"definition": pay.name, "input": {
         "pin": "1234", "card": "4111", "amount": 5}}).json()["run_id"]
     with engine.serving():
         assert engine.result(run_id, timeout=30) == 5
@@ -292,7 +293,7 @@ def test_secrets_are_masked_in_what_the_api_shows(engine: wp.Engine, client: Tes
     assert shown["input"] == {"pin": "***", "card": "***", "amount": 5, "password": "***"}
     [step] = shown["steps"]
     assert step["input"] == {"args": ["***", 5], "kwargs": {}}  # by the task's declaration
-    listed = client.get("/api/v1/runs", params={"definition": "pay"}).json()["runs"][0]
+    listed = client.get("/api/v1/runs", params={"definition": pay.name}).json()["runs"][0]
     assert listed["input"]["pin"] == "***"
     # stored as given: the task got the real values
     assert engine.show(run_id)["steps"][0]["input"] == {"args": ["4111", 5], "kwargs": {}}
