@@ -9,6 +9,7 @@ from .. import __version__
 from ..runtime.engine import Engine
 from . import chains, errors, metrics, runs, system
 from .auth import LIVENESS, Auth, BodyCap
+from .dashboard import pages
 
 #: Bytes a request body may have.
 MAX_BODY = 1_000_000
@@ -23,8 +24,9 @@ def create_app(engine: Engine, tokens: dict[str, str] | None,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
                   redoc_url=None)
     app.state.engine = engine
+    app.state.tokens = tokens
     errors.install(app)
-    for module in (runs, chains, system, metrics):
+    for module in (runs, chains, system, metrics, pages):
         app.include_router(module.router)
 
     @app.get(LIVENESS, tags=["health"], summary="Liveness: the only path with no token")

@@ -26,6 +26,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: The one path served without a token: is the process up.
 LIVENESS = "/healthz"
+#: The dashboard's sign-in page (a form that takes a token: it shows no data).
+LOGIN = "/login"
+#: The cookie the dashboard keeps a signed-in browser's token in.
+COOKIE = "waypost_token"
+_SAFE = ("GET", "HEAD", "OPTIONS")
 
 
 def digest(token: str) -> str:
@@ -62,16 +67,19 @@ def stored_or_new(store: Store) -> tuple[dict[str, str], str | None]:
 
 
 class Auth:
-    """ASGI middleware: a request without a known bearer token gets 401, before any route
-    (the OpenAPI document, the docs and streams included). The caller's token name is put
-    in `scope["state"]["caller"]`; None when auth is off."""
+    """ASGI middleware: a request without a known token gets 401, before any route (the
+    OpenAPI document, the docs, the dashboard and its live updates included). The token
+    is a bearer header, or the dashboard's cookie; a cookie alone cannot make a change
+    unless the request also says `HX-Request` (which another site's form cannot send), so a
+    signed-in browser cannot be made to act by another page. The caller's token name is
+    put in `scope["state"]["caller"]`; None when auth is off."""
 
     def __init__(self, app: ASGIApp, tokens: dict[str, str] | None) -> None:
         self.app = app
         self.tokens = tokens  # None: no auth (`--no-auth`)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == LIVENESS:
+        if scope["type"] != "http" or scope["path"] in (LIVENESS, LOGIN):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -80,6 +88,10 @@ class Auth:
             await self.app(scope, receive, send)
             return
         name = self._caller(scope)
+        if name is None and scope["method"] == "GET" and (
+                scope["path"] == "/" or scope["path"].startswith("/ui/")):
+            await _redirect(send, LOGIN)  # a browser: to the sign-in page, which shows nothing
+            return
         if name is None:
             await _reject(send, 401, "Unauthorized",
                           "a bearer token is needed: Authorization: Bearer TOKEN")
@@ -88,18 +100,45 @@ class Auth:
         await self.app(scope, receive, send)
 
     def _caller(self, scope: Scope) -> str | None:
-        assert self.tokens is not None
-        for key, value in scope.get("headers", []):
-            if key == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer" or not token:
-                    return None
-                wanted = digest(token.strip())
-                for known, name in self.tokens.items():
-                    if hmac.compare_digest(known, wanted):
-                        return name
-                return None
+        headers = dict(scope.get("headers", []))
+        if b"authorization" in headers:
+            scheme, _, token = headers[b"authorization"].decode("latin-1").partition(" ")
+            return self.name_of(token.strip()) if scheme.lower() == "bearer" else None
+        token = _cookie(headers.get(b"cookie", b"").decode("latin-1"))
+        if token is None:
+            return None
+        if scope["method"] not in _SAFE and headers.get(b"hx-request") != b"true":
+            return None
+        return self.name_of(token)
+
+    def name_of(self, token: str) -> str | None:
+        return token_name(self.tokens or {}, token)
+
+
+def token_name(tokens: dict[str, str], token: str) -> str | None:
+    """The name of a known token, or None (every digest compared, in constant time)."""
+    if not token:
         return None
+    wanted = digest(token)
+    found = None
+    for known, name in tokens.items():
+        if hmac.compare_digest(known, wanted):
+            found = name
+    return found
+
+
+def _cookie(header: str) -> str | None:
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and value:
+            return value
+    return None
+
+
+async def _redirect(send: Send, to: str) -> None:
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", to.encode()), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _reject(send: Send, status: int, kind: str, message: str) -> None:

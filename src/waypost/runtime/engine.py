@@ -194,6 +194,14 @@ class Engine:
                                      "handler's code registers it when it starts)")
         return int(count)
 
+    def definition(self, fingerprint: str) -> tuple[str, Any]:
+        """A stored definition's (kind, body): the graph or states a run was started
+        from (its `definition` in `show`)."""
+        found = self._store().read(lambda tx: tx.definition(fingerprint))
+        if found is None:
+            raise UnknownTargetError(f"no definition {fingerprint} in the store")
+        return str(found[0]), codec.loads(found[1])
+
     def metrics(self) -> dict[str, Any]:
         """The store's state as `/metrics` shows it (`Tx.metrics`)."""
         return dict(self._store().read(lambda tx: tx.metrics()))

@@ -1,0 +1,1 @@
+"""The dashboard, served with the API by `waypost serve` (pages.py)."""
