@@ -125,17 +125,20 @@ def main(ctx: click.Context, db: str) -> None:
               help="Log a JSON line for every attempt's start and end (logger waypost.attempts).")
 @click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
               help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT/metrics.")
+@click.option("--otel", is_flag=True,
+              help="An OpenTelemetry span per attempt (pip install 'waypost[otel]'; the "
+                   "exporter is OpenTelemetry's own configuration's).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="What the worker logs to stderr.")
 @click.pass_context
 def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll: float,
            grace: float, name: str | None, log_attempts: bool, metrics_port: int | None,
-           log_level: str) -> None:
+           otel: bool, log_level: str) -> None:
     """Serve the tasks of MODULE until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .runtime.telemetry import ATTEMPTS, TELEMETRY, metrics_sink
+    from .runtime.telemetry import ATTEMPTS, TELEMETRY, metrics_sink, otel_sink
 
     if not log_attempts:
         ATTEMPTS.setLevel(logging.WARNING)
@@ -144,6 +147,12 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
 
         TELEMETRY.add_sink(metrics_sink)
         start_http_server(metrics_port, addr="127.0.0.1")
+    if otel:
+        try:
+            import opentelemetry.trace  # noqa: F401
+        except ImportError:
+            fail("--otel needs OpenTelemetry: pip install 'waypost[otel]'", 2)
+        TELEMETRY.add_sink(otel_sink)
     from .runtime.loader import import_module
     from .runtime.worker import Worker
     from .task import registered_tasks

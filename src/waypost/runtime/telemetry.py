@@ -106,6 +106,28 @@ def metrics_sink(record: dict[str, Any]) -> None:
         metrics.DURATION.labels(record["task"]).observe(record["duration"])
 
 
+def otel_sink(record: dict[str, Any]) -> None:
+    """OpenTelemetry (the `waypost[otel]` extra): a span per attempt, named after its task,
+    from its start to its end, with the run, step, attempt, key, checksum and outcome as
+    attributes, on the global tracer provider the application set up."""
+    if record["event"] != "attempt_ended":
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    end = int(record["at"] * 1e9)
+    span = trace.get_tracer("waypost").start_span(
+        record["task"], start_time=end - int(record["duration"] * 1e9), attributes={
+            "waypost.run": record["run"], "waypost.step": record["step"],
+            "waypost.attempt": record["attempt"],
+            "waypost.idempotency_key": record["idempotency_key"],
+            "waypost.input_checksum": record["input_checksum"],
+            "waypost.outcome": record["outcome"]})
+    if record["outcome"] != "succeeded" and record["outcome"] != "handed_off":
+        span.set_status(Status(StatusCode.ERROR, record.get("error") or record["outcome"]))
+    span.end(end_time=end)
+
+
 def _count_dropped() -> None:
     from . import metrics
 
