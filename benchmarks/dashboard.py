@@ -11,17 +11,19 @@ network), the median milliseconds of 20 requests each: the runs list API (first 
 status filter; a page 50,000 deep by its cursor; a search inside inputs), the runs list
 page `/ui/`, the run of 1,000 steps as JSON and as its page. Last, `--repeat` times in one
 sitting, alternately: 300 runs of 3 steps through 2 worker processes, alone and with 5
-dashboards each polling the runs list every second; runs per second and their ratio.
+dashboards (a process of their own) polling a `waypost serve` process every second for
+the runs table and the runs list; runs per second and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+import httpx2 as httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from run import FreshStore, fresh  # noqa: E402
 
@@ -122,31 +125,60 @@ def _workers(store: FreshStore, logdir: Path) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
-def _throughput(engine: wp.Engine, polling: bool) -> float:
-    stop = threading.Event()
-    app = create_app(engine, {digest(TOKEN): "bench"})
+#: Five open dashboards: each asks for the runs table and the runs list every second.
+POLLERS = """
+import sys, threading, time, httpx2 as httpx
+base, token = sys.argv[1], sys.argv[2]
+def poll():
+    c = httpx.Client(base_url=base, headers={"Authorization": "Bearer " + token}, timeout=30)
+    c.cookies.set("waypost_token", token)
+    while True:
+        c.get("/ui/runs-table"); c.get("/api/v1/runs", params={"limit": 50}); time.sleep(1)
+for _ in range(5):
+    threading.Thread(target=poll, daemon=True).start()
+time.sleep(3600)
+"""
 
-    def dashboard() -> None:
-        c = TestClient(app)
-        c.cookies.set("waypost_token", TOKEN)
-        while not stop.is_set():
-            c.get("/ui/runs-table")
-            c.get("/api/v1/runs", params={"limit": 50},
-                  headers={"Authorization": f"Bearer {TOKEN}"})
-            stop.wait(1.0)
 
-    pollers = [threading.Thread(target=dashboard, daemon=True) for _ in range(5 if polling else 0)]
-    for p in pollers:
-        p.start()
-    t = time.perf_counter()
-    ids = [engine.start(workloads.three, {"x": i}) for i in range(300)]
-    for run_id in ids:
-        engine.result(run_id, timeout=600)
-    took = time.perf_counter() - t
-    stop.set()
-    for p in pollers:
-        p.join(10)
-    return len(ids) / took
+def _server(store: FreshStore, logdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = open(logdir / f"dash-{store.kind}-serve.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waypost.cli", "--db", store.url, "serve", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "WAYPOST_API_TOKEN": TOKEN})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"the API server did not start; see {logdir}")
+        time.sleep(0.05)
+
+
+def _throughput(engine: wp.Engine, base: str | None) -> float:
+    """Runs per second of 300 runs of 3 steps; with `base`, while 5 dashboards (another
+    process) poll the API server there (a third process), as browsers would."""
+    pollers = None
+    if base is not None:
+        pollers = subprocess.Popen([sys.executable, "-c", POLLERS, base, TOKEN], cwd=ROOT)
+        time.sleep(1.0)
+    try:
+        t = time.perf_counter()
+        ids = [engine.start(workloads.three, {"x": i}) for i in range(300)]
+        for run_id in ids:
+            engine.result(run_id, timeout=600)
+        return len(ids) / (time.perf_counter() - t)
+    finally:
+        if pollers is not None:
+            pollers.kill()
+            pollers.wait(10)
 
 
 def sitting(kind: str, root: Path, runs: int, repeat: int) -> dict[str, Any]:
@@ -158,11 +190,13 @@ def sitting(kind: str, root: Path, runs: int, repeat: int) -> dict[str, Any]:
             out: dict[str, Any] = {"fill_s": time.perf_counter() - t}
             out.update(_reads(engine, runs))
             procs = _workers(store, root)
+            server, base = _server(store, root)
+            procs.append(server)
             try:
                 alone, polled = [], []
                 for _ in range(repeat):
-                    alone.append(_throughput(engine, False))
-                    polled.append(_throughput(engine, True))
+                    alone.append(_throughput(engine, None))
+                    polled.append(_throughput(engine, base))
             finally:
                 for p in procs:
                     p.terminate()

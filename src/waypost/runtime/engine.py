@@ -40,7 +40,7 @@ class Engine:
         self.concurrency = concurrency
         self.poll = poll
         self._local = threading.local()
-        self._stores: list[Store] = []
+        self._stores: list[tuple[threading.Thread, Store]] = []
         self._lock = threading.Lock()
         self._advancer = Advancer()
         self._workers: list[Worker] = []
@@ -51,7 +51,14 @@ class Engine:
         if store is None:
             store = self._local.store = open_store(self.url, create=self.create)
             with self._lock:
-                self._stores.append(store)
+                # A thread that ended (a server's pool lets idle threads go) leaves its
+                # connection behind: closed here, or a long-lived server would run the
+                # database out of connections.
+                gone = [(t, s) for t, s in self._stores if not t.is_alive()]
+                self._stores = [(t, s) for t, s in self._stores if t.is_alive()]
+                self._stores.append((threading.current_thread(), store))
+            for _, old in gone:
+                old.close()
         return store
 
     # -- runs ------------------------------------------------------------------------------
@@ -432,7 +439,7 @@ class Engine:
         for worker in list(self._workers):
             worker.stop()
         with self._lock:
-            for store in self._stores:
+            for _, store in self._stores:
                 store.close()
             self._stores.clear()
         self._local = threading.local()
