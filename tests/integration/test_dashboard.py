@@ -83,3 +83,6 @@ def test_every_page_renders_and_masks_secrets(engine: wp.Engine, browser: TestCl
                        headers={**FORM, "HX-Request": "true"})
     assert "not JSON" in bad.text
     assert browser.get("/ui/static/../../auth.py").status_code in (404, 401)
+    missing = browser.get("/ui/runs/no-such-run")  # a mistyped link: a page that says so
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+        "text/html") and "no run matches" in missing.text

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..errors import (
@@ -34,8 +34,12 @@ def error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(WaypostError)
-    async def waypost_error(_request: Request, exc: WaypostError) -> JSONResponse:
+    async def waypost_error(request: Request, exc: WaypostError) -> Response:
         status = next((s for kind, s in STATUS if isinstance(exc, kind)), 400)
+        if request.method == "GET" and request.url.path.startswith("/ui/"):
+            from .dashboard.pages import error_page  # a person's page: say it as a page
+
+            return error_page(request, status, str(exc))
         return error(status, type(exc).__name__, str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -40,6 +40,10 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return HTMLResponse(html, status)
 
 
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return _page(request, "error.html", status, page="", message=message, code=status)
+
+
 @router.get("/ui/static/{name}")
 def static(name: str) -> Response:
     if name not in _STATIC:
