@@ -129,8 +129,12 @@ def test_a_chain_with_a_fan_out_runs_end_to_end_and_traces_complete(
     # every id of the chain names the same trace: a delivery's run, the correlation id
     assert engine.trace(reserve_run["id"])["correlation_id"] == "order-o1"
     assert engine.trace(reserved["id"])["status"] == "complete"
-    # a delivery is a run like any other
+    # a delivery is a run like any other, which says what started it
     assert engine.result(reserve_run["id"]) == "reserved"
+    started_by = engine.show(reserve_run["id"])["trigger"]
+    assert (started_by["event"], started_by["topic"]) == ("order-o1", "chain.order.placed")
+    assert engine.show(reserved["children"][0]["id"])["trigger"]["topic"] == \
+        "chain.stock.reserved"
     # emitting the same id again stores nothing and delivers nothing
     again = engine.emit("chain.order.placed", {"id": "o1"}, id="order-o1")
     assert again["duplicate"] is True and again["seq"] == sent["seq"]

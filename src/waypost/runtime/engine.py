@@ -379,7 +379,9 @@ class Engine:
                     "events": tx.events_of(run_id, 100_000) if machine else None,
                     "others": _other_code(tx.workers(), run, tx.now(), self.lease)
                     if machine else None,
-                    "parent": tx.parent_of(run_id), "children": tx.children_of(run_id)}
+                    "parent": tx.parent_of(run_id), "children": tx.children_of(run_id),
+                    "trigger": None if run["trigger_event"] is None
+                    else tx.topic_event(seq=int(run["trigger_event"]))}
 
         return run_view(**self._store().read(load))
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
-from ..store.records import LimitRow, WorkerRow
+from ..store.records import LimitRow, TopicEvent, WorkerRow
 from .driver import Driver, StepPolicy
 
 #: Every status a run can be in (`runs --status` and the API's runs list take these).
@@ -62,14 +62,16 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
              events: list[dict[str, Any]] | None = None,
              others: list[dict[str, str]] | None = None,
              parent: tuple[str, str] | None = None,
-             children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             children: list[dict[str, Any]] | None = None,
+             trigger: TopicEvent | None = None) -> dict[str, Any]:
     """`driver`: the run's (edges, policies); `letters`: its dead letters;
     `budgets`: retry budgets by task; `limits`: the limits its steps use, as `limit_view`
     gives them; `holders`: the registered workers holding its running steps, as of the
     database's clock `now`; `transitions` and `events`: a state machine's, oldest first (a
     machine's view adds `state`, `data`, `transitions` and `events`); `others`: live
     workers whose code defines the machine differently (`code_differs`); `parent` (run,
-    step) and `children`: the runs linked to this one as child runs."""
+    step) and `children`: the runs linked to this one as child runs; `trigger`: the event
+    that started it (a delivery, a triggered flow or machine)."""
     view = {
         "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
@@ -81,6 +83,10 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
     }
     view["parent"] = None if parent is None else {"run": parent[0], "step": parent[1]}
     view["children"] = children or []
+    if steps is not None:
+        view["trigger"] = None if trigger is None else {
+            "event": trigger.id, "topic": trigger.topic, "key": trigger.key,
+            "emitted_at": iso(trigger.created_at)}
     if transitions is not None:
         last = transitions[-1] if transitions else None
         view["kind"] = "machine"

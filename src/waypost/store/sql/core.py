@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 from ..records import ClaimedStep
 
 RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
-               "output", "error", "open_steps", "created_at", "started_at", "finished_at")
+               "output", "error", "open_steps", "created_at", "started_at", "finished_at",
+               "trigger_event")
 STEP_COLUMNS = ("id", "name", "node", "kind", "task", "map_index", "status", "waiting_on",
                 "attempts", "max_attempts", "timeout", "ready_at", "input", "input_checksum",
                 "idempotency_key", "output", "error", "lease_owner", "lease_expires_at",
