@@ -48,8 +48,10 @@ def definition_named(name: str) -> Any:
         return known[short[0]]
     if short:
         raise InputError(f"{name!r} names several definitions: {', '.join(sorted(short))}")
+    names = sorted(known)
+    listed = ", ".join(names[:20]) + (f", and {len(names) - 20} more" if len(names) > 20 else "")
     raise UnknownTargetError(f"no registered flow or machine {name!r} (this server's code "
-                             "has: " + (", ".join(sorted(known)) or "none; see --app") + ")")
+                             f"has: {listed or 'none; see --app'})")
 
 
 def _moment(text: str | None, what: str) -> float | None:
