@@ -3,7 +3,7 @@ to them (cancel, resume, events to a machine, gates, a step that needs attention
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -54,16 +54,20 @@ def definition_named(name: str) -> Any:
                              f"has: {listed or 'none; see --app'})")
 
 
-def _moment(text: str | None, what: str) -> float | None:
+def moment(text: str | None, what: str, naive_utc: bool = False) -> float | None:
+    """Unix seconds of an ISO 8601 time; one without an offset is refused (or, typed in
+    the dashboard, `naive_utc`, taken as UTC)."""
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        found = datetime.fromisoformat(text)
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        found = None
+    if found is not None and found.tzinfo is None and naive_utc:
+        found = found.replace(tzinfo=UTC)
+    if found is None or found.tzinfo is None:
         raise InputError(f"{what} is an ISO 8601 time with its offset, not {text!r:.60}")
-    return moment.timestamp()
+    return found.timestamp()
 
 
 @router.get("/definitions", summary="What can be started by name")
@@ -93,8 +97,8 @@ def list_runs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     runs, nxt = engine(request).runs_page(
-        status, definition, limit, cursor, kind=kind, key=key, since=_moment(since, "since"),
-        until=_moment(until, "until"), search=search or None)
+        status, definition, limit, cursor, kind=kind, key=key, since=moment(since, "since"),
+        until=moment(until, "until"), search=search or None)
     return {"runs": mask(runs), "next": nxt}
 
 
@@ -111,13 +115,16 @@ def shown(view: dict[str, Any]) -> dict[str, Any]:
     steps = view.get("steps") or []
     out = dict(mask({k: v for k, v in view.items() if k != "steps"}))
     if "steps" in view:
-        out["steps"] = []
-        for step in steps:
-            task = tasks.get(step["task"])
-            masked = dict(mask(step))
-            masked["input"] = mask_call(step["input"], task.params if task else [])
-            out["steps"].append(masked)
+        out["steps"] = [{**mask(step), "input": masked_input(step["input"], step["task"], tasks)}
+                        for step in steps]
     return out
+
+
+def masked_input(call: Any, task: str | None, tasks: dict[str, Any] | None = None) -> Any:
+    """A step's input with its secrets masked, positional ones too where this server has
+    the task's code."""
+    found = (tasks if tasks is not None else registered_tasks()).get(task or "")
+    return mask_call(call, found.params if found else [])
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel an unfinished run")

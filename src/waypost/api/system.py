@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from ..masking import mask, mask_call
-from ..task import registered_tasks
+from ..masking import mask
 from .models import Replay
-from .runs import caller, engine
+from .runs import caller, engine, masked_input
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -29,12 +28,8 @@ def dead_letters(
 @router.get("/dead-letters/{letter}", summary="A dead letter with every attempt's error")
 def dead_letter(letter: int, request: Request) -> dict[str, Any]:
     found = engine(request).dead_letter(letter)
-    task = registered_tasks().get(found.get("task") or "")
-    params = task.params if task else []
-    view = dict(mask(found))
-    for field in ("input", "replay_input"):
-        view[field] = mask_call(found.get(field), params)
-    return view
+    return {**mask(found), "input": masked_input(found["input"], found["task"]),
+            "replay_input": masked_input(found["replay_input"], found["task"])}
 
 
 @router.post("/dead-letters/{letter}/replay",

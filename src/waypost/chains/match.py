@@ -16,7 +16,8 @@ from typing import Any
 from .. import codec
 
 _PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_MISSING = object()
+#: What `at_path` returns for a path the value does not have.
+MISSING = object()
 
 
 def check_paths(match: dict[str, Any], where: str, error: type[Exception]) -> None:
@@ -40,18 +41,19 @@ def shape(match: dict[str, Any]) -> tuple[str, str]:
     return ",".join(fields), digest([match[f] for f in fields])
 
 
-def _at(payload: Any, path: str) -> Any:
+def at_path(value: Any, path: str) -> Any:
+    """The value at a dotted path of nested objects, or MISSING."""
     for word in path.split("."):
-        if not isinstance(payload, dict) or word not in payload:
-            return _MISSING
-        payload = payload[word]
-    return payload
+        if not isinstance(value, dict) or word not in value:
+            return MISSING
+        value = value[word]
+    return value
 
 
 def payload_digest(payload: Any, fields: str) -> str | None:
     """The digest an event's payload has for these fields; None if one is missing."""
-    values = [_at(payload, path) for path in fields.split(",")] if fields else []
-    if any(v is _MISSING for v in values):
+    values = [at_path(payload, path) for path in fields.split(",")] if fields else []
+    if any(v is MISSING for v in values):
         return None
     return digest(values)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import codec
-from ..chains.match import payload_digest, satisfies, shape
+from ..chains.match import MISSING, at_path, payload_digest, satisfies, shape
 from ..store.records import TopicEvent
 from .driver import AwaitEvent, EndStep
 from .events import OPEN
@@ -122,15 +122,8 @@ def _wanted(topics: dict[str, dict[str, str]], data_text: str | None) -> dict[st
         return {}
     wanted = {}
     for topic, fields in topics.items():
-        match, missing = {}, object()
-        for payload_path, data_path in fields.items():
-            value: Any = data
-            for word in data_path.split("."):
-                value = value.get(word, missing) if isinstance(value, dict) else missing
-            if value is missing:
-                break
-            match[payload_path] = value
-        else:
+        match = {p: at_path(data, path) for p, path in fields.items()}
+        if all(v is not MISSING for v in match.values()):
             wanted[topic] = match
     return wanted
 

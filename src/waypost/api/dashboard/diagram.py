@@ -127,7 +127,7 @@ def run_graph(kind: str, body: dict[str, Any], view: dict[str, Any]) -> str:
         return svg(names, edges, _layers(names, edges, [initial]), fills, labels)
     names, edges, kinds = flow_nodes(body)
     if not names:  # a handler: one step
-        names = [s["node"] if "node" in s else s["name"] for s in view.get("steps", [])][:1]
+        names = [s["name"] for s in view.get("steps", [])][:1]
         edges, kinds = [], {}
     status = {s["name"]: s["status"] for s in view.get("steps", [])}
     fills = {n: FILL.get(status.get(n, ""), "#e2e8f0") for n in names}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -23,7 +23,8 @@ from ...errors import UnknownTargetError, WaypostError
 from ...masking import mask
 from ...runtime.view import RUN_STATUSES
 from ..auth import COOKIE, LOGIN, token_name
-from ..runs import caller, engine, shown
+from ..runs import caller, engine, moment, shown
+from ..system import dead_letter
 from .diagram import run_graph
 
 router = APIRouter(include_in_schema=False)
@@ -83,20 +84,10 @@ def _runs(request: Request) -> dict[str, Any]:
     q = _query(request)
     cursor = request.query_params.get("cursor") or None
 
-    def moment(name: str) -> float | None:
-        text = q.get(name)
-        if text is None:
-            return None
-        found = datetime.fromisoformat(text)
-        return (found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp()
-
-    try:
-        runs, nxt = engine(request).runs_page(
-            q.get("status"), q.get("definition"), 50, cursor, kind=q.get("kind"),
-            key=q.get("key"), since=moment("since"), until=moment("until"),
-            search=q.get("search"))
-    except ValueError as exc:
-        raise WaypostError(f"a time is ISO 8601 (2026-12-01T09:00+00:00): {exc}") from None
+    runs, nxt = engine(request).runs_page(
+        q.get("status"), q.get("definition"), 50, cursor, kind=q.get("kind"), key=q.get("key"),
+        since=moment(q.get("since"), "From", naive_utc=True),
+        until=moment(q.get("until"), "Until", naive_utc=True), search=q.get("search"))
     return {"runs": mask(runs), "next": nxt, "q": q, "query": urlencode(q),
             "statuses": RUN_STATUSES}
 
@@ -171,8 +162,6 @@ def letters_page(request: Request) -> HTMLResponse:
 
 @router.get("/ui/dead-letters/{letter}")
 def letter_page(letter: int, request: Request) -> HTMLResponse:
-    from ..system import dead_letter
-
     return _page(request, "dead_letter.html", page="Dead letters",
                  d=dead_letter(letter, request))
 
