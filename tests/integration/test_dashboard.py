@@ -86,3 +86,53 @@ def test_every_page_renders_and_masks_secrets(engine: wp.Engine, browser: TestCl
     missing = browser.get("/ui/runs/no-such-run")  # a mistyped link: a page that says so
     assert missing.status_code == 404 and missing.headers["content-type"].startswith(
         "text/html") and "no run matches" in missing.text
+
+
+@wp.task(retries=2, backoff=wp.Backoff(initial=0.3, jitter=False))
+def ui_flaky(n: int, ctx: wp.Context) -> int:
+    if ctx.attempt < 3:
+        raise RuntimeError(f"attempt {ctx.attempt} fails")
+    return n
+
+
+@wp.task
+def ui_double(n: int) -> int:
+    return 2 * n
+
+
+@wp.flow(name="tests.dashboard:retried_mapped_gated")
+def retried_mapped_gated(n: int) -> list[int]:
+    first = ui_flaky(n)
+    wp.gate("review")
+    return ui_double.map([first, 1, 2])
+
+
+def test_the_run_page_shows_retry_waits_decisions_and_map_progress(
+        engine: wp.Engine, browser: TestClient) -> None:
+    _sign_in(browser)
+    with engine.serving():
+        run_id = engine.start(retried_mapped_gated, {"n": 5})
+        waiting = flows._until(lambda: "review" in {
+            s["name"] for s in engine.show(run_id)["steps"] if s["status"] == "waiting"})
+        assert waiting
+        approved = browser.post(f"/ui/runs/{run_id}/gates/review/approve",
+                                headers={"HX-Request": "true"})
+        assert approved.status_code == 204
+        assert engine.result(run_id, timeout=30) == [10, 2, 4]
+    page = browser.get(f"/ui/runs/{run_id}").text
+    flaky = _row(page, "ui_flaky")
+    # three attempts as bars, the two waits before the retries hatched between them
+    assert flaky.count('class="t-bar"') == 3 and flaky.count('class="t-wait"') == 2
+    assert "waiting to retry before attempt 2" in flaky
+    assert "waiting to retry before attempt 3" in flaky and "attempt 1 fails" in flaky
+    gate = _row(page, "review")
+    assert "<b>approved</b> by carol" in gate and 'class="t-mark"' in gate
+    assert "approved by carol at" in gate
+    assert "ui_double (map 3/3)" in page
+    assert page.count('height="4" fill="#1f9d55"') == 1  # the map's strip: all succeeded
+    assert "waiting to retry (backoff, then queue)" in page  # the legend says what is drawn
+
+
+def _row(page: str, step: str) -> str:
+    """The steps table's row of one step."""
+    return page.split(f'data-step="{step}"')[1].split('class="step-row"')[0]

@@ -75,7 +75,10 @@ def dag_depths(names: list[str], edges: list[tuple[str, str]]) -> dict[str, int]
 
 
 def svg(names: list[str], edges: list[tuple[str, str]], columns: dict[str, int],
-        fills: dict[str, str], labels: dict[str, str]) -> str:
+        fills: dict[str, str], labels: dict[str, str],
+        strips: dict[str, list[tuple[float, str]]] | None = None) -> str:
+    """`strips` draws a bar along a node's foot: (fraction, colour) pieces, left to right,
+    for a map's items by status."""
     rows: dict[int, int] = {}
     at: dict[str, tuple[int, int]] = {}
     for name in names:
@@ -108,7 +111,14 @@ def svg(names: list[str], edges: list[tuple[str, str]], columns: dict[str, int],
                      f'</title><rect x="{x}" y="{y}" width="{WIDTH}" height="{HEIGHT}" '
                      f'rx="8" fill="{fill}"/><text x="{x + WIDTH // 2}" y="{y + 24}" '
                      f'text-anchor="middle" fill="{text}" font-size="13">{escape(short)}'
-                     f'</text></g>')
+                     f'</text>')
+        left = float(x + 6)
+        for fraction, colour in (strips or {}).get(name, []):
+            piece = fraction * (WIDTH - 12)
+            parts.append(f'<rect x="{left:.1f}" y="{y + HEIGHT - 7}" width="{piece:.1f}" '
+                         f'height="4" fill="{colour}" stroke="#ffffff" stroke-width="0.5"/>')
+            left += piece
+        parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -132,4 +142,24 @@ def run_graph(kind: str, body: dict[str, Any], view: dict[str, Any]) -> str:
     status = {s["name"]: s["status"] for s in view.get("steps", [])}
     fills = {n: FILL.get(status.get(n, ""), "#e2e8f0") for n in names}
     labels = {n: n if kinds.get(n, "task") == "task" else f"{n} ({kinds[n]})" for n in names}
-    return svg(names, edges, dag_depths(names, edges), fills, labels)
+    strips: dict[str, list[tuple[float, str]]] = {}
+    for name in names:
+        if kinds.get(name) == "map":
+            items = map_items(name, view)
+            if items:
+                done = items.get("succeeded", 0)
+                total = sum(items.values())
+                labels[name] = f"{name} (map {done}/{total})"
+                strips[name] = [(count / total, FILL.get(state, "#e2e8f0"))
+                                for state, count in sorted(items.items())]
+    return svg(names, edges, dag_depths(names, edges), fills, labels, strips)
+
+
+def map_items(node: str, view: dict[str, Any]) -> dict[str, int]:
+    """How many of a map's items are in each status: the graph draws a map as one node,
+    so these say how far its items got."""
+    counts: dict[str, int] = {}
+    for step in view.get("steps", []):
+        if step.get("kind") == "item" and step["name"].startswith(f"{node}["):
+            counts[step["status"]] = counts.get(step["status"], 0) + 1
+    return counts

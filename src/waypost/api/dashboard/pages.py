@@ -6,9 +6,7 @@ What a page shows of user data is masked as the API masks it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -26,14 +24,13 @@ from ..auth import COOKIE, LOGIN, token_name
 from ..runs import caller, engine, moment, shown
 from ..system import dead_letter
 from .diagram import run_graph
+from .timeline import LEGEND, timelines
 
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("waypost.api.dashboard", "templates"),
                    autoescape=select_autoescape(default=True))
 _STATIC = {"style.css": "text/css", "htmx.min.js": "text/javascript"}
 _FILTERS = ("status", "kind", "definition", "key", "search", "since", "until")
-OUTCOME_COLOR = {"succeeded": "#1f9d55", "running": "#d69e2e", "lost": "#805ad5",
-                 "timeout": "#dd6b20", "heartbeat": "#dd6b20"}
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -102,37 +99,6 @@ def runs_table(request: Request) -> HTMLResponse:
     return _page(request, "runs_table.html", **_runs(request))
 
 
-def _timelines(view: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Per step, its attempts as bars across the run's time (running ones up to now)."""
-    def ts(text: str | None) -> float | None:
-        return None if text is None else datetime.fromisoformat(text).timestamp()
-
-    start = ts(view.get("started_at") or view.get("created_at")) or time.time()
-    end = ts(view.get("finished_at")) or time.time()
-    span = max(end - start, 1e-3)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for step in view.get("steps", []):
-        bars = []
-        tries = [a for a in step.get("history", []) if a.get("attempt")]
-        if step["status"] == "running" and step.get("started_at"):
-            tries.append({"attempt": step["attempts"], "outcome": "running",
-                          "started_at": step["started_at"], "finished_at": None})
-        elif step.get("started_at") and step.get("finished_at") and not tries:
-            tries.append({"attempt": step["attempts"], "outcome": step["status"],
-                          "started_at": step["started_at"], "finished_at": step["finished_at"]})
-        for a in tries:
-            a_start = ts(a.get("started_at")) or start
-            a_end = ts(a.get("finished_at")) or time.time()
-            left = max(0.0, min(100.0, 100 * (a_start - start) / span))
-            width = max(0.8, min(100.0 - left, 100 * (a_end - a_start) / span))
-            bars.append({"left": round(left, 2), "width": round(width, 2),
-                         "color": OUTCOME_COLOR.get(a["outcome"], "#d64545"),
-                         "title": f"attempt {a['attempt']}: {a['outcome']} "
-                                  f"{a.get('started_at')} → {a.get('finished_at') or 'now'}"})
-        out[step["name"]] = bars
-    return out
-
-
 @router.get("/ui/runs/{run_id}")
 def run_page(run_id: str, request: Request) -> HTMLResponse:
     eng = engine(request)
@@ -145,7 +111,7 @@ def run_page(run_id: str, request: Request) -> HTMLResponse:
     opened = request.query_params.get("step") or next(
         (s["name"] for s in view.get("steps", []) if s["status"] == "failed"), None)
     return _page(request, "run.html", page="Runs", run=view, graph=graph,
-                 timelines=_timelines(view), opened=opened)
+                 timelines=timelines(view), legend=LEGEND, opened=opened)
 
 
 @router.get("/ui/trace/{ident}")
