@@ -83,6 +83,10 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE api_tokens")
         tx.execute("DROP INDEX runs_created")
         tx.execute("DROP TABLE schedules")
+        for table in ("metric_totals", "metric_marks"):
+            tx.execute(f"DROP TABLE {table}")
+        tx.execute("DROP INDEX steps_finished")
+        tx.execute("DROP INDEX attempts_expired")
         tx.execute("DROP TABLE topic_wait_shapes")
         tx.execute("DROP TABLE topic_waits")
         for table in ("lane_queue", "delivery_lanes", "topic_gate", "subscriptions",

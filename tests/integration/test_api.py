@@ -319,11 +319,17 @@ def test_metrics_show_the_store_in_prometheus_format(
         "text/plain")
     text = answer.text
     add_task = api_add.name
-    assert (f'waypost_steps{{definition="{adder.name}",status="succeeded",task="{add_task}"}}'
-            f" 1.0") in text
+    assert (f'waypost_steps_finished_total{{definition="{adder.name}",status="succeeded",'
+            f'task="{add_task}"}} 1.0') in text
+    assert (f'waypost_step_attempts_total{{definition="{adder.name}",task="{add_task}"}} 1.0'
+            in text)
     assert f'waypost_steps{{definition="{adder.name}",status="ready",task="{add_task}"}} 1.0' \
         in text
     assert f'waypost_dead_letters{{status="dead",task="{api_breaks.name}"}} 1.0' in text
     assert "waypost_ready_steps 1.0" in text
     assert "waypost_oldest_ready_seconds" in text and "waypost_timers_due 0.0" in text
     assert 'waypost_attempts_expired_total{reason="lost"} 0.0' in text
+    # rolling the totals forward moves the counts, it does not change them
+    engine.metrics(lag=0.0)
+    assert client.get("/metrics").text.split("# HELP waypost_dead")[0] == text.split(
+        "# HELP waypost_dead")[0]

@@ -1,5 +1,7 @@
 """`/metrics`: the store's state in Prometheus's text format, read at each scrape (so any
-number of API servers agree), with this process's own metrics after it."""
+number of API servers agree), with this process's own metrics after it. Counts of ended
+steps come from totals the scrape rolls forward (schema 19), so a scrape costs what
+changed since the last one, not the whole store."""
 
 from __future__ import annotations
 
@@ -24,22 +26,27 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         found = self.engine.metrics()
-        steps = GaugeMetricFamily("waypost_steps", "Steps now, by definition, task and status",
+        steps = GaugeMetricFamily("waypost_steps", "Steps not yet ended (ready, running, "
+                                  "waiting, needs_attention), by definition, task and status",
                                   labels=["definition", "task", "status"])
+        finished = CounterMetricFamily("waypost_steps_finished", "Steps ended (succeeded, "
+                                       "failed, cancelled...): each end counted once",
+                                       labels=["definition", "task", "status"])
         started = CounterMetricFamily("waypost_step_attempts", "Attempts started",
                                       labels=["definition", "task"])
         retried = CounterMetricFamily("waypost_step_retries", "Attempts after a step's first",
                                       labels=["definition", "task"])
         attempts: dict[tuple[str, str], list[int]] = {}
-        for definition, task, status, count, tries, retries in found["steps"]:
-            steps.add_metric([definition, task, status], count)
-            spent = attempts.setdefault((definition, task), [0, 0])
-            spent[0] += tries
-            spent[1] += retries
+        for family, rows in ((steps, found["open"]), (finished, found["finished"])):
+            for definition, task, status, count, tries, retries in rows:
+                family.add_metric([definition, task, status], count)
+                spent = attempts.setdefault((definition, task), [0, 0])
+                spent[0] += tries
+                spent[1] += retries
         for (definition, task), (tries, retries) in sorted(attempts.items()):
             started.add_metric([definition, task], tries)
             retried.add_metric([definition, task], retries)
-        yield from (steps, started, retried)
+        yield from (steps, finished, started, retried)
         dead = GaugeMetricFamily("waypost_dead_letters", "Dead letters by task and status",
                                  labels=["task", "status"])
         for task, status, count in found["dead_letters"]:

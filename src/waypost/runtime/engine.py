@@ -209,9 +209,13 @@ class Engine:
             raise UnknownTargetError(f"no definition {fingerprint} in the store")
         return str(found[0]), codec.loads(found[1])
 
-    def metrics(self) -> dict[str, Any]:
-        """The store's state as `/metrics` shows it (`Tx.metrics`)."""
-        return dict(self._store().read(lambda tx: tx.metrics()))
+    def metrics(self, lag: float = 30.0, batch: int = 50_000) -> dict[str, Any]:
+        """The store's state as `/metrics` shows it (`Tx.metrics`), after rolling the
+        totals forward to `lag` seconds ago (at most `batch` steps per call, so a store
+        that has never been scraped is caught up over a few scrapes, each brief)."""
+        store = self._store()
+        store.transact(lambda tx: tx.roll_up_metrics(lag, batch))
+        return dict(store.read(lambda tx: tx.metrics()))
 
     def schedules(self) -> list[dict[str, Any]]:
         """Every stored schedule with its next fire (as `waypost schedules --json`). A

@@ -685,8 +685,15 @@ class Tx(Protocol):
         """Store a token's digest under `name`; False when the name is taken. One
         statement."""
 
+    def roll_up_metrics(self, lag: float, batch: int) -> int:
+        """Add the steps that finished more than `lag` seconds ago (at most `batch` past
+        the last mark) to the totals `metrics` reads; returns how many were added. Locks
+        the mark: two at once take turns."""
+
     def metrics(self) -> dict[str, Any]:
-        """The store's state for `/metrics`: `steps` [(definition, task, status, count,
-        attempts, retries)], `dead_letters` [(task, status, count)], `ready` and
-        `oldest_ready` (seconds), `timers_due`, `expiries` {lost|timeout|heartbeat: count},
-        `deliveries_pending` {handler: count}. A few statements, reads."""
+        """The store's state for `/metrics`: `open` and `finished` [(definition, task,
+        status, steps, attempts, retries)] (finished: every finish counted once, from the
+        totals and live past their mark), `dead_letters` [(task, status, count)], `ready`
+        and `oldest_ready` (seconds), `timers_due`, `expiries` {lost|timeout|heartbeat:
+        count}, `deliveries_pending` {handler: count}. A few statements, reads; its cost
+        follows open and recently finished steps, not all stored."""

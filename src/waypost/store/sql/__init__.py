@@ -12,6 +12,7 @@ from .core import OPEN_RUN, RUN_COLUMNS, STEP_COLUMNS, SqlCore, marks
 from .letters import LetterVerbs
 from .limits import LimitVerbs
 from .machines import MachineVerbs
+from .metrics import MetricVerbs
 from .runs import RunVerbs
 from .schedules import ScheduleVerbs
 from .steps import StepVerbs
@@ -23,7 +24,7 @@ from .workers import WorkerVerbs
 
 class SqlTx(RunVerbs, StepVerbs, ClaimVerbs, WaitVerbs, LetterVerbs, CompensationVerbs,
             LimitVerbs, WorkerVerbs, MachineVerbs, TopicVerbs, TopicWaitVerbs, ScheduleVerbs,
-            ApiVerbs):
+            ApiVerbs, MetricVerbs):
     """Every verb, on one connection inside one transaction."""
 
 
