@@ -1,6 +1,7 @@
 """A change's cost, measured as before/after ratios in one sitting, rounds alternating.
 
     .venv/bin/python benchmarks/before_after.py REV [--rounds 5] [--store both]
+                                                    [--only chain,many,fanout]
 
 REV (a commit, e.g. the one before a change) is checked out in a temporary git worktree;
 each round runs `run.py --repeat 1 --only chain,many,fanout` on REV's code, then on this
@@ -30,12 +31,13 @@ MEASURES = [("chain", "median_tasks_per_s", True), ("many", "median_runs_per_s",
             ("fanout", "median_wall_s", False)]
 
 
-def run_once(code: Path, store: str, results: Path) -> list[dict[str, Any]]:
+def run_once(code: Path, store: str, results: Path,
+             only: str = "chain,many,fanout") -> list[dict[str, Any]]:
     """One `run.py` pass with `code`'s sources (its worker processes inherit them)."""
     results.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(code / "src")}
     subprocess.run([sys.executable, str(code / "benchmarks" / "run.py"), "--store", store,
-                    "--repeat", "1", "--only", "chain,many,fanout", "--results", str(results)],
+                    "--repeat", "1", "--only", only, "--results", str(results)],
                    cwd=code, env=env, check=True, stdout=subprocess.DEVNULL)
     found = []
     for path in results.glob("*.jsonl"):
@@ -56,6 +58,8 @@ def main() -> int:
     ap.add_argument("rev")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
+    ap.add_argument("--only", default="chain,many,fanout",
+                    help="the workloads to compare, of chain, many and fanout")
     args = ap.parse_args()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = HERE / "results" / f"before-after-{stamp}"
@@ -68,7 +72,7 @@ def main() -> int:
         for i in range(args.rounds):
             order = [("before", before), ("after", ROOT)]
             for side, code in order if i % 2 == 0 else reversed(order):
-                records = run_once(code, args.store, out / f"{side}-{i}")
+                records = run_once(code, args.store, out / f"{side}-{i}", args.only)
                 samples[side].append(records)
                 with (out / f"{side}.jsonl").open("a") as f:
                     f.writelines(json.dumps(r) + "\n" for r in records)
@@ -78,6 +82,8 @@ def main() -> int:
     print(f"\n{'store':9} {'measure':30} {'before':>9} {'after':>9}  after/before per round")
     for store in stores:
         for workload, key, higher in MEASURES:
+            if workload not in args.only.split(","):
+                continue
             b = [figure(r, store, workload, key) for r in samples["before"]]
             a = [figure(r, store, workload, key) for r in samples["after"]]
             ratios = [(y / x if higher else x / y) for x, y in zip(b, a, strict=True)]

@@ -151,3 +151,25 @@ def test_find_a_failed_step_read_its_input_replay_it_and_see_the_run_succeed(
             page.goto(f"{served}/ui/trace/browser-e1")
             assert page.locator("#trace-status").inner_text() == "complete"
             page.screenshot(path=str(DOCS / "dashboard-trace.png"))
+
+
+def test_an_open_run_page_follows_its_run_to_the_end(
+        engine: wp.Engine, served: str, page: Any) -> None:
+    """Nobody reloads the page: it follows the run's event stream (behind the cookie), and
+    shows the run succeeded once a gate is approved elsewhere."""
+    with engine.serving():
+        run_id = engine.start(flows.gated, {"order": "o-browser"})
+        deadline = time.monotonic() + 30
+        while not any(s["status"] == "waiting" for s in engine.show(run_id)["steps"]) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        page.goto(f"{served}/login")
+        page.fill("input[name=token]", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{served}/ui/")
+        page.goto(f"{served}/ui/runs/{run_id}")
+        assert page.locator("#run-status").inner_text() == "running"
+        engine.approve(run_id, "manager", by="someone-else")
+        page.locator("#run-status", has_text="succeeded").wait_for(timeout=15_000)
+        mark = page.locator("tr.step-row[data-step='manager'] .t-mark")
+        assert (mark.get_attribute("title") or "").startswith("approved by someone-else")

@@ -4,6 +4,9 @@ under the token's name; bad requests get a JSON error with the right status."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -333,3 +336,32 @@ def test_metrics_show_the_store_in_prometheus_format(
     engine.metrics(lag=0.0)
     assert client.get("/metrics").text.split("# HELP waypost_dead")[0] == text.split(
         "# HELP waypost_dead")[0]
+
+
+def test_a_run_streams_its_changes_until_it_ends(engine: wp.Engine, client: TestClient) -> None:
+    with engine.serving():
+        run_id = engine.start(gated, {"order": "o-7"})
+        _until(lambda: any(s["status"] == "waiting" for s in engine.show(run_id)["steps"]))
+        later = threading.Timer(0.6, lambda: engine.approve(run_id, "manager", by="dave"))
+        later.start()
+        events: list[tuple[str | None, Any]] = []
+        with client.stream("GET", f"/api/v1/runs/{run_id}/stream",
+                           params={"every": 0.2}) as answer:
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            name = None
+            for line in answer.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((name, json.loads(line.removeprefix("data: "))))
+        later.join()
+    first = events[0]
+    assert first[0] == "run" and {"name": "manager", "status": "waiting", "attempts": 0} in \
+        first[1]["steps"]
+    assert events[-1] == ("end", {"id": run_id, "status": "succeeded"})
+    assert events[-2][1]["status"] == "succeeded"
+    changes = [e for n, e in events if n == "run"]
+    assert all(a != b for a, b in itertools.pairwise(changes))  # only changes
+    assert client.get("/api/v1/runs/no-such-run/stream").status_code == 404
+    assert client.get(f"/api/v1/runs/{run_id}/stream", params={"every": 0}).status_code == 422

@@ -75,7 +75,7 @@ def test_every_page_renders_and_masks_secrets(engine: wp.Engine, browser: TestCl
     [letter] = engine.dead_letters(run_id=broken)
     for path in ("/ui/", "/ui/?status=failed&kind=dag", "/ui/runs-table", f"/ui/trace/{broken}",
                  "/ui/dead-letters", f"/ui/dead-letters/{letter['id']}", "/ui/workers",
-                 "/ui/limits", "/ui/schedules", "/ui/static/htmx.min.js"):
+                 "/ui/limits", "/ui/schedules", "/ui/static/htmx.min.js", "/ui/static/live.js"):
         assert browser.get(path).status_code == 200, path
     assert broken[:14] in browser.get("/ui/?status=failed").text
     assert broken[:14] not in browser.get("/ui/?status=succeeded").text

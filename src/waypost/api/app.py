@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..runtime.engine import Engine
-from . import chains, errors, metrics, runs, system
+from . import chains, errors, metrics, runs, stream, system
 from .auth import LIVENESS, Auth, BodyCap
 from .dashboard import pages
 
@@ -26,7 +26,7 @@ def create_app(engine: Engine, tokens: dict[str, str] | None,
     app.state.engine = engine
     app.state.tokens = tokens
     errors.install(app)
-    for module in (runs, chains, system, metrics, pages):
+    for module in (runs, stream, chains, system, metrics, pages):
         app.include_router(module.router)
 
     @app.get(LIVENESS, tags=["health"], summary="Liveness: the only path with no token")

@@ -29,7 +29,8 @@ from .timeline import LEGEND, timelines
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("waypost.api.dashboard", "templates"),
                    autoescape=select_autoescape(default=True))
-_STATIC = {"style.css": "text/css", "htmx.min.js": "text/javascript"}
+_STATIC = {"style.css": "text/css", "htmx.min.js": "text/javascript",
+           "live.js": "text/javascript"}
 _FILTERS = ("status", "kind", "definition", "key", "search", "since", "until")
 
 
