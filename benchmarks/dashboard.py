@@ -11,8 +11,8 @@ statistics). Then, in-process through the ASGI app (FastAPI and its middleware i
 no network), the median milliseconds of 20 requests each: a `/metrics` scrape once its
 totals have caught up (beside the first scrape, how many it took to catch up, and the full
 scan a scrape ran before schema 19); the runs list API (first page; a status filter; a
-page 50,000 deep by its cursor; a search inside inputs), the runs list
-page `/ui/`, the run of 1,000 steps as JSON and as its page. Last, `--repeat` times in one
+page 50,000 deep by its cursor; a search inside inputs, and for a field's value), the
+runs list page `/ui/`, the run of 1,000 steps as JSON and as its page. Last, `--repeat` times in one
 sitting, alternately: 300 runs of 3 steps through 2 worker processes, alone and with 5
 dashboards (a process of their own) polling a `waypost serve` process every second for
 the runs table and the runs list; runs per second and their ratio.
@@ -123,6 +123,8 @@ def _reads(engine: wp.Engine, runs: int) -> dict[str, float]:
         "runs_api_deep_ms": _median_ms(lambda: ok("/api/v1/runs", limit=50, cursor=deep)),
         "runs_api_search_ms": _median_ms(lambda: ok("/api/v1/runs", limit=50,
                                                     search='"customer": "c996"')),
+        "runs_api_field_ms": _median_ms(lambda: ok("/api/v1/runs", limit=50,
+                                                   search="customer=c996")),
         "runs_page_ms": _median_ms(lambda: ok("/ui/")),
         "run_1000_api_ms": _median_ms(lambda: ok(f"/api/v1/runs/{big}"), 10),
         "run_1000_page_ms": _median_ms(lambda: ok(f"/ui/runs/{big}"), 10),

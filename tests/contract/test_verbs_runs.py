@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
+from waypost import codec
 from waypost.errors import DatabaseRefused, StoreError
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
@@ -196,6 +198,29 @@ def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
     assert [r["id"] for r in store.read(lambda tx: tx.list_runs(None, "shop:refund",
                                                                  10))] == [b]
     assert len(store.read(lambda tx: tx.list_runs(None, None, 1))) == 1
+
+
+@pytest.mark.parametrize(("search", "found"), [
+    ("customer.id=42", ["a"]), ("customer.id = 42", ["a"]), ("customer.id=7", ["b"]),
+    ('code="42"', ["a"]), ("code=42", []), ("ok=true", ["a"]), ("ok=false", ["b"]),
+    ("customer.name=Zoë", ["a"]), ("customer.name=Bob Smith", ["b"]), ("missing=1", []),
+    ('"ok":true', ["a"]), ("Zoë", ["a"]), ("Bob", ["b"]), ("Bobby", [])])
+def test_list_runs_searches_a_field_or_the_text(store: Store, search: str,
+                                                found: list[str]) -> None:
+    """NAME=VALUE asks for a field of the input at a value (a JSON scalar, or the text as
+    typed); anything else is looked for literally in the input's JSON (where text beyond
+    ASCII is stored escaped, and is found as typed)."""
+    inputs = {"a": {"customer": {"id": 42, "name": "Zoë"}, "ok": True, "code": "42"},
+              "b": {"customer": {"id": 7, "name": "Bob Smith"}, "ok": False, "code": "7"}}
+    ids = {}
+    for name, value in inputs.items():
+        run_id = uuid.uuid4().hex
+        store.transact(lambda tx, r=run_id, v=value: (
+            tx.put_definition("fp", "flow", "dag", "{}"),
+            tx.insert_run(r, "mod:flow", "fp", None, codec.dumps(v), "sum", 0)))
+        ids[run_id] = name
+    rows = store.read(lambda tx: tx.list_runs(None, None, 10, search=search))
+    assert sorted(ids[r["id"]] for r in rows) == found
 
 
 def test_list_runs_pages_by_keyset_and_filters_kind_key_time_and_input(store: Store) -> None:

@@ -91,8 +91,9 @@ def list_runs(
     key: Annotated[str | None, Query(max_length=1000)] = None,
     since: Annotated[str | None, Query(description="ISO 8601, created at or after")] = None,
     until: Annotated[str | None, Query(description="ISO 8601, created before")] = None,
-    search: Annotated[str | None, Query(max_length=200,
-                                        description="Text inside the input's JSON")] = None,
+    search: Annotated[str | None, Query(max_length=200, description=(
+        "Text inside the input's JSON, or NAME=VALUE (a.b=42): runs whose input has that "
+        "field at that value"))] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class PostgresTx(SqlTx):
     SHARE = "FOR SHARE"
     SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
     INPUT_HAS = "strpos(input, ?) > 0"
+    INPUT_AT = "(input::jsonb #> ?::text[]) = ?::jsonb"
+
+    @staticmethod
+    def json_path(parts: list[str]) -> str:
+        return "{" + ",".join(parts) + "}"
     channel = "waypost_ready"
 
     def _translate(self, text: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from ... import codec
 from ..records import RunRow
 from .core import (
     _CLEAR_LEASE,
@@ -17,6 +19,30 @@ from .core import (
 
 #: What `lock_run` reads: the run, and a machine's position (a sender decides from it).
 _LOCKED = (*RUN_COLUMNS, "state", "data", "transitions")
+_FIELD = re.compile(r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*=\s*(.*?)\s*")
+
+
+def as_stored(text: str) -> str:
+    """Text as it appears inside stored JSON, where what is beyond ASCII is escaped."""
+    return "".join(c if ord(c) < 128 else codec.dumps(c)[1:-1] for c in text)
+
+
+def input_field(search: str) -> tuple[list[str], str] | None:
+    """A runs search written `NAME=VALUE` (`customer.id=42`) asks for runs whose input has
+    that field at that value, rather than for the text: (the field's path, the value as
+    canonical JSON). A value that reads as a JSON scalar (42, true, "42") is that value;
+    anything else is the string as typed."""
+    found = _FIELD.fullmatch(search)
+    if found is None:
+        return None
+    path, text = found.group(1).split("."), found.group(2)
+    try:
+        value: Any = codec.loads(text)
+    except ValueError:
+        value = text
+    if isinstance(value, (list, dict)):
+        value = text
+    return path, codec.dumps(value)
 
 
 class RunVerbs(SqlCore):
@@ -162,9 +188,13 @@ class RunVerbs(SqlCore):
         if until is not None:
             where.append("created_at < ?")
             params.append(until)
-        if search:  # literally, inside the input's JSON text
+        field = input_field(search) if search else None
+        if field is not None:  # NAME=VALUE: that field of the input has that value
+            where.append(self.INPUT_AT)
+            params += [self.json_path(field[0]), field[1]]
+        elif search:  # literally, inside the input's JSON text
             where.append(self.INPUT_HAS)
-            params.append(search)
+            params.append(as_stored(search))
         if before is not None:  # keyset: the page after a run already shown
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params += [before[0], before[0], before[1]]
