@@ -83,7 +83,7 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
         tx.execute("DROP TABLE api_tokens")
         tx.execute("DROP INDEX runs_created")
         tx.execute("DROP TABLE schedules")
-        for table in ("metric_totals", "metric_marks"):
+        for table in ("metric_totals", "metric_durations", "metric_marks"):
             tx.execute(f"DROP TABLE {table}")
         tx.execute("DROP INDEX steps_finished")
         tx.execute("DROP INDEX attempts_expired")

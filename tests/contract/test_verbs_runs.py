@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from waypost import codec
 from waypost.errors import DatabaseRefused, StoreError
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
+from waypost.store.sql.metrics import DURATION_BUCKETS
 
 from .helpers import TASK, claim, new_run, step, step_id, steps, store
 
@@ -290,11 +292,21 @@ def test_ended_steps_are_counted_once_whether_rolled_up_or_not(store: Store) -> 
     for got in claim(store, limit=3):
         assert store.transact(lambda tx, g=got: tx.succeed(g.id, g.lease_token, "1"))
 
-    def finished() -> list[tuple[str, str, str, int, int, int]]:
-        return list(store.read(lambda tx: tx.metrics())["finished"])
+    # one of them took two seconds: it is under the histogram's 2.5 s bound, not its 1 s
+    store.transact(lambda tx: tx.execute(
+        "UPDATE steps SET started_at = finished_at - 2.0 WHERE id = ?", (got.id,)))
+
+    def finished() -> tuple[Any, Any]:
+        found = store.read(lambda tx: tx.metrics())
+        [(definition, task, counts, observed, seconds)] = found["durations"]
+        took = (definition, task, dict(zip(DURATION_BUCKETS, counts, strict=True)),
+                observed, round(seconds))
+        return found["finished"], took
 
     before = finished()
-    assert before == [("mod:flow", TASK, "succeeded", 3, 3, 0)]
+    assert before[1][2][1.0] == 2 and before[1][2][2.5] == 3
+    assert before[1][3:] == (3, 2)
+    assert before[0] == [("mod:flow", TASK, "succeeded", 3, 3, 0)]
     assert store.transact(lambda tx: tx.roll_up_metrics(3600.0, 1000)) == 0  # too recent
     first = store.transact(lambda tx: tx.roll_up_metrics(0.0, 1))  # the first (with ties)
     assert 1 <= first <= 3 and finished() == before
@@ -329,5 +341,6 @@ def test_scrapers_rolling_up_at_once_count_each_step_once(db_url: str, store: St
     assert sum(added) == 12
     totals = store.read(lambda tx: tx.execute("SELECT steps FROM metric_totals").fetchall())
     assert [int(r[0]) for r in totals] == [12]
-    assert store.read(lambda tx: tx.metrics())["finished"] == [
-        ("mod:flow", TASK, "succeeded", 12, 12, 0)]
+    found = store.read(lambda tx: tx.metrics())
+    assert found["finished"] == [("mod:flow", TASK, "succeeded", 12, 12, 0)]
+    assert [d[3] for d in found["durations"]] == [12]

@@ -332,10 +332,14 @@ def test_metrics_show_the_store_in_prometheus_format(
     assert "waypost_ready_steps 1.0" in text
     assert "waypost_oldest_ready_seconds" in text and "waypost_timers_due 0.0" in text
     assert 'waypost_attempts_expired_total{reason="lost"} 0.0' in text
+    took = f'definition="{adder.name}",le="+Inf",task="{add_task}"'
+    assert f"waypost_step_seconds_bucket{{{took}}} 1.0" in text
+    assert f'waypost_step_seconds_count{{definition="{adder.name}",task="{add_task}"}} 1.0' \
+        in text
     # rolling the totals forward moves the counts, it does not change them
     engine.metrics(lag=0.0)
     assert client.get("/metrics").text.split("# HELP waypost_dead")[0] == text.split(
-        "# HELP waypost_dead")[0]
+        "# HELP waypost_dead")[0]  # the step counts and the durations alike
 
 
 def test_a_run_streams_its_changes_until_it_ends(engine: wp.Engine, client: TestClient) -> None:

@@ -9,10 +9,16 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ..runtime.engine import Engine
+from ..store.sql.metrics import DURATION_BUCKETS
 from .runs import engine
 
 router = APIRouter(tags=["metrics"])
@@ -47,6 +53,14 @@ class StoreCollector(Collector):
             started.add_metric([definition, task], tries)
             retried.add_metric([definition, task], retries)
         yield from (steps, finished, started, retried)
+        took = HistogramMetricFamily("waypost_step_seconds", "How long the attempt that "
+                                     "ended a step (succeeded or failed) took",
+                                     labels=["definition", "task"])
+        for definition, task, counts, observed, seconds in found["durations"]:
+            buckets = [(repr(bound), count) for bound, count in
+                       zip(DURATION_BUCKETS, counts, strict=True)]
+            took.add_metric([definition, task], [*buckets, ("+Inf", observed)], seconds)
+        yield took
         dead = GaugeMetricFamily("waypost_dead_letters", "Dead letters by task and status",
                                  labels=["task", "status"])
         for task, status, count in found["dead_letters"]:

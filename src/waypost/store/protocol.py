@@ -693,7 +693,9 @@ class Tx(Protocol):
     def metrics(self) -> dict[str, Any]:
         """The store's state for `/metrics`: `open` and `finished` [(definition, task,
         status, steps, attempts, retries)] (finished: every finish counted once, from the
-        totals and live past their mark), `dead_letters` [(task, status, count)], `ready`
+        totals and live past their mark), `durations` [(definition, task, cumulative
+        counts per DURATION_BUCKETS bound, observed, seconds)] of the attempts that ended
+        succeeded or failed steps, `dead_letters` [(task, status, count)], `ready`
         and `oldest_ready` (seconds), `timers_due`, `expiries` {lost|timeout|heartbeat:
         count}, `deliveries_pending` {handler: count}. A few statements, reads; its cost
         follows open and recently finished steps, not all stored."""

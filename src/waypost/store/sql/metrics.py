@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import codec
 from .core import SqlCore
 
 #: Steps that stand for no work of a task: waits, gates and child runs.
@@ -18,6 +19,43 @@ def _by_task(where: str) -> str:
             "SUM(CASE WHEN s.attempts > 1 THEN s.attempts - 1 ELSE 0 END) FROM steps s "
             "JOIN runs r ON r.id = s.run_id WHERE " + where + " AND " + _COUNTED +
             " GROUP BY r.flow, s.task, s.status")
+
+
+#: Upper bounds (seconds) of the attempt-duration histogram's buckets. Stored counts are
+#: one per bound, in this order: other bounds need a migration that empties
+#: metric_durations.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    60.0, 300.0, 900.0, 3600.0)
+_TOOK = "(s.finished_at - s.started_at)"
+
+
+def _durations(where: str) -> str:
+    """Per definition and task, how many ended steps' last attempts took at most each
+    bound, how many there were and their seconds in all."""
+    buckets = ", ".join(f"SUM(CASE WHEN {_TOOK} <= {bound!r} THEN 1 ELSE 0 END)"
+                        for bound in DURATION_BUCKETS)
+    return (f"SELECT r.flow, s.task, {buckets}, COUNT(*), SUM({_TOOK}) FROM steps s "
+            f"JOIN runs r ON r.id = s.run_id WHERE {where} AND {_COUNTED} AND s.status IN "
+            f"('succeeded', 'failed') AND s.started_at IS NOT NULL GROUP BY r.flow, s.task")
+
+
+Histograms = dict[tuple[str, str], tuple[list[int], int, float]]
+
+
+def _histograms(rows: list[Any], into: Histograms | None = None) -> Histograms:
+    """Rows of `_durations` as histograms, added to `into`'s."""
+    found: Histograms = {} if into is None else into
+    n = len(DURATION_BUCKETS)
+    for r in rows:
+        key = (str(r[0]), str(r[1]))
+        counts = [int(c or 0) for c in r[2:2 + n]]
+        observed, seconds = int(r[2 + n] or 0), float(r[3 + n] or 0.0)
+        if key in found:
+            had, seen, spent = found[key]
+            counts = [a + b for a, b in zip(had, counts, strict=True)]
+            observed, seconds = observed + seen, seconds + spent
+        found[key] = (counts, observed, seconds)
+    return found
 
 
 # One statement per partial index (steps_ready, steps_running, steps_waiting): SQLite uses
@@ -66,15 +104,38 @@ class MetricVerbs(SqlCore):
                              "metric_totals.retries + excluded.retries",
                              (definition, task, status, count, tries, retries))
                 added += count
+            rows = self.execute(_durations("s.finished_at > ? AND s.finished_at <= ?"),
+                                (since, cut)).fetchall()
+            changed = {(str(r[0]), str(r[1])) for r in rows}
+            merged = _histograms(rows, self._stored_durations())
+            for (definition, task), (counts, observed, seconds) in merged.items():
+                if (definition, task) not in changed:
+                    continue
+                self.execute("INSERT INTO metric_durations (definition, task, buckets, "
+                             "observed, seconds) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                             "(definition, task) DO UPDATE SET buckets = excluded.buckets, "
+                             "observed = excluded.observed, seconds = excluded.seconds",
+                             (definition, task, codec.dumps(counts), observed, seconds))
             self.execute("UPDATE metric_marks SET mark = ? WHERE name = 'steps'", (cut,))
         return added
+
+    def _stored_durations(self) -> Histograms:
+        found: Histograms = {}
+        for definition, task, buckets, observed, seconds in self.execute(
+                "SELECT definition, task, buckets, observed, seconds FROM "
+                "metric_durations").fetchall():
+            counts = [int(c) for c in codec.loads(buckets)]
+            found[(str(definition), str(task))] = (counts, int(observed), float(seconds))
+        return found
 
     def metrics(self) -> dict[str, Any]:
         """What `/metrics` shows of the whole store, as of the database's clock (in one
         snapshot, so the totals and the mark they were rolled up to agree):
         `open` steps (ready, running, waiting, needs_attention) and `finished` steps (every
         finish counted, from the totals and since them) by definition, task and status
-        with their attempts and retries; dead letters by task; the ready queue (depth
+        with their attempts and retries; `durations`, how long the attempt that ended each
+        succeeded or failed step took (definition, task, cumulative counts per
+        DURATION_BUCKETS bound, observed, seconds); dead letters by task; the ready queue (depth
         and oldest); timers due; lease expiries; deliveries pending per handler."""
         opened: Counts = []
         for where in _OPEN:
@@ -88,6 +149,8 @@ class MetricVerbs(SqlCore):
             sums = finished.setdefault((definition, task, status), [0, 0, 0])
             for i, n in enumerate(numbers):
                 sums[i] += n
+        durations = _histograms(self.execute(_durations("s.finished_at > ?"), (since,))
+                                .fetchall(), self._stored_durations())
         letters = self.execute("SELECT task, status, COUNT(*) FROM dead_letters GROUP BY "
                                "task, status").fetchall()
         ready = self.execute("SELECT COUNT(*), {now} - MIN(ready_at) FROM steps WHERE "
@@ -108,6 +171,7 @@ class MetricVerbs(SqlCore):
         return {
             "open": opened,
             "finished": [(*key, *sums) for key, sums in sorted(finished.items())],
+            "durations": [(*key, *value) for key, value in sorted(durations.items())],
             "dead_letters": [(str(r[0]), str(r[1]), int(r[2])) for r in letters],
             "ready": int(ready[0]), "oldest_ready": float(ready[1] or 0.0),
             "timers_due": int(due[0]), "expiries": expiries,

@@ -12,6 +12,17 @@ CREATE TABLE metric_totals (
     retries    INTEGER NOT NULL,
     PRIMARY KEY (definition, task, status)
 );
+-- How long the attempt that ended each succeeded or failed step took, as a histogram per
+-- definition and task: `buckets` is a JSON list of counts, one per bound in the code's
+-- DURATION_BUCKETS (cumulative, as Prometheus has them).
+CREATE TABLE metric_durations (
+    definition TEXT NOT NULL,
+    task       TEXT NOT NULL,
+    buckets    TEXT NOT NULL,
+    observed   INTEGER NOT NULL,
+    seconds    REAL NOT NULL,
+    PRIMARY KEY (definition, task)
+);
 CREATE TABLE metric_marks (
     name TEXT PRIMARY KEY,
     mark REAL NOT NULL
