@@ -72,6 +72,7 @@ def test_every_page_renders_and_masks_secrets(engine: wp.Engine, browser: TestCl
     assert "negative: -1" in failed and "<svg" in failed and "dead letter" in failed
     machine = browser.get(f"/ui/runs/{door}").text
     assert "Transitions" in machine and "opened (final)" in machine
+    assert '<title>open</title>open</text>' in machine  # the event along the transition
     [letter] = engine.dead_letters(run_id=broken)
     for path in ("/ui/", "/ui/?status=failed&kind=dag", "/ui/runs-table", f"/ui/trace/{broken}",
                  "/ui/dead-letters", f"/ui/dead-letters/{letter['id']}", "/ui/workers",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-WIDTH, HEIGHT, GAP_X, GAP_Y = 170, 38, 60, 18
+WIDTH, HEIGHT, GAP_X, GAP_Y = 170, 38, 90, 18
 
 #: Fill per status; what is not here is drawn as not reached.
 FILL = {"succeeded": "#1f9d55", "failed": "#d64545", "running": "#d69e2e",
@@ -25,18 +25,32 @@ def flow_nodes(body: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], 
     return names, edges, {n: nodes[n].get("kind", "task") for n in names}
 
 
-def machine_nodes(body: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], str]:
-    """(states, transitions, initial) of a machine's stored body."""
+def machine_nodes(body: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], str,
+                                                 dict[tuple[str, str], str]]:
+    """(states, transitions, initial, what moves along each transition) of a machine's
+    stored body: the events, "done" (its action succeeded), an error's name, or "after"
+    (its timer)."""
     states = body.get("states", {})
-    edges: list[tuple[str, str]] = []
+    labels: dict[tuple[str, str], list[str]] = {}
+
+    def add(a: str, b: str, why: str) -> None:
+        labels.setdefault((a, b), [])
+        if why not in labels[(a, b)]:
+            labels[(a, b)].append(why)
+
     for name, spec in states.items():
-        targets = [r["to"] for r in spec.get("done", [])]
-        targets += [t for _, t in spec.get("errors", [])]
-        targets += [r["to"] for routes in spec.get("on", {}).values() for r in routes]
+        for r in spec.get("done", []):
+            add(name, r["to"], "done")
+        for error, target in spec.get("errors", []):
+            add(name, target, str(error))
+        for event, routes in spec.get("on", {}).items():
+            for r in routes:
+                add(name, r["to"], event)
         if spec.get("then"):
-            targets.append(spec["then"])
-        edges += [(name, t) for t in dict.fromkeys(targets)]
-    return list(states), edges, str(body.get("initial", ""))
+            add(name, spec["then"], "after")
+    edges = list(labels)
+    return list(states), edges, str(body.get("initial", "")), {
+        edge: ", ".join(whys) for edge, whys in labels.items()}
 
 
 def _layers(names: list[str], edges: list[tuple[str, str]], roots: list[str]) -> dict[str, int]:
@@ -76,9 +90,10 @@ def dag_depths(names: list[str], edges: list[tuple[str, str]]) -> dict[str, int]
 
 def svg(names: list[str], edges: list[tuple[str, str]], columns: dict[str, int],
         fills: dict[str, str], labels: dict[str, str],
-        strips: dict[str, list[tuple[float, str]]] | None = None) -> str:
+        strips: dict[str, list[tuple[float, str]]] | None = None,
+        edge_labels: dict[tuple[str, str], str] | None = None) -> str:
     """`strips` draws a bar along a node's foot: (fraction, colour) pieces, left to right,
-    for a map's items by status."""
+    for a map's items by status; `edge_labels` writes what moves along a transition."""
     rows: dict[int, int] = {}
     at: dict[str, tuple[int, int]] = {}
     for name in names:
@@ -101,6 +116,13 @@ def svg(names: list[str], edges: list[tuple[str, str]], columns: dict[str, int],
             parts.append(f'<line x1="{x1 + WIDTH}" y1="{y1 + HEIGHT // 2}" x2="{x2}" '
                          f'y2="{y2 + HEIGHT // 2}" stroke="#718096" stroke-width="1.5" '
                          f'marker-end="url(#arrow)"/>')
+            why = (edge_labels or {}).get((a, b))
+            if why:
+                short = why if len(why) <= 16 else why[:15] + "…"
+                mx, my = (x1 + WIDTH + x2) / 2, (y1 + y2) / 2 + HEIGHT // 2 - 4
+                parts.append(f'<text class="edge" x="{mx:.0f}" y="{my:.0f}" '
+                             f'text-anchor="middle" font-size="10.5" fill="#4a5568">'
+                             f'<title>{escape(why)}</title>{escape(short)}</text>')
     for name in names:
         x, y = at[name]
         fill = fills.get(name, "#e2e8f0")
@@ -126,7 +148,7 @@ def svg(names: list[str], edges: list[tuple[str, str]], columns: dict[str, int],
 def run_graph(kind: str, body: dict[str, Any], view: dict[str, Any]) -> str:
     """The run's graph, coloured by its steps (a flow) or its transitions (a machine)."""
     if kind == "machine":
-        names, edges, initial = machine_nodes(body)
+        names, edges, initial, why = machine_nodes(body)
         visited = {t["to"] for t in view.get("transitions", [])}
         fills = {n: FILL["visited"] for n in visited}
         if view.get("state") in names:
@@ -134,7 +156,8 @@ def run_graph(kind: str, body: dict[str, Any], view: dict[str, Any]) -> str:
                                         else "succeeded" if view.get("status") == "succeeded"
                                         else "current"]
         labels = {n: f"{n} (final)" if "final" in body["states"][n] else n for n in names}
-        return svg(names, edges, _layers(names, edges, [initial]), fills, labels)
+        return svg(names, edges, _layers(names, edges, [initial]), fills, labels,
+                   edge_labels=why)
     names, edges, kinds = flow_nodes(body)
     if not names:  # a handler: one step
         names = [s["name"] for s in view.get("steps", [])][:1]
