@@ -82,8 +82,7 @@ class MetricVerbs(SqlCore):
         """Add to the totals the steps that finished up to a cut, at most `batch` of them
         past the last cut and none in the last `lag` seconds (a transaction still open may
         yet commit a step finished then). Two scrapers at once take turns on the mark's
-        row lock (SQLite: the write lock).
-        Returns how many steps it added."""
+        row lock (SQLite: the write lock). Returns how many steps it added."""
         if batch < 1:
             raise ValueError("a roll-up takes a batch of at least one step")
         since = self._mark(lock=True)
@@ -93,8 +92,8 @@ class MetricVerbs(SqlCore):
         cut = now - lag if row is None else min(float(row[0]), now - lag)
         added = 0
         if cut > since:
-            rows = self.execute(_by_task("s.finished_at > ? AND s.finished_at "
-                                                      "<= ?"), (since, cut)).fetchall()
+            span = "s.finished_at > ? AND s.finished_at <= ?"
+            rows = self.execute(_by_task(span), (since, cut)).fetchall()
             for definition, task, status, count, tries, retries in _counts(rows):
                 self.execute("INSERT INTO metric_totals (definition, task, status, steps, "
                              "attempts, retries) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
@@ -104,8 +103,7 @@ class MetricVerbs(SqlCore):
                              "metric_totals.retries + excluded.retries",
                              (definition, task, status, count, tries, retries))
                 added += count
-            rows = self.execute(_durations("s.finished_at > ? AND s.finished_at <= ?"),
-                                (since, cut)).fetchall()
+            rows = self.execute(_durations(span), (since, cut)).fetchall()
             changed = {(str(r[0]), str(r[1])) for r in rows}
             merged = _histograms(rows, self._stored_durations())
             for (definition, task), (counts, observed, seconds) in merged.items():
