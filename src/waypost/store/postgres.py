@@ -75,7 +75,7 @@ class PostgresTx(SqlTx):
     INPUT_AT = "(input::jsonb #> ?::text[]) = ?::jsonb"
 
     @staticmethod
-    def json_path(parts: list[str]) -> str:
+    def _json_path(parts: list[str]) -> str:
         return "{" + ",".join(parts) + "}"
     channel = "waypost_ready"
 

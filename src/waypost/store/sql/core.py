@@ -73,11 +73,11 @@ class SqlCore:
     SKIP_LOCKED = ""
     #: A run's input contains a text, literally (no wildcards).
     INPUT_HAS = "instr(input, ?) > 0"
-    #: The input's field at a path (`json_path`) is a value given as JSON.
+    #: The input's field at a path (`_json_path`) is a value given as JSON.
     INPUT_AT = "(input -> ?) = ?"
 
     @staticmethod
-    def json_path(parts: list[str]) -> str:
+    def _json_path(parts: list[str]) -> str:
         return "$." + ".".join(parts)
 
     _translated: ClassVar[dict[str, str]] = {}

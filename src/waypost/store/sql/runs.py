@@ -191,7 +191,7 @@ class RunVerbs(SqlCore):
         field = input_field(search) if search else None
         if field is not None:  # NAME=VALUE: that field of the input has that value
             where.append(self.INPUT_AT)
-            params += [self.json_path(field[0]), field[1]]
+            params += [self._json_path(field[0]), field[1]]
         elif search:  # literally, inside the input's JSON text
             where.append(self.INPUT_HAS)
             params.append(as_stored(search))
