@@ -206,7 +206,8 @@ def test_list_runs_filters_by_status_and_flow(store: Store) -> None:
     ("customer.id=42", ["a"]), ("customer.id = 42", ["a"]), ("customer.id=7", ["b"]),
     ('code="42"', ["a"]), ("code=42", []), ("ok=true", ["a"]), ("ok=false", ["b"]),
     ("customer.name=Zoë", ["a"]), ("customer.name=Bob Smith", ["b"]), ("missing=1", []),
-    ('"ok":true', ["a"]), ("Zoë", ["a"]), ("Bob", ["b"]), ("Bobby", [])])
+    ('"ok":true', ["a"]), ("Zoë", ["a"]), ("Bob", ["b"]), ("Bobby", []), ("code=NaN", []),
+    ("code=[1, 2]", []), ("code=", [])])
 def test_list_runs_searches_a_field_or_the_text(store: Store, search: str,
                                                 found: list[str]) -> None:
     """NAME=VALUE asks for a field of the input at a value (a JSON scalar, or the text as

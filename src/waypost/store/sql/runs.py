@@ -19,7 +19,7 @@ from .core import (
 
 #: What `lock_run` reads: the run, and a machine's position (a sender decides from it).
 _LOCKED = (*RUN_COLUMNS, "state", "data", "transitions")
-_FIELD = re.compile(r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*=\s*(.*?)\s*")
+_FIELD = re.compile(r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*=\s*(.*?)\s*", re.ASCII)
 
 
 def as_stored(text: str) -> str:
@@ -38,11 +38,11 @@ def input_field(search: str) -> tuple[list[str], str] | None:
     path, text = found.group(1).split("."), found.group(2)
     try:
         value: Any = codec.loads(text)
-    except ValueError:
-        value = text
-    if isinstance(value, (list, dict)):
-        value = text
-    return path, codec.dumps(value)
+        if not isinstance(value, (list, dict)):
+            return path, codec.dumps(value)
+    except (ValueError, TypeError, RecursionError):  # not JSON, or NaN and the like
+        pass
+    return path, codec.dumps(text)
 
 
 class RunVerbs(SqlCore):
