@@ -369,3 +369,22 @@ def test_a_run_streams_its_changes_until_it_ends(engine: wp.Engine, client: Test
     assert all(a != b for a, b in itertools.pairwise(changes))  # only changes
     assert client.get("/api/v1/runs/no-such-run/stream").status_code == 404
     assert client.get(f"/api/v1/runs/{run_id}/stream", params={"every": 0}).status_code == 422
+
+
+def test_a_stream_whose_run_is_gone_says_so_and_ends(engine: wp.Engine,
+                                                     client: TestClient) -> None:
+    run_id = engine.start(adder, {"a": 1})  # no worker: it stays pending
+
+    def purge(tx: Any) -> None:  # as a retention job would, while someone watches
+        tx.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+        tx.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    events = []
+    with client.stream("GET", f"/api/v1/runs/{run_id}/stream",
+                       params={"every": 0.2}) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+                if len(events) == 1:
+                    engine._store().transact(purge)
+    assert events == ["run", "error"]

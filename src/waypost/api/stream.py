@@ -1,8 +1,9 @@
 """A run's live updates as server-sent events: the dashboard's run page and any client
 follow a run without polling the API themselves. The server reads the run once per
-`every` seconds and sends an event only when something a user watches changed (the
-run's status or state, a step's status or attempt count), then `end` when the run has
-ended. The token guards it like every route: the stream is under /api/v1."""
+`every` seconds (`Engine.progress`, two indexed reads) and sends an event only when
+something a watcher follows changed (the run's status, a step's status or attempt count),
+then `end` when the run has ended; details are one GET of the run away. The token
+guards it like every route: the stream is under /api/v1."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import codec
+from ..errors import WaypostError
 from .runs import engine
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -25,19 +27,13 @@ OPEN = ("pending", "running", "needs_attention", "compensating")
 KEEP_ALIVE = 15.0
 
 
-def brief(view: dict[str, Any]) -> dict[str, Any]:
-    """What a watcher needs to know changed; details are one GET of the run away."""
-    return {"id": view["id"], "status": view["status"], "state": view.get("state"),
-            "steps": [{"name": s["name"], "status": s["status"], "attempts": s["attempts"]}
-                      for s in view.get("steps", [])]}
-
-
 def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {codec.dumps(data)}\n\n"
 
 
 @router.get("/runs/{run_id}/stream", response_class=StreamingResponse,
-            summary="A run's changes as server-sent events (`run`, then `end`)",
+            summary="A run's changes as server-sent events (`run`, then `end`; "
+                    "`error` if the store cannot be read)",
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_run(run_id: str, request: Request,
                      every: Annotated[float, Query(ge=0.2, le=60.0)] = 1.0,
@@ -49,7 +45,11 @@ async def stream_run(run_id: str, request: Request,
         last: dict[str, Any] | None = None
         quiet = 0.0
         while True:
-            now = brief(await run_in_threadpool(eng.show, full))
+            try:
+                now = await run_in_threadpool(eng.progress, full)
+            except WaypostError as exc:  # the store went away: say so, and end the stream
+                yield _event("error", {"type": type(exc).__name__, "message": str(exc)})
+                return
             if now != last:
                 yield _event("run", now)
                 last, quiet = now, 0.0
