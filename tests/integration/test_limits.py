@@ -139,6 +139,11 @@ def log(workdir: str) -> str:
 
 
 # -- enforcement -------------------------------------------------------------------------------
+#: The limiter grants by the database's clock; a task notes its call a claim's latency later,
+#: which varies by a few milliseconds from one claim to the next (CI saw grants a second
+#: apart noted 0.998 s apart). Counting calls in a window a little shorter than the limit's
+#: second still catches a limit not kept: unlimited, these calls come milliseconds apart.
+CALL_WINDOW = 0.9
 
 
 def test_concurrency_is_never_exceeded_across_workers(engine: wp.Engine, log: str) -> None:
@@ -158,7 +163,7 @@ def test_rate_is_never_exceeded_in_any_second(engine: wp.Engine, log: str) -> No
         assert result_of(engine, worker, run_id) == list(range(15))
     times = [e["t"] for e in notes(log, "call")]
     assert len(times) == 15
-    assert most_in_any_window(times) <= 5
+    assert most_in_any_window(times, CALL_WINDOW) <= 5
 
 
 def test_retries_are_claimed_through_the_limit(engine: wp.Engine, log: str) -> None:
@@ -168,7 +173,7 @@ def test_retries_are_claimed_through_the_limit(engine: wp.Engine, log: str) -> N
         result_of(engine, worker, run_id)
     times = [e["t"] for e in notes(log, "call")]
     assert len(times) == 9  # 3 steps x 3 attempts, each retried at once by its backoff
-    assert most_in_any_window(times) <= 3
+    assert most_in_any_window(times, CALL_WINDOW) <= 3
     assert [s["attempts"] for s in engine.show(run_id)["steps"] if s["kind"] == "item"] == [3] * 3
 
 
