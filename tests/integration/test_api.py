@@ -388,3 +388,38 @@ def test_a_stream_whose_run_is_gone_says_so_and_ends(engine: wp.Engine,
                 if len(events) == 1:
                     engine._store().transact(purge)
     assert events == ["run", "error"]
+
+
+def test_watchers_of_one_run_share_one_reader(engine: wp.Engine, client: TestClient) -> None:
+    """However many follow a run, the server reads it once per interval; one who leaves
+    early does not stop the others' stream, and the last to leave stops the reading."""
+    hub = client.app.state.hub
+    with engine.serving():
+        run_id = engine.start(gated, {"order": "o-shared"})
+        _until(lambda: any(s["status"] == "waiting" for s in engine.show(run_id)["steps"]))
+        seen: dict[int, list[str]] = {0: [], 1: [], 2: []}
+        started = [threading.Event() for _ in seen]
+
+        def watch(n: int) -> None:
+            with client.stream("GET", f"/api/v1/runs/{run_id}/stream",
+                               params={"every": 0.2}) as answer:
+                for line in answer.iter_lines():
+                    if line.startswith("data: "):
+                        seen[n].append(json.loads(line.removeprefix("data: "))["status"])
+                        started[n].set()
+                        if n == 2:
+                            return  # this one closes its page after the first event
+
+        threads = [threading.Thread(target=watch, args=(n,)) for n in seen]
+        for t in threads:
+            t.start()
+        for e in started:
+            assert e.wait(10)
+        threads[2].join(10)
+        assert _until(lambda: len(hub.watches) == 1 and len(
+            next(iter(hub.watches.values())).queues) == 2, timeout=10)
+        engine.approve(run_id, "manager", by="erin")
+        for t in threads:
+            t.join(30)
+    assert seen[0][-1] == seen[1][-1] == "succeeded" and seen[2] == ["running"]
+    assert hub.watches == {}

@@ -25,6 +25,7 @@ def create_app(engine: Engine, tokens: dict[str, str] | None,
                   redoc_url=None)
     app.state.engine = engine
     app.state.tokens = tokens
+    app.state.hub = stream.Hub(engine)
     errors.install(app)
     for module in (runs, stream, chains, system, metrics, pages):
         app.include_router(module.router)
