@@ -21,12 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from .. import codec
 from ..errors import WaypostError
 from ..runtime.engine import Engine
+from ..runtime.view import OPEN_RUN_STATUSES
 from .runs import engine
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
-#: A run in one of these may still change.
-OPEN = ("pending", "running", "needs_attention", "compensating")
 #: A comment this often keeps proxies from closing a quiet stream.
 KEEP_ALIVE = 15.0
 Event = tuple[str, dict[str, Any]]
@@ -89,7 +88,7 @@ class Hub:
                 if now != watch.last:
                     watch.last = now
                     self._send(watch, ("run", now))
-                if now["status"] not in OPEN:
+                if now["status"] not in OPEN_RUN_STATUSES:
                     self._send(watch, ("end", {"id": now["id"], "status": now["status"]}))
                     return
                 await asyncio.sleep(every)

@@ -18,11 +18,10 @@ from .driver import RESERVED_EVENTS, Definition
 from .isolation import refuse_in_main_script
 from .limits import WINDOW_MARGIN
 from .loader import load_flow
-from .view import letter_view, limit_view, run_view, worker_view
+from .view import FAILED_RUN_STATUSES, letter_view, limit_view, run_view, worker_view
 from .worker import Worker
 
 #: Statuses a run ends in without an output.
-ENDED_BADLY = ("failed", "cancelled", "compensated", "compensation_failed")
 
 
 class Engine:
@@ -123,7 +122,7 @@ class Engine:
                 raise UnknownTargetError(f"no run {run_id}")
             if row["status"] == "succeeded":
                 return codec.loads(row["output"])
-            if row["status"] in ENDED_BADLY:
+            if row["status"] in FAILED_RUN_STATUSES:
                 raise RunFailed(run_id, codec.loads(row["error"]))
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeout(f"run {run_id} is still {row['status']} after {timeout}s")

@@ -16,6 +16,10 @@ from .driver import Driver, StepPolicy
 #: Every status a run can be in (`runs --status` and the API's runs list take these).
 RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
                 "compensating", "compensated", "compensation_failed")
+#: A run in one of these may still change.
+OPEN_RUN_STATUSES = ("pending", "running", "needs_attention", "compensating")
+#: A run that ended in one of these ended without its output.
+FAILED_RUN_STATUSES = ("failed", "cancelled", "compensated", "compensation_failed")
 
 
 def iso(ts: float | None) -> str | None:

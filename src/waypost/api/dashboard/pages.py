@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import codec
 from ...errors import UnknownTargetError, WaypostError
 from ...masking import mask
-from ...runtime.view import RUN_STATUSES
+from ...runtime.view import OPEN_RUN_STATUSES, RUN_STATUSES
 from ..auth import COOKIE, LOGIN, token_name
 from ..runs import caller, engine, moment, shown
 from ..system import dead_letter
@@ -29,6 +29,7 @@ from .timeline import LEGEND, timelines
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("waypost.api.dashboard", "templates"),
                    autoescape=select_autoescape(default=True))
+_env.globals["open_statuses"] = OPEN_RUN_STATUSES
 _STATIC = {"style.css": "text/css", "htmx.min.js": "text/javascript",
            "live.js": "text/javascript"}
 _FILTERS = ("status", "kind", "definition", "key", "search", "since", "until")
@@ -57,10 +58,15 @@ def login_form(request: Request) -> HTMLResponse:
     return _page(request, "login.html", page="Sign in")
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """A posted form's fields (the first value of each)."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {k: v[0] for k, v in fields.items()}
+
+
 @router.post(LOGIN)
 async def login(request: Request) -> Response:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
+    token = (await _form(request)).get("token", "").strip()
     tokens = request.app.state.tokens
     if tokens is not None and token_name(tokens, token) is None:
         return _page(request, "login.html", 401, page="Sign in", error="That token is not known.")
@@ -169,8 +175,7 @@ def schedules_page(request: Request) -> HTMLResponse:
 
 # -- actions: htmx posts; success reloads the page, a refusal is shown in #flash ----------------
 async def _act(request: Request, action: Callable[[dict[str, str]], Any]) -> Response:
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8",
-                                                                         "replace")).items()}
+    form = await _form(request)
     try:
         await run_in_threadpool(action, form)
     except WaypostError as exc:
