@@ -31,7 +31,7 @@ from run import fresh  # noqa: E402
 
 import waypost as wp  # noqa: E402
 from benchmarks import workloads  # noqa: E402
-from waypost.runtime import worker as worker_mod  # noqa: E402
+from waypost.runtime.process import worker as worker_mod  # noqa: E402
 from waypost.store import base as base_mod  # noqa: E402
 from waypost.store import sql as sql_mod  # noqa: E402
 

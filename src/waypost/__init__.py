@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .chains import Handler, emit, on
-from .context import Context
 from .dag.flow import Flow, child, flow
 from .dag.waits import after, gate, sleep, sleep_until, wait_for
 from .errors import (
@@ -18,12 +17,13 @@ from .errors import (
     UnknownTargetError,
     WaypostError,
 )
-from .limit import Limit, limit
 from .machine import Final, Machine, State, to
-from .retry import Backoff
 from .runtime.engine import Engine
-from .runtime.worker import Worker
-from .task import Task, task
+from .runtime.process.worker import Worker
+from .vocabulary.context import Context
+from .vocabulary.limit import Limit, limit
+from .vocabulary.retry import Backoff
+from .vocabulary.task import Task, task
 
 __version__ = "0.1.0"
 

@@ -138,7 +138,7 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
     """Serve the tasks of MODULE until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .runtime.telemetry import ATTEMPTS, TELEMETRY, metrics_sink, otel_sink
+    from .runtime.process.telemetry import ATTEMPTS, TELEMETRY, metrics_sink, otel_sink
 
     if not log_attempts:
         ATTEMPTS.setLevel(logging.WARNING)
@@ -153,9 +153,9 @@ def worker(ctx: click.Context, module: str, concurrency: int, lease: float, poll
         except ImportError:
             fail("--otel needs OpenTelemetry: pip install 'waypost[otel]'", 2)
         TELEMETRY.add_sink(otel_sink)
-    from .runtime.loader import import_module
-    from .runtime.worker import Worker
-    from .task import registered_tasks
+    from .runtime.process.loader import import_module
+    from .runtime.process.worker import Worker
+    from .vocabulary.task import registered_tasks
 
     import_module(module)
     if not registered_tasks():
@@ -214,7 +214,7 @@ def _parse_json(text: str, option: str) -> Any:
 def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None:
     """Start a run of FLOW and print its id."""
     from .design.check import check
-    from .runtime.loader import load_flow
+    from .runtime.process.loader import load_flow
 
     data = _parse_json(input_, "--input")
     flow = load_flow(target)
@@ -245,7 +245,7 @@ def check_cmd(ctx: click.Context, module: str) -> None:
     """Validate every flow and machine of MODULE without running anything; exit 1 on
     errors."""
     from .design.check import check, definitions
-    from .runtime.loader import import_module
+    from .runtime.process.loader import import_module
 
     found = definitions(import_module(module))
     if not found:
@@ -267,7 +267,7 @@ def check_cmd(ctx: click.Context, module: str) -> None:
 def graph(target: str) -> None:
     """Print a flow (flowchart) or a machine (stateDiagram-v2) as Mermaid."""
     from .design.mermaid import mermaid
-    from .runtime.loader import load_flow
+    from .runtime.process.loader import load_flow
 
     click.echo(mermaid(load_flow(target)), nl=False)
 
@@ -820,7 +820,7 @@ def serve(ctx: click.Context, host: str, port: int, modules: tuple[str, ...],
 
     from .api import create_app
     from .api.auth import from_env, stored_or_new
-    from .runtime.loader import import_module
+    from .runtime.process.loader import import_module
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,7 +10,7 @@ import pytest
 
 import waypost as wp
 from tests.flows.isolated import isolated_run
-from waypost.runtime.sweeper import process_gone
+from waypost.runtime.process.sweeper import process_gone
 
 from ._support import Workers, wait_for
 

@@ -24,7 +24,7 @@ import pytest
 import waypost as wp
 from tests.conftest import pg_schema_url
 from tests.flows.stalled import fan
-from waypost.store.base import STALL_ENV
+from waypost.store.testing import STALL_ENV
 
 from ._support import PYTHON, ROOT, Workers, read_ledger, wait_for
 

@@ -13,7 +13,7 @@ import pytest
 
 import waypost as wp
 from tests.flows.crash import bystander, poisoned
-from waypost.runtime.retries import LOST_ATTEMPTS_LIMIT
+from waypost.runtime.core.retries import LOST_ATTEMPTS_LIMIT
 
 from ._support import Workers, read_ledger, steps_by_name
 

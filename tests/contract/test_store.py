@@ -10,8 +10,8 @@ import pytest
 
 import waypost as wp
 from waypost.errors import SchemaVersionError
-from waypost.runtime.advance import Advancer
-from waypost.runtime.outcome import Outcome
+from waypost.runtime.core.advance import Advancer
+from waypost.runtime.core.outcome import Outcome
 from waypost.store import Store, open_store
 from waypost.store.records import ClaimedStep, LimitRow
 from waypost.store.sql import SqlTx
@@ -163,7 +163,7 @@ def test_expired_lease_rejects_late_outcome_and_heartbeat(store: Store) -> None:
 
 
 def test_sweeper_requeues_expired_attempts_as_lost(store: Store) -> None:
-    from waypost.runtime.sweeper import sweep
+    from waypost.runtime.process.sweeper import sweep
 
     run_id = start(store)
     claim(store, lease=0.1)
@@ -179,7 +179,7 @@ def test_sweeper_requeues_expired_attempts_as_lost(store: Store) -> None:
 
 
 def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) -> None:
-    from waypost.runtime.sweeper import sweep
+    from waypost.runtime.process.sweeper import sweep
 
     limit = LimitRow("api", "2/0.6s", 2, 0.6, 5)
     store.transact(lambda tx: tx.put_limits([limit]))
@@ -202,8 +202,8 @@ def test_a_limit_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) ->
 
 
 def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> None:
-    from waypost.runtime.retries import LOST_ATTEMPTS_LIMIT
-    from waypost.runtime.sweeper import sweep
+    from waypost.runtime.core.retries import LOST_ATTEMPTS_LIMIT
+    from waypost.runtime.process.sweeper import sweep
 
     run_id = start(store)
     for _ in range(2 * LOST_ATTEMPTS_LIMIT + 1):  # lost together once, then each alone
@@ -217,7 +217,7 @@ def test_a_step_that_keeps_losing_its_worker_is_declared_dead(store: Store) -> N
 
 
 def test_a_step_lost_beside_others_is_next_claimed_alone_and_not_charged(store: Store) -> None:
-    from waypost.runtime.sweeper import sweep
+    from waypost.runtime.process.sweeper import sweep
 
     run_id = start(store)
     assert len(claim(store, lease=0.05)) == 2

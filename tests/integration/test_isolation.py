@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import waypost as wp
-from waypost.context import DEFAULT_HEARTBEAT
-from waypost.runtime.sweeper import process_gone
+from waypost.runtime.process.sweeper import process_gone
+from waypost.vocabulary.context import DEFAULT_HEARTBEAT
 
 from .helpers import result_of, step_of, ts
 

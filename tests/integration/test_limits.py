@@ -304,7 +304,7 @@ def test_a_task_using_an_undeclared_limit_is_refused() -> None:
     with pytest.raises(wp.DefinitionError, match="uses limit 'nowhere', which is not declared"):
         @wp.task(uses=["it-rate", "nowhere"])
         def stray() -> None: ...
-    from waypost.task import registered_tasks
+    from waypost.vocabulary.task import registered_tasks
 
     assert not [name for name in registered_tasks() if name.endswith("stray")]
     with pytest.raises(wp.DefinitionError, match="takes limit names"):

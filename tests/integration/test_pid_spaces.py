@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 import waypost as wp
-from waypost.runtime.advance import Advancer
-from waypost.runtime.sweeper import HOST, PID_SPACE, process_gone, sweep
+from waypost.runtime.core.advance import Advancer
+from waypost.runtime.process.sweeper import HOST, PID_SPACE, process_gone, sweep
 from waypost.store import Store, open_store
 
 

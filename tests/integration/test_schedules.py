@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import waypost as wp
-from waypost.runtime import schedules
-from waypost.task import registered_tasks
+from waypost.runtime.core import schedules
+from waypost.vocabulary.task import registered_tasks
 
 #: Far apart, so the workers of other tests (which store every schedule this process has)
 #: never see one of these fall due.
@@ -165,8 +165,8 @@ def test_no_schedule_a_test_process_has_falls_due_soon() -> None:
     """Every in-process worker stores and fires the schedules of the code its process has:
     a test module declaring a fast schedule would start runs in other tests' stores. Fast
     ones belong in modules that only worker subprocesses load (tests/flows/gap.py)."""
-    from waypost.runtime.driver import local_schedules
-    from waypost.schedule import next_fire
+    from waypost.runtime.seam import local_schedules
+    from waypost.vocabulary.schedule import next_fire
 
     now = datetime.now(UTC).timestamp()
     soon = [d.name for d in local_schedules() if next_fire(d.schedule, now) < now + DAY / 3650]

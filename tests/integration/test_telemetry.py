@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import waypost as wp
-from waypost.runtime.telemetry import ATTEMPTS, Telemetry
+from waypost.runtime.process.telemetry import ATTEMPTS, Telemetry
 
 
 @wp.task

@@ -10,8 +10,8 @@ import pytest
 import waypost as wp
 from waypost import codec
 from waypost.dag.driver import DagDriver
-from waypost.runtime import retries
-from waypost.runtime.driver import (
+from waypost.runtime.core import retries
+from waypost.runtime.seam import (
     EndStep,
     FailRun,
     FanOut,

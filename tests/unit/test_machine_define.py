@@ -11,7 +11,7 @@ import pytest
 import waypost as wp
 from waypost import codec
 from waypost.machine import MachineDriver
-from waypost.runtime.driver import (
+from waypost.runtime.seam import (
     DECIDE_EVENT,
     Consume,
     DecideLater,

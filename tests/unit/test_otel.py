@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from waypost.runtime.telemetry import otel_sink
+from waypost.runtime.process.telemetry import otel_sink
 
 EXPORTER = InMemorySpanExporter()
 _provider = TracerProvider()

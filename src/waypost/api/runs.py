@@ -14,7 +14,7 @@ from ..machine.define import registered_machines
 from ..masking import mask, mask_call
 from ..runtime.engine import Engine
 from ..runtime.view import RUN_STATUSES
-from ..task import registered_tasks
+from ..vocabulary.task import registered_tasks
 from .models import Cancel, Reason, Rejection, SendEvent, Skip, StartRun
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])

@@ -1,6 +1,6 @@
 """Event chains: topics, `wp.emit`, `@wp.on` handlers and their deliveries."""
 
-from .emit import emit
+from ..vocabulary.outbox import emit
 from .handler import Handler, on, registered_handlers
 
 __all__ = ["Handler", "emit", "on", "registered_handlers"]

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import codec
-from ..runtime.driver import (
+from ..runtime.seam import (
     Decision,
-    Event,
+    Fact,
     FinishRun,
     RunFacts,
     Settled,
@@ -28,8 +28,8 @@ from ..runtime.driver import (
     register_kind,
 )
 from ..store.records import NewStep
-from ..task import Task
-from .topics import check_pattern
+from ..vocabulary.task import Task
+from ..vocabulary.topics import check_pattern
 
 _HANDLERS: dict[str, Handler] = {}
 
@@ -93,6 +93,10 @@ class HandlerDriver:
     step's."""
 
     kind = "handler"
+    children: tuple[tuple[str, str, str, str], ...] = ()
+    takes_signals = False
+    topics: dict[str, dict[str, str]] = {}
+    any_input = True
 
     def __init__(self, step: str, policy: StepPolicy) -> None:
         self.step = step
@@ -107,8 +111,8 @@ class HandlerDriver:
         text, checksum = encode_call([params], {})
         return [self._policy.new_step(self.step, self.step, "task", "ready", 0, text, checksum)]
 
-    def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
-        if not isinstance(event, Settled):
+    def decide(self, facts: RunFacts, fact: Fact) -> list[Decision]:
+        if not isinstance(fact, Settled):
             return []
         output = facts.outputs([self.step]).get(self.step)  # known without a read
         if output is not None:

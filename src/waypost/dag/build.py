@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import contextvars
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DefinitionError
+from ..vocabulary.recording import current_recorder, recording
 from .graph import Node, Ref, template_refs, to_template
 
 if TYPE_CHECKING:
-    from ..task import Task
-
-_builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
-    "waypost_builder", default=None
-)
+    from ..vocabulary.task import Task
 
 
 def current_builder() -> GraphBuilder | None:
-    return _builder.get()
+    """The graph a flow body being built records into, if a body is being built."""
+    found = current_recorder()
+    return found if isinstance(found, GraphBuilder) else None
 
 
 class GraphBuilder:
@@ -25,7 +24,7 @@ class GraphBuilder:
         self.flow = flow
         self.nodes: dict[str, Node] = {}
         self._counts: dict[str, int] = {}
-        self._token: contextvars.Token[GraphBuilder | None] | None = None
+        self._recording: AbstractContextManager[None] | None = None
         # Ordering without data: the last gate or sleep, the nodes added since, and the
         # steps named by enclosing `wp.after(...)` blocks.
         self._barrier: str | None = None
@@ -35,12 +34,13 @@ class GraphBuilder:
         self.children: list[tuple[str, str, str, str]] = []
 
     def __enter__(self) -> GraphBuilder:
-        self._token = _builder.set(self)
+        self._recording = recording(self)
+        self._recording.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._token is not None
-        _builder.reset(self._token)
+        assert self._recording is not None
+        self._recording.__exit__(None, None, None)
 
     def _unique(self, base: str) -> str:
         n = self._counts[base] = self._counts.get(base, 0) + 1
@@ -72,7 +72,7 @@ class GraphBuilder:
         parameters and outputs) and waits for it; its output is the child's."""
         fingerprint, body, driver = definition.compile()
         self.children.append((fingerprint, definition.name, definition.kind, body))
-        self.children += getattr(driver, "children", [])
+        self.children += driver.children
         short = str(definition.name).rpartition(":")[2].rpartition(".")[2] or "child"
         name = self._unique(short)
         template = to_template(input)

@@ -15,12 +15,12 @@ from functools import cached_property
 from typing import Any
 
 from .. import codec
-from ..runtime.driver import (
+from ..runtime.seam import (
     AwaitEvent,
     Block,
     Decision,
     EndStep,
-    Event,
+    Fact,
     FailRun,
     FanOut,
     FinishRun,
@@ -61,6 +61,9 @@ class _Broken(Exception):
 
 class DagDriver:
     kind = "dag"
+    takes_signals = False
+    topics: dict[str, dict[str, str]] = {}
+    any_input = False
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -119,20 +122,20 @@ class DagDriver:
         return rows
 
     # -- decisions -----------------------------------------------------------------------------
-    def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
-        if isinstance(event, StepSucceeded):
-            successors = self.graph.successors.get(event.node, [])
+    def decide(self, facts: RunFacts, fact: Fact) -> list[Decision]:
+        if isinstance(fact, StepSucceeded):
+            successors = self.graph.successors.get(fact.node, [])
             return [Release(successors)] if successors else []
-        if isinstance(event, StepsFreed):
-            return [self._activate(facts, name) for name in event.steps]
-        if isinstance(event, StepFailed):
-            later = self.graph.downstream(event.node)
+        if isinstance(fact, StepsFreed):
+            return [self._activate(facts, name) for name in fact.steps]
+        if isinstance(fact, StepFailed):
+            later = self.graph.downstream(fact.node)
             return [Block(later)] if later else []
-        if isinstance(event, ItemsEnded):
-            return [self._gather(facts, event.node)]
-        if isinstance(event, Settled):
+        if isinstance(fact, ItemsEnded):
+            return [self._gather(facts, fact.node)]
+        if isinstance(fact, Settled):
             return [self._end(facts)]
-        if isinstance(event, Started):
+        if isinstance(fact, Started):
             roots = [n for n in self.graph.nodes.values() if not n.deps]
             return [self._activate(facts, n.name) for n in roots
                     if n.kind != "task" or not self._renders(n, facts.params)]

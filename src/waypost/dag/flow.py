@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import codec
-from ..chains.topics import check_pattern
 from ..errors import DefinitionError, InputError
 from ..masking import declare
-from ..runtime.driver import declare_schedule, declare_subscriber
-from ..schedule import spec_of
+from ..runtime.seam import declare_schedule, declare_subscriber
+from ..vocabulary.schedule import spec_of
+from ..vocabulary.topics import check_pattern
 from .build import GraphBuilder, current_builder
 from .driver import DagDriver
 from .graph import Graph, Ref, to_template

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..chains.match import check_paths
-from ..chains.topics import check_topic
 from ..errors import DefinitionError, InputError
 from ..moments import next_time_of_day, time_of_day
-from ..rates import seconds
+from ..vocabulary.match import check_paths
+from ..vocabulary.rates import seconds
+from ..vocabulary.topics import check_topic
 from .build import GraphBuilder, current_builder
 from .graph import Ref, render, template_refs, to_template
 

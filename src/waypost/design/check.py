@@ -14,7 +14,7 @@ from typing import Any
 
 from ..dag.flow import Flow
 from ..machine.define import Machine
-from ..retry import Backoff
+from ..vocabulary.retry import Backoff
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from .. import codec
-from ..chains.match import check_paths
-from ..chains.topics import check_pattern, check_topic
 from ..errors import DefinitionError, InputError
 from ..masking import declare
 from ..moments import time_of_day
-from ..runtime.driver import RESERVED_EVENTS, declare_definition, declare_subscriber
-from ..task import Task
+from ..runtime.seam import RESERVED_EVENTS, declare_definition, declare_subscriber
+from ..vocabulary.match import check_paths
+from ..vocabulary.task import Task
+from ..vocabulary.topics import check_pattern, check_topic
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
 #: action's result, or later an event's payload). It must not change either.

@@ -20,13 +20,13 @@ from typing import Any
 
 from .. import codec
 from ..moments import next_time_of_day
-from ..runtime.driver import (
+from ..runtime.seam import (
     DECIDE_EVENT,
     Consume,
     DecideLater,
     Decision,
     EndStep,
-    Event,
+    Fact,
     FailRun,
     FinishRun,
     Insert,
@@ -66,6 +66,8 @@ def merge(data: dict[str, Any], state: str, result: Any) -> dict[str, Any]:
 
 class MachineDriver:
     kind = "machine"
+    takes_signals = True
+    any_input = False
 
     def __init__(self, body: dict[str, Any], guards: list[Guard] | None) -> None:
         self.body = body
@@ -150,25 +152,25 @@ class MachineDriver:
         return [WaitUntil(f"{state}#{seq}", due)]
 
     # -- decisions -----------------------------------------------------------------------------
-    def decide(self, facts: RunFacts, event: Event) -> list[Decision]:
+    def decide(self, facts: RunFacts, fact: Fact) -> list[Decision]:
         try:
-            if isinstance(event, StepSucceeded):
-                return self._done(facts, event.step, event.node, event.kind)
-            if isinstance(event, StepFailed):
-                return self._failed(facts, event)
-            if isinstance(event, StepsFreed):  # a waiting visit reopened (resume, replay)
-                return self._rewait(facts, event.steps)
-            if isinstance(event, SignalArrived):
-                return self._event(facts, event)
-            if isinstance(event, Started):
+            if isinstance(fact, StepSucceeded):
+                return self._done(facts, fact.step, fact.node, fact.kind)
+            if isinstance(fact, StepFailed):
+                return self._failed(facts, fact)
+            if isinstance(fact, StepsFreed):  # a waiting visit reopened (resume, replay)
+                return self._rewait(facts, fact.steps)
+            if isinstance(fact, SignalArrived):
+                return self._event(facts, fact)
+            if isinstance(fact, Started):
                 return [Transition(self.initial, codec.dumps(facts.params), "start",
                                    offers="on" in self.states[self.initial]),
                         *self._wait(facts, self.initial, 1, codec.dumps(facts.params))]
-            if isinstance(event, Settled):
+            if isinstance(fact, Settled):
                 return self._end(facts)
         except _Broken as exc:
-            where = getattr(event, "node", None)
-            return [FailRun({"type": "MachineError", "step": getattr(event, "step", None),
+            where = getattr(fact, "node", None)
+            return [FailRun({"type": "MachineError", "step": getattr(fact, "step", None),
                              "message": f"machine {self.name}"
                                         f"{f', state {where}' if where else ''}: {exc}"})]
         return []

@@ -9,19 +9,18 @@ from datetime import timedelta
 from typing import Any
 
 from .. import codec
-from ..chains.topics import emitted
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError, WaypostError
 from ..store import DEFAULT_URL, Store, open_store
-from . import events, interventions, reopen, schedules, topics, trace
-from .advance import Advancer, new_run_id
-from .driver import RESERVED_EVENTS, Definition
-from .isolation import refuse_in_main_script
-from .limits import WINDOW_MARGIN
-from .loader import load_flow
+from ..vocabulary.topics import emitted
+from . import trace
+from .core import deliveries, interventions, reopen, schedules, signals
+from .core.advance import Advancer, new_run_id
+from .core.limits import WINDOW_MARGIN
+from .process.isolation import refuse_in_main_script
+from .process.loader import load_flow
+from .process.worker import Worker
+from .seam import RESERVED_EVENTS, Definition
 from .view import FAILED_RUN_STATUSES, letter_view, limit_view, run_view, worker_view
-from .worker import Worker
-
-#: Statuses a run ends in without an output.
 
 
 class Engine:
@@ -169,7 +168,7 @@ class Engine:
         if not target:
             raise InputError("a run id or key cannot be empty")
         return dict(self._transact(
-            lambda tx: events.send(self._advancer, tx, target, event, text, id, _address)))
+            lambda tx: signals.send(self._advancer, tx, target, event, text, id, _address)))
 
     def emit(self, topic: str, payload: Any = None, *, key: str | None = None,
              id: str | None = None) -> dict[str, Any]:
@@ -188,7 +187,7 @@ class Engine:
 
     def _publish(self, tx: Any, events: list[Any]) -> list[dict[str, Any]]:
         with self._advancer.work(tx) as w:
-            return topics.publish(self._advancer, w, events)
+            return deliveries.publish(self._advancer, w, events)
 
     def replay_topic(self, handler: str, since: float) -> int:
         """Deliver to `handler` (its name) the events stored from `since` (Unix seconds)
@@ -378,7 +377,7 @@ class Engine:
                 driver = self._advancer.driver(tx, run["fingerprint"])
             except (WaypostError, LookupError, ValueError, TypeError, RecursionError):
                 driver = None  # shown without what only its definition knows
-            machine = driver is not None and driver.kind == "machine"
+            machine = driver is not None and driver.takes_signals
             used = sorted({name for policy in (driver.policies() if driver else [])
                            for name in policy.uses})
             limits = {r.name: limit_view(r, granted, in_use) for r, granted, in_use

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import codec
 from ..store.records import LimitRow, TopicEvent, WorkerRow
-from .driver import Driver, StepPolicy
+from .seam import Driver, StepPolicy
 
 #: Every status a run can be in (`runs --status` and the API's runs list take these).
 RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",

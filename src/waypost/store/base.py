@@ -19,7 +19,6 @@ through untouched. No outcome is reported recorded until its commit returned.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -31,7 +30,6 @@ from .protocol import Tx
 from .sql import SqlTx
 
 T = TypeVar("T")
-STALL_ENV = "WAYPOST_TEST_STALL_IN_COMMIT"
 log = logging.getLogger("waypost.store")
 
 
@@ -43,7 +41,6 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._stall_marker = os.environ.get(STALL_ENV)
 
     # -- dialect hooks ------------------------------------------------------------------
     def _begin(self, write: bool) -> None:
@@ -100,16 +97,6 @@ class Store:
         still stops all other writers until it resumes or dies: they retry ("database is
         locked" is transient) and carry on the moment its lock is gone.
         """
-
-    def stall_for_tests(self) -> None:
-        """Test-only: with WAYPOST_TEST_STALL_IN_COMMIT=<path> set, the first call creates
-        <path> and sleeps, so a test can SIGSTOP a worker inside its outcome-and-claim
-        transaction. Nothing happens otherwise."""
-        if self._stall_marker is None or os.path.exists(self._stall_marker):
-            return
-        with open(self._stall_marker, "w") as marker:
-            marker.write(str(os.getpid()))
-        time.sleep(2.0)
 
     # -- transactions -------------------------------------------------------------------
     def transact(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ... import codec
-from ...context import DEFAULT_HEARTBEAT
+from ...vocabulary.context import DEFAULT_HEARTBEAT
 from ..records import ClaimedStep, Expired, HeldStep
 from .core import (
     _CLEAR_LEASE,
