@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import codec
 from .errors import InputError, WaypostError
-from .runtime.view import RUN_STATUSES
+from .statuses import RUN_STATUSES
 from .store import DEFAULT_URL
 
 # Piped output keeps every value on one line, so `waypost runs | grep KEY` works.

@@ -1,11 +1,12 @@
 """Times of day, as `wp.sleep_until` and a machine state's `until=` take them: "09:00
 Europe/Paris" is the next such moment in that zone ("09:00" alone is UTC). Shared by the
-front-ends, so a flow and a machine read the same text the same way."""
+front-ends, so a flow and a machine read the same text the same way; and the one way a
+stored time is shown (`iso`)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,3 +43,10 @@ def next_time_of_day(at: str, tz: str, now: float) -> float:
         if moment.timestamp() > now:
             return moment.timestamp()
     raise AssertionError("a time of day always comes within two days")
+
+
+def iso(ts: float | None) -> str | None:
+    """A time from the database's clock (Unix seconds) as ISO 8601 UTC, to the millisecond."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")

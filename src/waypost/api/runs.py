@@ -13,7 +13,7 @@ from ..errors import InputError, UnknownTargetError
 from ..machine.define import registered_machines
 from ..masking import mask, mask_call
 from ..runtime.engine import Engine
-from ..runtime.view import RUN_STATUSES
+from ..statuses import RUN_STATUSES
 from ..vocabulary.task import registered_tasks
 from .models import Cancel, Reason, Rejection, SendEvent, Skip, StartRun
 

@@ -14,7 +14,8 @@ from ..store import DEFAULT_URL, Store, open_store
 from ..vocabulary.topics import emitted
 from . import trace
 from .core import deliveries, interventions, reopen, schedules, signals
-from .core.advance import Advancer, new_run_id
+from .core.advance import Advancer
+from .core.heads import new_run_id
 from .core.limits import WINDOW_MARGIN
 from .process.isolation import refuse_in_main_script
 from .process.loader import load_flow
@@ -187,7 +188,7 @@ class Engine:
 
     def _publish(self, tx: Any, events: list[Any]) -> list[dict[str, Any]]:
         with self._advancer.work(tx) as w:
-            return deliveries.publish(self._advancer, w, events)
+            return deliveries.publish(w, events)
 
     def replay_topic(self, handler: str, since: float) -> int:
         """Deliver to `handler` (its name) the events stored from `since` (Unix seconds)

@@ -6,26 +6,17 @@ This shape is a stable interface scripts rely on; add fields, never rename them.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
 from .. import codec
+from ..moments import iso
+from ..statuses import FAILED_RUNS, OPEN_RUNS
 from ..store.records import LimitRow, TopicEvent, WorkerRow
 from .seam import Driver, StepPolicy
 
-#: Every status a run can be in (`runs --status` and the API's runs list take these).
-RUN_STATUSES = ("pending", "running", "needs_attention", "succeeded", "failed", "cancelled",
-                "compensating", "compensated", "compensation_failed")
-#: A run in one of these may still change.
-OPEN_RUN_STATUSES = ("pending", "running", "needs_attention", "compensating")
-#: A run that ended in one of these ended without its output.
-FAILED_RUN_STATUSES = ("failed", "cancelled", "compensated", "compensation_failed")
+# The names the CLI, the API and the engine read them by.
+OPEN_RUN_STATUSES, FAILED_RUN_STATUSES = OPEN_RUNS, FAILED_RUNS
 
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def _duration(start: float | None, end: float | None) -> float | None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from .task import Task
+from typing import Any, Protocol
 
 
 class Recorder(Protocol):
-    def add(self, task: Task[Any, Any], kind: str, args: list[Any], kwargs: dict[str, Any],
+    def add(self, task: Any, kind: str, args: list[Any], kwargs: dict[str, Any],
             over: Any = None) -> Any:
-        """A node for `task` called with `args`/`kwargs` (`kind` task, or map `over` items);
-        returns what stands for its output in the body."""
+        """A node for `task` (a `Task`: this hook sits below it) called with `args` and
+        `kwargs` (`kind` task, or map `over` items); returns what stands for its output in
+        the body."""
         ...
 
 

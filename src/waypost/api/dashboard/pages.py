@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import codec
 from ...errors import UnknownTargetError, WaypostError
 from ...masking import mask
-from ...runtime.view import OPEN_RUN_STATUSES, RUN_STATUSES
+from ...statuses import OPEN_RUNS, RUN_STATUSES
 from ..auth import COOKIE, LOGIN, token_name
 from ..runs import caller, engine, moment, shown
 from ..system import dead_letter
@@ -29,7 +29,7 @@ from .timeline import LEGEND, timelines
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("waypost.api.dashboard", "templates"),
                    autoescape=select_autoescape(default=True))
-_env.globals["open_statuses"] = OPEN_RUN_STATUSES
+_env.globals["open_statuses"] = OPEN_RUNS
 _STATIC = {"style.css": "text/css", "htmx.min.js": "text/javascript",
            "live.js": "text/javascript"}
 _FILTERS = ("status", "kind", "definition", "key", "search", "since", "until")

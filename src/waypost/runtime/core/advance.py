@@ -37,11 +37,6 @@ matches nothing and is discarded.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from ... import codec
@@ -49,7 +44,6 @@ from ...errors import IdempotencyConflict, InputError, UnknownTargetError
 from ...store.protocol import Tx
 from ...store.records import HeldStep
 from ..seam import (
-    DECIDE_EVENT,
     AwaitEvent,
     Block,
     Consume,
@@ -67,102 +61,31 @@ from ..seam import (
     MakeReady,
     Release,
     Settled,
+    SignalArrived,
     StartChild,
-    Started,
     StepFailed,
     StepsFreed,
     StepSucceeded,
     Transition,
     WaitUntil,
     decide,
-    load_driver,
 )
-from . import children, deliveries, event_waits, retries, sagas, signals
+from . import children, deliveries, event_waits, reopen, retries, sagas, states
+from .heads import Heads, new_run_id
 from .outcome import Outcome
-from .work import RunState, Work, keys
+from .runs import create_run
+from .work import FailRunNow, RunState, StepDead, StepEnded, Tell, Work, keys
 
 
-def new_run_id() -> str:
-    """Time-ordered, so listings sort by age and ids can be typed by prefix."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
-
-
-@dataclass
-class _Head:
-    """What a run was started with: its definition and its input (decoded when first
-    needed)."""
-
-    fingerprint: str
-    input: str
-    #: The run whose step started it (a child run), if any.
-    parent: str | None = None
-    #: The key of the lane a keyed delivery holds until it ends (runtime/topics.py).
-    lane: str | None = None
-    params: Any = None
-
-
-class Advancer:
+class Advancer(Heads):
     """Applies drivers' decisions through the store's verbs; shared by an engine's
-    threads (its caches are the only state)."""
-
-    def __init__(self, cache_size: int = 10_000) -> None:
-        self._drivers: dict[str, Driver] = {}
-        self._runs: OrderedDict[str, _Head] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-        #: Definitions known to be committed in this store; the caller adds a fingerprint
-        #: once the transaction that stored it has committed.
-        self.stored: set[str] = set()
+    threads (its caches, heads.py, are the only state)."""
 
     # -- units of work -----------------------------------------------------------------------
     def work(self, tx: Tx, notify: bool = True) -> Work:
         """`with advancer.work(tx) as w: ...`: everything the block records is settled
         before the transaction commits (not if the block raises: then nothing commits)."""
-        return Work(tx, self, notify=notify)
-
-    # -- loading -----------------------------------------------------------------------------
-    def driver(self, tx: Tx, fingerprint: str) -> Driver:
-        driver = self._drivers.get(fingerprint)
-        if driver is None:
-            found = tx.definition(fingerprint)
-            if found is None:
-                raise UnknownTargetError(f"no definition {fingerprint} in the store")
-            driver = self._drivers[fingerprint] = load_driver(*found)
-        return driver
-
-    def load(self, w: Work, run_id: str) -> RunState:
-        """A run's state for its driver. A run whose definition or input cannot be loaded
-        any more is returned `broken`, to be failed: never an exception in a worker."""
-        head = self._runs.get(run_id)
-        if head is None:
-            row = w.tx.run_head(run_id)
-            if row is None:
-                raise UnknownTargetError(f"no run {run_id}")
-            head = self.remember(run_id, row)
-        try:
-            driver = self.driver(w.tx, head.fingerprint)
-            if head.params is None:  # decoded once: drivers read a run's input, never write it
-                head.params = codec.loads(head.input)
-            params = head.params
-        except (UnknownTargetError, LookupError, ValueError, TypeError, RecursionError) as exc:
-            return RunState(run_id, None, {}, w, broken={
-                "type": "DefinitionError", "step": None,
-                "message": f"run {run_id} cannot be driven: {type(exc).__name__}: {exc}"})
-        return RunState(run_id, driver, params, w)
-
-    def may_have_parent(self, run_id: str) -> bool:
-        """False when the cached head says nobody started the run (no read needed)."""
-        head = self._runs.get(run_id)
-        return head is None or head.parent is not None
-
-    def remember(self, run_id: str, row: tuple[str, str, str | None, str | None]) -> _Head:
-        """Runs' definitions and inputs never change, so they are cached (bounded)."""
-        head = _Head(*row)
-        with self._lock:
-            self._runs[run_id] = head
-            if len(self._runs) > self._cache_size:
-                self._runs.popitem(last=False)
-        return head
+        return Work(tx, self, self, notify=notify)
 
     # -- starting ------------------------------------------------------------------------------
     def start(self, tx: Tx, definition: Definition, params: dict[str, Any],
@@ -177,32 +100,23 @@ class Advancer:
         second."""
         fingerprint, body, driver = compiled or definition.compile()
         run_id = run_id or new_run_id()
-        self._drivers.setdefault(fingerprint, driver)
+        self.keep_driver(fingerprint, driver)
         if fingerprint not in self.stored:
             tx.put_definition(fingerprint, definition.name, definition.kind, body)
             for child in driver.children:  # what its steps may start
                 tx.put_definition(*child)
         text = codec.dumps(params)
-        checksum = codec.checksum(text)
-        steps = driver.steps(params)
-        if not tx.insert_run(run_id, definition.name, fingerprint, key, text, checksum,
-                             len(steps)):
-            if tx.run_head(run_id) is not None:
-                return run_id, False
-            assert key is not None
-            existing, existing_flow, existing_checksum = tx.run_by_key(key)
-            if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
-                return existing, False
-            raise IdempotencyConflict(key, existing)
-        tx.insert_steps(run_id, steps, keys(run_id, steps))
-        if deadline is not None:
-            tx.set_deadline(run_id, deadline)
-        self.remember(run_id, (fingerprint, text, None, None))
         with self.work(tx) as w:
-            w.made_ready = sum(s.status == "ready" for s in steps)
-            run = w.runs[run_id] = RunState(run_id, driver, params, w)
-            self.decide(run, Started())
-        return run_id, True
+            if create_run(w, run_id, definition.name, fingerprint, driver, params, text,
+                          driver.steps(params), key=key, deadline=deadline):
+                return run_id, True
+        if tx.run_head(run_id) is not None:
+            return run_id, False
+        assert key is not None
+        existing, existing_flow, existing_checksum = tx.run_by_key(key)
+        if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
+            return existing, False
+        raise IdempotencyConflict(key, existing)
 
     # -- outcomes ------------------------------------------------------------------------------
     def record(self, tx: Tx, outcomes: list[Outcome],
@@ -217,18 +131,21 @@ class Advancer:
                 if o.handoff is not None:
                     accepted[id(o)] = tx.hand_off(o.step_id, o.token, o.handoff)
                     if accepted[id(o)] and o.emits:  # the outbox commits with the hand-off
-                        deliveries.publish(self, w, o.emits, o.run_id)
+                        deliveries.publish(w, o.emits, o.run_id)
+                        self.carry_out(w)
             successes = [o for o in ordered if o.ok and o.handoff is None]
             held_steps = tx.succeed_many([(o.step_id, o.token, o.output or "") for o in successes])
             for o, held in zip(successes, held_steps, strict=True):
                 accepted[id(o)] = held is not None
                 if held is not None:
                     if o.emits:  # the outbox: stored with the outcome, or not at all
-                        deliveries.publish(self, w, o.emits, held.run_id, held.name)
+                        deliveries.publish(w, o.emits, held.run_id, held.name)
+                        self.carry_out(w)
                     self.succeeded(w, held, o.output or "null")
             for o in ordered:
                 if not o.ok:
-                    accepted[id(o)] = retries.record_failure(self, w, o)
+                    accepted[id(o)] = retries.record_failure(w, o)
+                    self.carry_out(w)
         return [accepted[id(o)] for o in outcomes], w.made_ready
 
     def external(self, tx: Tx, token: str, output: Any = None,
@@ -248,7 +165,8 @@ class Advancer:
             else:
                 held = tx.fail_external(step_id, token, codec.dumps(error))
                 if held is not None:
-                    retries.after_failure(self, w, held, codec.dumps(error), False)
+                    retries.after_failure(w, held, codec.dumps(error), False)
+                    self.carry_out(w)
             if held is None:
                 raise InputError(f"completion token {token} was already used, belongs to an "
                                  "attempt that ended, or does not exist")
@@ -306,8 +224,12 @@ class Advancer:
             elif isinstance(d, WaitUntil | AwaitEvent):
                 if isinstance(d, WaitUntil):
                     tx.make_waiting(run.id, d.step, d.due)
-                elif not event_waits.start(self, run, d):
-                    continue
+                else:
+                    waits, found = event_waits.start(run, d)
+                    if found is not None:  # an event stored already satisfies it
+                        self._end_step(run, EndStep(d.step, True, found))
+                    if not waits:
+                        continue
                 if run.id not in w.running:  # its clock is ticking, even if no task ran
                     tx.mark_runs_running([run.id])
                     w.running.add(run.id)
@@ -329,43 +251,22 @@ class Advancer:
                 w.open_delta[run.id] += len(d.steps)
                 w.made_ready += sum(s.status == "ready" for s in d.steps)
             elif isinstance(d, Transition):
-                self._transition(run, d)
+                states.transition(run, d)
             elif isinstance(d, Consume):
-                self._settle_event(w, d.event, d.status, run.machine()[0])
+                states.settle_signal(w, d.event, d.status, run.machine()[0])
             elif isinstance(d, FinishRun):
                 tx.finish_run(run.id, "succeeded", d.output, None)
                 self.run_ended(w, run.id, d.output, None)
             elif isinstance(d, StartChild):
-                children.start(self, run, d)
+                children.start(run, d)
+                self.carry_out(w)
             elif isinstance(d, DecideLater):
-                payload = codec.dumps({"step": d.step, "kind": d.kind})
-                seq, new = tx.add_event(run.id, DECIDE_EVENT, f"decide:{d.step}", payload)
-                if new and run.id in w.open_events:
-                    w.open_events[run.id].append(
-                        (seq, DECIDE_EVENT, f"decide:{d.step}", payload, "pending"))
+                states.decide_later(run, d)
             elif isinstance(d, FailRun):
                 self.fail_run(run, d.error, settled)
             else:
                 self.fail_run(run, {"type": "DefinitionError", "step": None, "message": (
                     f"the runtime cannot carry out {type(d).__name__} yet")}, settled)
-
-    def _transition(self, run: RunState, d: Transition) -> None:
-        w = run.work
-        before, data, seq = run.machine()
-        w.tx.transition(run.id, seq + 1, before, d.to, d.trigger, d.event_id, data, d.data)
-        w.machines[run.id] = (d.to, d.data, seq + 1)
-        event_waits.listen(run, data, d.data)
-        if d.handles is not None:
-            w.handled.add((run.id, d.handles))
-        if d.event is not None:
-            self._settle_event(w, d.event, "consumed", before)
-        if d.offers:
-            w.offer.add(run.id)  # open events are offered to the new state
-
-    @staticmethod
-    def _settle_event(w: Work, seq: int, status: str, state: str | None) -> None:
-        if w.tx.settle_event(seq, status, state):
-            w.settled[seq] = (status, state)
 
     def _end_step(self, run: RunState, d: EndStep) -> None:
         w = run.work
@@ -390,7 +291,7 @@ class Advancer:
             if not w.tx.end_run(run.id, "failed", summary):
                 return  # it had ended already
             w.tx.cancel_steps(run.id, codec.dumps({**error, "traceback": None}))
-            children.abort(self, w.tx, run.id, f"its parent run {run.id} failed")
+            self._abort_children(w.tx, run.id, f"its parent run {run.id} failed")
         self.run_ended(w, run.id, None, error)
         if not sagas.compensate(w, run, summary) and settled:
             w.tx.finish_run(run.id, "failed", None, summary)
@@ -399,10 +300,52 @@ class Advancer:
                   error: dict[str, Any] | None) -> None:
         """A run ended (succeeded, failed, cancelled): a parent's step waiting for it ends
         the same way, and a keyed delivery lets the next one of its key start."""
-        children.ended(self, w, run_id, output, error)
-        head = self._runs.get(run_id)
-        if head is None or head.lane is not None:
-            deliveries.ended(self, w, run_id)
+        if self.may_have_parent(run_id):
+            children.ended(w, run_id, output, error)
+        if self.may_hold_lane(run_id):
+            deliveries.ended(w, run_id)
+        self.carry_out(w)
+
+    # -- the agenda: what the concerns caused ------------------------------------------------
+    def carry_out(self, w: Work) -> None:
+        """Carry out what the concerns put on the agenda, oldest first (what that causes
+        joins the end of it)."""
+        agenda = w.agenda
+        while agenda:
+            item = agenda.popleft()
+            if isinstance(item, Tell):
+                self.decide(w.run(item.run_id), item.fact)
+            elif isinstance(item, StepEnded):
+                if item.succeeded:
+                    assert item.output is not None
+                    self.succeeded(w, item.held, item.output)
+                else:
+                    w.open_delta[item.held.run_id] -= 1
+                    self.after_end(w, w.run(item.held.run_id), item.held, False, item.error)
+            elif isinstance(item, StepDead):
+                self.dead(w, item.held, item.error, item.failed)
+            elif isinstance(item, FailRunNow):
+                self.fail_run(w.run(item.run_id), item.error, settled=False)
+            else:
+                reopen.reopen_run(w, item.run_id)
+
+    def offer(self, w: Work, run: RunState) -> None:
+        """Offer a machine's open signals, oldest first, until one moves it (which offers
+        the rest again, to the state it moved to) or none is left."""
+        if run.id in w.ended or run.driver is None:
+            return
+        seq = run.machine()[2]  # read first: it takes the run's lock
+        known = w.open_events.get(run.id)
+        if known is None:
+            known = w.open_events[run.id] = w.tx.open_events(run.id)
+        try:
+            for event, name, event_id, payload, _ in list(known):
+                self.decide(run, SignalArrived(name, payload, event, event_id))
+                if run.id in w.ended or run.machine()[2] != seq:
+                    return
+        finally:  # what was settled is no longer open; what was added here stays
+            known[:] = [row for row in known if row[0] not in w.settled
+                        or w.settled[row[0]][0] == "deferred"]
 
     # -- settling ----------------------------------------------------------------------------------
     def finish_items(self, w: Work) -> None:
@@ -417,9 +360,10 @@ class Advancer:
         tx = w.tx
         # Until nothing moves: a run that ends here may end a parent's step, which moves
         # the parent on (and may end it in turn).
+        self.carry_out(w)
         while w.offer or w.items_ended or any(w.open_delta.values()):
             while w.offer:
-                signals.offer(self, w, w.run(w.offer.pop()))
+                self.offer(w, w.run(w.offer.pop()))
             self.finish_items(w)
             for run_id in sorted(w.open_delta):
                 delta = w.open_delta.pop(run_id, 0)
@@ -450,11 +394,16 @@ class Advancer:
                 return 0
             raise InputError(f"run {run_id} is already {row['status']}")
         ended = tx.cancel_steps(run_id, codec.dumps({**error, "traceback": None}))
-        children.abort(self, tx, run_id, f"its parent run {run_id} was {status}")
+        self._abort_children(tx, run_id, f"its parent run {run_id} was {status}")
         with self.work(tx) as w:
             sagas.compensate(w, w.run(run_id), codec.dumps({"step": None, **error}))
             self.run_ended(w, run_id, None, {**error, "status": status})
         return ended
+
+    def _abort_children(self, tx: Tx, run_id: str, message: str) -> None:
+        """End the unfinished children of a run that ended early."""
+        for child in children.unfinished(tx, run_id):
+            self.abort(tx, child, "cancelled", "Cancelled", message, quiet=True)
 
     def sweep_queue_timeouts(self, tx: Tx, limit: int = 200) -> int:
         """Ready steps no worker took within their queue_timeout fail (retrying would only

@@ -23,19 +23,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ... import codec
 from ...errors import InputError
 from ...store.protocol import Tx
 from ...store.records import SubscriptionRow, TopicEvent
 from ...vocabulary.topics import Emitted, matches
-from ..seam import Started, local_subscribers
+from ..seam import local_subscribers
 from . import event_waits
-from .work import RunState, Work, keys
-
-if TYPE_CHECKING:
-    from .advance import Advancer
+from .runs import create_run
+from .work import Settles, Work
 
 #: Events a replay delivers per sweep and subscription.
 REPLAY_BATCH = 500
@@ -48,7 +46,7 @@ def delivery_id(event_id: str, created_at: float, subscription: str) -> str:
     return f"{int(created_at * 1000):012x}{digest}"
 
 
-def publish(adv: Advancer, w: Work, events: Sequence[Emitted], cause_run: str | None = None,
+def publish(w: Work, events: Sequence[Emitted], cause_run: str | None = None,
             cause_step: str | None = None) -> list[dict[str, Any]]:
     """Store events and start their deliveries in `w`'s transaction. Returns, per event,
     its id, seq and whether it was a repeat of a stored one (which delivers nothing)."""
@@ -73,9 +71,9 @@ def publish(adv: Advancer, w: Work, events: Sequence[Emitted], cause_run: str | 
         delivered = 0
         for sub in subscriptions(w):
             if sub.replay_seq is None and matches(sub.pattern, e.topic):
-                deliver(adv, w, sub, event)
+                deliver(w, sub, event)
                 delivered += 1
-        event_waits.arrived(adv, w, event)
+        event_waits.arrived(w, event)
         results.append({"id": e.id, "seq": seq, "duplicate": False, "topic": e.topic,
                         "deliveries": delivered})
     return results
@@ -88,7 +86,7 @@ def subscriptions(w: Work) -> list[SubscriptionRow]:
     return w.subscriptions
 
 
-def deliver(adv: Advancer, w: Work, sub: SubscriptionRow, event: TopicEvent) -> None:
+def deliver(w: Work, sub: SubscriptionRow, event: TopicEvent) -> None:
     """Start `event`'s delivery to `sub`, or queue it behind its key's lane."""
     run_id = delivery_id(event.id, event.created_at, sub.name)
     if event.key is not None:
@@ -96,14 +94,14 @@ def deliver(adv: Advancer, w: Work, sub: SubscriptionRow, event: TopicEvent) -> 
         if open_ > 1:
             w.tx.queue_in_lane(sub.name, event.key, position, event.seq, run_id)
             return
-    start(adv, w, sub.fingerprint, sub.name, event, run_id)
+    start(w, sub.fingerprint, sub.name, event, run_id)
 
 
-def start(adv: Advancer, w: Work, fingerprint: str, name: str, event: TopicEvent,
+def start(w: Work, fingerprint: str, name: str, event: TopicEvent,
           run_id: str) -> None:
     """The delivery's run, created and started here."""
     tx = w.tx
-    driver = adv.driver(tx, fingerprint)
+    driver = w.heads.driver(tx, fingerprint)
     try:
         params = codec.loads(event.payload)
     except (ValueError, RecursionError):  # stored by `emitted`, so JSON; never trusted
@@ -122,20 +120,11 @@ def start(adv: Advancer, w: Work, fingerprint: str, name: str, event: TopicEvent
                    "message": f"the payload of event {event.id} is not a JSON object of "
                               f"{name}'s input"}
     text = event.payload if definition is None or refused else codec.dumps(params)
-    if not tx.insert_run(run_id, name, fingerprint, None, text, codec.checksum(text),
-                         len(steps), event.correlation_id, event.seq, event.key):
-        return  # delivered already (a replay overlapping live delivery)
-    tx.insert_steps(run_id, steps, keys(run_id, steps))
-    w.made_ready += sum(s.status == "ready" for s in steps)
-    adv.remember(run_id, (fingerprint, text, None, event.key))
-    run = w.runs[run_id] = RunState(run_id, driver, params if steps else {}, w)
-    if refused is not None:
-        adv.fail_run(run, refused, settled=False)
-        return
-    adv.decide(run, Started())
+    create_run(w, run_id, name, fingerprint, driver, params, text, steps, trigger=event,
+               refused=refused)  # False: delivered already (a replay overlapping live)
 
 
-def ended(adv: Advancer, w: Work, run_id: str) -> None:
+def ended(w: Work, run_id: str) -> None:
     """A run ended: if it was a keyed delivery, the next one of its lane starts."""
     nxt = w.tx.leave_lane(run_id)
     if nxt is None:
@@ -144,7 +133,7 @@ def ended(adv: Advancer, w: Work, run_id: str) -> None:
     event = w.tx.topic_event(seq=seq)
     sub = next((s for s in subscriptions(w) if s.name == name), None)
     if event is not None and sub is not None:
-        start(adv, w, sub.fingerprint, sub.name, event, next_run)
+        start(w, sub.fingerprint, sub.name, event, next_run)
 
 
 def subscribers(tasks: Collection[str]) -> list[Subscriber]:
@@ -192,7 +181,7 @@ def register(tx: Tx, definitions: Sequence[Subscriber]) -> list[str]:
     return changed
 
 
-def sweep_replays(adv: Advancer, tx: Tx) -> int:
+def sweep_replays(runtime: Settles, tx: Tx) -> int:
     """Deliver the next events of every subscription being replayed, in order; one that
     has caught up goes back to being delivered when events are stored."""
     replaying = [s for s in tx.subscriptions() if s.replay_seq is not None]
@@ -200,25 +189,25 @@ def sweep_replays(adv: Advancer, tx: Tx) -> int:
         return 0
     tx.close_topic_gate()  # first, before any lane's lock: emits wait, nothing deadlocks
     done = 0
-    with adv.work(tx) as w:
+    with runtime.work(tx) as w:
         for sub in replaying:
             assert sub.replay_seq is not None
             last = sub.replay_seq
             batch = tx.topic_events_after(last, REPLAY_BATCH)
-            done += _replay(adv, w, sub, batch)
+            done += _replay(w, sub, batch)
             last = batch[-1].seq if batch else last
             # The gate is held: no event is stored between this read and going live.
             tx.advance_replay(sub.name, last, len(batch) < REPLAY_BATCH)
     return done
 
 
-def _replay(adv: Advancer, w: Work, sub: SubscriptionRow, events: list[TopicEvent]) -> int:
+def _replay(w: Work, sub: SubscriptionRow, events: list[TopicEvent]) -> int:
     wanted = [e for e in events if matches(sub.pattern, e.topic)]
     ids = [delivery_id(e.id, e.created_at, sub.name) for e in wanted]
     known = w.tx.known_deliveries(ids) if ids else set()
     count = 0
     for event, run_id in zip(wanted, ids, strict=True):
         if run_id not in known:
-            deliver(adv, w, sub, event)
+            deliver(w, sub, event)
             count += 1
     return count

@@ -17,18 +17,15 @@ its topic, stored once per event id and offered as every machine event is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ... import codec
+from ...moments import iso
+from ...statuses import ACTIVE_RUNS
 from ...store.records import TopicEvent
 from ...vocabulary.match import MISSING, at_path, payload_digest, satisfies, shape
-from ..seam import AwaitEvent, EndStep
-from ..view import iso
-from .signals import OPEN
+from ..seam import AwaitEvent
 from .work import RunState, Work
-
-if TYPE_CHECKING:
-    from .advance import Advancer
 
 #: Stored events a starting wait reads per statement.
 SCAN_BATCH = 500
@@ -44,20 +41,20 @@ def output(event: TopicEvent) -> str:
                         "payload": payload, "emitted_at": iso(event.created_at)})
 
 
-def start(adv: Advancer, run: RunState, d: AwaitEvent) -> bool:
-    """A flow's wait starts: ended at once by an event already stored, or left waiting for
-    one. Returns whether it waits."""
+def start(run: RunState, d: AwaitEvent) -> tuple[bool, str | None]:
+    """A flow's wait starts: (False, its output) when an event stored already satisfies
+    it, for the caller to end the step with; else left waiting for one, (True, None) (or
+    (False, None): the step was not in a state to wait)."""
     w, tx = run.work, run.work.tx
     tx.lock_topic(d.topic)
     found = next(_stored(w, run.id, d.topic, d.match), None)
     if found is not None:
-        adv.apply(run, [EndStep(d.step, True, output(found))])
-        return False
+        return False, output(found)
     step_id = tx.make_waiting(run.id, d.step, d.due)
     if step_id is None:
-        return False
+        return False, None
     _add(w, d.topic, d.match, run.id, step_id)
-    return True
+    return True, None
 
 
 def listen(run: RunState, before: str | None, after: str) -> None:
@@ -78,7 +75,7 @@ def listen(run: RunState, before: str | None, after: str) -> None:
             _take(w, run.id, event)
 
 
-def arrived(adv: Advancer, w: Work, event: TopicEvent) -> None:
+def arrived(w: Work, event: TopicEvent) -> None:
     """An event was stored: the waits it satisfies end (a flow's) or take it (a
     machine's)."""
     tx = w.tx
@@ -101,13 +98,13 @@ def arrived(adv: Advancer, w: Work, event: TopicEvent) -> None:
             if step_id is None:
                 if run_id not in w.ended:
                     row = tx.lock_run(run_id)  # a run's events are written under its lock
-                    if row is not None and row["status"] in OPEN:
+                    if row is not None and row["status"] in ACTIVE_RUNS:
                         _take(w, run_id, event)
                 continue
             ended.append(step_id)
             held = tx.end_wait(step_id, "waiting", "succeeded", text, None)
             if held is not None:
-                adv.succeeded(w, held, text)
+                w.step_ended(held, text)
     if ended:
         tx.drop_topic_waits(ended)
 

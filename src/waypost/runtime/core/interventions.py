@@ -12,9 +12,9 @@ from typing import Any
 
 from ... import codec
 from ...errors import InputError, UnknownTargetError
+from ...moments import iso
 from ...store.protocol import Tx
 from ...store.records import HeldStep
-from ..view import iso
 from . import signals
 from .advance import Advancer
 from .work import RunState, Work

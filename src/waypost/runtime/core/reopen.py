@@ -18,17 +18,11 @@ from typing import Any
 
 from ... import codec
 from ...errors import InputError, UnknownTargetError
+from ...moments import iso
+from ...statuses import OPEN_STEPS, REOPENABLE_RUNS, UNDONE_RUNS
 from ...store.protocol import Tx
 from ..seam import StepsFreed, encode_call
-from ..view import iso
-from .advance import Advancer
-from .work import RunState
-
-#: Statuses a run is reopened from.
-REOPENABLE = ("failed", "cancelled")
-#: Runs whose effects were undone: continuing them would redo half of what was undone.
-ENDED_BY_COMPENSATION = ("compensating", "compensated", "compensation_failed")
-_OPEN_STEP = ("pending", "ready", "running", "waiting", "needs_attention")
+from .work import RunState, Settles, Work
 
 
 def _lock(tx: Tx, run_id: str) -> dict[str, Any]:
@@ -50,16 +44,21 @@ def _waits_for(run: RunState, node: str, succeeded: set[str]) -> int:
     return sum(d not in succeeded for d in dict.fromkeys([*needs, *after]))
 
 
-def resume(adv: Advancer, tx: Tx, run_id: str) -> int:
+def resume(runtime: Settles, tx: Tx, run_id: str) -> int:
     """Reopen a failed or cancelled run. Returns how many steps were reset."""
-    row = _lock(tx, run_id)
-    if row["status"] not in REOPENABLE:
+    with runtime.work(tx) as w:
+        return reopen_run(w, run_id)
+
+
+def reopen_run(w: Work, run_id: str) -> int:
+    """`resume`, in `w`'s transaction (a child reopened with its parent's step too)."""
+    row = _lock(w.tx, run_id)
+    if row["status"] not in REOPENABLE_RUNS:
         raise InputError(f"run {run_id} is {row['status']}; only a failed run can resume "
                          "(or a cancelled one)")
-    with adv.work(tx) as w:
-        run = w.run(run_id)
-        _driven(run)
-        return _reopen(run, row)
+    run = w.run(run_id)
+    _driven(run)
+    return _reopen(run, row)
 
 
 def _reopen(run: RunState, row: dict[str, Any]) -> int:
@@ -74,7 +73,7 @@ def _reopen(run: RunState, row: dict[str, Any]) -> int:
     reset, freed, open_steps = 0, [], 0
     for s in steps:
         status = s["status"]
-        if status == "succeeded" or status in _OPEN_STEP:
+        if status == "succeeded" or status in OPEN_STEPS:
             open_steps += status != "succeeded"
             continue
         budget = s["attempts"] + run.driver.policy(s["node"], s["kind"]).max_attempts
@@ -97,11 +96,11 @@ def _reopen(run: RunState, row: dict[str, Any]) -> int:
     tx.reopen_run(run.id, open_steps)
     run.work.made_ready += reset
     if freed:
-        run.work.advancer.decide(run, StepsFreed(freed))
+        run.work.tell(run.id, StepsFreed(freed))
     return reset
 
 
-def replay(adv: Advancer, tx: Tx, letter_id: int, input: Any = None,
+def replay(runtime: Settles, tx: Tx, letter_id: int, input: Any = None,
            by: str | None = None) -> tuple[str, str]:
     """Run a dead step again, optionally with a patched input; its run continues from
     there. Returns (run id, step name)."""
@@ -115,7 +114,7 @@ def replay(adv: Advancer, tx: Tx, letter_id: int, input: Any = None,
     if letter["status"] not in ("dead", "closed"):  # closed: the checks below say why
         raise InputError(f"dead letter {letter_id} was already {letter['status']} "
                          f"(at {iso(letter['replayed_at'])})")
-    if row["status"] in ENDED_BY_COMPENSATION:
+    if row["status"] in UNDONE_RUNS:
         raise InputError(f"run {run_id} is {row['status']}: what it did was undone, so it "
                          "cannot continue; start a new run")
     step = tx.step_named(run_id, name)
@@ -134,10 +133,10 @@ def replay(adv: Advancer, tx: Tx, letter_id: int, input: Any = None,
     tx.letters_replayed([step["id"]], patched)
     tx.record_decision(step["id"], "replayed", by,
                        codec.dumps({"dead_letter": letter_id, "patched_input": bool(patched)}))
-    with adv.work(tx) as w:
+    with runtime.work(tx) as w:
         run = w.run(run_id)
         _driven(run)
-        if row["status"] in REOPENABLE:
+        if row["status"] in REOPENABLE_RUNS:
             _reopen(run, row)  # resume's rules: everything the run left unfinished
         else:
             _reopen_branch(run, step)

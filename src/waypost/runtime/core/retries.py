@@ -7,16 +7,11 @@ step's policy is (`StepPolicy`), never how a failure is handled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ... import codec
 from ...store.records import HeldStep
 from ..seam import StepPolicy
 from .outcome import Outcome
 from .work import Work
-
-if TYPE_CHECKING:
-    from .advance import Advancer
 
 #: A step whose attempts were lost this many times (worker gone each time) is dead.
 LOST_ATTEMPTS_LIMIT = 10
@@ -42,14 +37,14 @@ def policy_of(w: Work, held: HeldStep) -> StepPolicy | None:
     return None if run.driver is None else run.driver.policy(held.node, held.kind)
 
 
-def record_failure(adv: Advancer, w: Work, o: Outcome) -> bool:
+def record_failure(w: Work, o: Outcome) -> bool:
     """A failed, timed-out or lost attempt, if its token still holds the step."""
     error = codec.dumps(o.error)
     held = w.tx.end_attempt(o.step_id, o.token, o.kind, error, o.expired)
     if held is None:
         return False
     if o.kind != "lost":
-        after_failure(adv, w, held, error, o.fatal)
+        after_failure(w, held, error, o.fatal)
         return True
     # An attempt whose worker vanished (crash, kill -9, partition) is the worker's failure,
     # not the task's: retried at once without using up the task's retries, unless the step
@@ -57,19 +52,19 @@ def record_failure(adv: Advancer, w: Work, o: Outcome) -> bool:
     if w.tx.lost_attempts(held.id) < LOST_ATTEMPTS_LIMIT:
         w.tx.retry_later(held.id, 0.0, error, extra_attempt=True)
         return True
-    adv.dead(w, held, codec.dumps({**(o.error or {}), "message": (
+    w.step_dead(held, codec.dumps({**(o.error or {}), "message": (
         f"{held.name} lost its worker {LOST_ATTEMPTS_LIMIT} times; it may be what crashes "
         "it (memory, a native library): see the workers' logs")}))
     return True
 
 
-def after_failure(adv: Advancer, w: Work, held: HeldStep, error: str, fatal: bool) -> None:
+def after_failure(w: Work, held: HeldStep, error: str, fatal: bool) -> None:
     """Ask an operator, retry per the step's policy (and its retry budget), or the step
     is dead."""
     tx = w.tx
     policy = policy_of(w, held)
     if policy is None:  # the run cannot be driven: no policy to retry by
-        adv.dead(w, held, error)
+        w.step_dead(held, error)
         return
     if policy.escalate_after and escalates(policy, tx.failed_attempts(held.id), fatal):
         tx.escalate(held.id, error, policy.escalation_timeout)
@@ -77,7 +72,7 @@ def after_failure(adv: Advancer, w: Work, held: HeldStep, error: str, fatal: boo
         return
     delay = retry_delay(policy, held.attempts, held.max_attempts, fatal)
     if delay is None:
-        adv.dead(w, held, error)
+        w.step_dead(held, error)
         return
     budget = policy.retry_budget
     if budget and not tx.spend_retry(policy.task, budget[0], budget[1]):
@@ -87,6 +82,6 @@ def after_failure(adv: Advancer, w: Work, held: HeldStep, error: str, fatal: boo
                    "message": f"retry refused: the retry budget of task {policy.task} ({per}) "
                               f"is spent; last error: {detail.get('type')}: "
                               f"{detail.get('message')}"}
-        adv.dead(w, held, codec.dumps(refused))
+        w.step_dead(held, codec.dumps(refused))
         return
     tx.retry_later(held.id, delay, error)

@@ -17,12 +17,13 @@ from typing import Any
 
 from ... import codec
 from ...errors import IdempotencyConflict, UnknownTargetError
+from ...moments import iso
 from ...store.protocol import Tx
 from ...store.records import ScheduleRow
 from ...vocabulary.schedule import describe, latest_due, local_iso, next_fire, on_time
 from ..seam import Driver, local_schedules, unscheduled
-from ..view import iso
-from .advance import Advancer, new_run_id
+from .advance import Advancer
+from .heads import new_run_id
 
 log = logging.getLogger("waypost.schedules")
 

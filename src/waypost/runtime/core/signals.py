@@ -1,6 +1,7 @@
-"""Events sent to state-machine runs: stored before `send` returns, then offered.
+"""Signals: events sent to one state-machine run, stored before `send` returns, then
+offered (`Advancer.offer`).
 
-An event is a row before anything decides about it, so it is never lost and never taken
+A signal is a row before anything decides about it, so it is never lost and never taken
 twice: it is offered to the run's driver when it arrives (if the sender can decide), after
 every transition into a state that takes events, and by the sweeper (for a sender that had
 not the machine's guards). A driver takes it with a `Transition` or settles it with a
@@ -10,37 +11,13 @@ not the machine's guards). A driver takes it with a `Transition` or settles it w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import InputError, UnknownTargetError
+from ...statuses import ACTIVE_RUNS
 from ...store.protocol import Tx
-from ..seam import SignalArrived, local_definitions
-from .work import RunState, Work
-
-if TYPE_CHECKING:
-    from .advance import Advancer
-
-#: Run statuses in which a run takes events.
-OPEN = ("pending", "running", "needs_attention")
-
-
-def offer(adv: Advancer, w: Work, run: RunState) -> None:
-    """Offer a machine's open events, oldest first, until one moves it (which offers the
-    rest again, to the state it moved to) or none is left."""
-    if run.id in w.ended or run.driver is None:
-        return
-    seq = run.machine()[2]  # read first: it takes the run's lock
-    known = w.open_events.get(run.id)
-    if known is None:
-        known = w.open_events[run.id] = w.tx.open_events(run.id)
-    try:
-        for event, name, event_id, payload, _ in list(known):
-            adv.decide(run, SignalArrived(name, payload, event, event_id))
-            if run.id in w.ended or run.machine()[2] != seq:
-                return
-    finally:  # what was settled is no longer open; what was added here stays
-        known[:] = [row for row in known if row[0] not in w.settled
-                    or w.settled[row[0]][0] == "deferred"]
+from ..seam import local_definitions
+from .advance import Advancer
 
 
 def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
@@ -53,7 +30,7 @@ def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
         with adv.work(tx) as w:
             for run_id in runs:
                 tx.lock_run(run_id)
-                offer(adv, w, w.run(run_id))
+                adv.offer(w, w.run(run_id))
     return 0  # offers are not expired attempts: they do not count toward a sweep
 
 
@@ -79,7 +56,7 @@ def send(adv: Advancer, tx: Tx, target: str, name: str, payload: str,
         if run.driver is not None and not run.driver.takes_signals:
             raise InputError(f"run {run_id} is a {run.driver.kind} run: only state machines "
                              "take events")
-        if row["status"] not in OPEN:
+        if row["status"] not in ACTIVE_RUNS:
             sent = None if event_id is None else tx.event(run_id, None, event_id)
             if sent is not None:  # a repeat, after the run ended: still one event
                 return {"run_id": run_id, "event": sent["seq"], "duplicate": True,
@@ -88,7 +65,7 @@ def send(adv: Advancer, tx: Tx, target: str, name: str, payload: str,
                              f"{name!r} was not stored")
         seq, new = tx.add_event(run_id, name, event_id, payload)
         if new:
-            offer(adv, w, run)
+            adv.offer(w, run)
     if seq in w.settled:
         status, state = w.settled[seq]
     elif new:  # offered and left open: waiting for an action, or for a worker to decide

@@ -6,22 +6,28 @@ same three things inside its transaction: load the runs it touches, apply what h
 and what their drivers decide, then settle: gather fan-outs whose items all ended, count
 open steps, end the runs that have none left, and wake idle workers. `Work` is that
 sequence, written once; `Advancer.work(tx)` opens one and closes it on success.
+
+The modules that handle one concern inside the transaction (children, retries, waits for
+topic events, deliveries, reopening) never call back into the `Advancer`: what they cause
+(a fact for a run's driver, a step that ended, a run to fail) they put on the work's
+`agenda`, and the `Advancer` carries it out as soon as they return, in the order it was
+put there. So a step's outcome travels one way: from the door that recorded it, through
+the advancer, out to the concern it touches, and back to the advancer only through the
+agenda.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...store.protocol import Tx
-from ...store.records import NewStep, SubscriptionRow
-from ..seam import Driver
-
-if TYPE_CHECKING:
-    from .advance import Advancer
+from ...store.records import HeldStep, NewStep, SubscriptionRow
+from ..seam import Driver, Fact
+from .heads import Heads
 
 
 def step_key(run_id: str, step: str) -> str:
@@ -72,10 +78,68 @@ class RunState:
         return found
 
 
+@dataclass(frozen=True)
+class Tell:
+    """Tell a run's driver a fact."""
+
+    run_id: str
+    fact: Fact
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    """A step ended for good (succeeded with `output`, or failed with `error`), by a
+    fenced write already made: its run moves on."""
+
+    held: HeldStep
+    output: str | None = None
+    error: str | None = None
+    succeeded: bool = True
+
+
+@dataclass(frozen=True)
+class StepDead:
+    """A step is out of attempts: it fails (unless a fenced write failed it already,
+    `failed`) and leaves a dead letter."""
+
+    held: HeldStep
+    error: str
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class FailRunNow:
+    """A run fails now, its open steps cancelled."""
+
+    run_id: str
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """A failed or cancelled run is reopened (a child whose parent's step was reopened)."""
+
+    run_id: str
+
+
+Agendum = Tell | StepEnded | StepDead | FailRunNow | Reopen
+
+
+class Settles(Protocol):
+    """Whoever opens units of work and carries out their agendas (the `Advancer`)."""
+
+    def settle(self, w: Work, notify: bool = True) -> None: ...
+
+    def work(self, tx: Tx, notify: bool = True) -> Work: ...
+
+
 @dataclass
 class Work:
     tx: Tx
-    advancer: Advancer
+    heads: Heads
+    settler: Settles
+    #: What the concerns caused, for the advancer to carry out, oldest first.
+    agenda: deque[Agendum] = field(default_factory=deque)
     open_delta: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runs: dict[str, RunState] = field(default_factory=dict)
     made_ready: int = 0
@@ -120,10 +184,29 @@ class Work:
         return self._now
 
     def run(self, run_id: str) -> RunState:
+        """A run's state for its driver. A run whose definition or input cannot be loaded
+        any more is `broken`, to be failed: never an exception in a worker."""
         state = self.runs.get(run_id)
         if state is None:
-            state = self.runs[run_id] = self.advancer.load(self, run_id)
+            driver, params, broken = self.heads.load(self.tx, run_id)
+            state = self.runs[run_id] = RunState(run_id, driver, params, self, broken)
         return state
+
+    def tell(self, run_id: str, fact: Fact) -> None:
+        self.agenda.append(Tell(run_id, fact))
+
+    def step_ended(self, held: HeldStep, output: str | None = None,
+                   error: str | None = None, succeeded: bool = True) -> None:
+        self.agenda.append(StepEnded(held, output, error, succeeded))
+
+    def step_dead(self, held: HeldStep, error: str, failed: bool = False) -> None:
+        self.agenda.append(StepDead(held, error, failed))
+
+    def fail_run(self, run_id: str, error: dict[str, Any]) -> None:
+        self.agenda.append(FailRunNow(run_id, error))
+
+    def reopen(self, run_id: str) -> None:
+        self.agenda.append(Reopen(run_id))
 
     # A plain context manager, not @contextmanager: this is on every step's path.
     def __enter__(self) -> Work:
@@ -131,4 +214,4 @@ class Work:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is None:  # a block that raised commits nothing: nothing to settle
-            self.advancer.settle(self, self.notify)
+            self.settler.settle(self, self.notify)
