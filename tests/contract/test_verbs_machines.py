@@ -72,22 +72,3 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
     assert store.read(lambda tx: tx.event(run_id, second, None)) == rows[1]
     assert store.read(lambda tx: tx.event(run_id, None, "e1")) == rows[0]
     assert store.read(lambda tx: tx.event(run_id, None, "nope")) is None
-
-
-def test_a_worker_registers_the_machine_definitions_its_code_has(store: Store) -> None:
-    store.transact(lambda tx: tx.register_worker("w1", "h", 1, '["t"]', "i1", None, None, 30.0,
-                                                 '{"m": "sha256:1"}'))
-    store.transact(lambda tx: tx.register_worker("w2", "h", 2, '["t"]'))
-    rows = {w.id: w for w in store.read(lambda tx: tx.workers())}
-    assert (rows["w1"].definitions, rows["w2"].definitions) == ({"m": "sha256:1"}, {})
-
-
-def test_a_child_run_is_linked_to_its_parent_step(store: Store) -> None:
-    parent, child, other = new_run(store), new_run(store), new_run(store)
-    store.transact(lambda tx: tx.link_child(child, parent, "s#1"))
-    assert store.read(lambda tx: tx.parent_of(child)) == (parent, "s#1")
-    assert store.read(lambda tx: tx.run_head(child))[2] == parent
-    assert store.read(lambda tx: tx.parent_of(parent)) is None
-    [found] = store.read(lambda tx: tx.children_of(parent))
-    assert (found["id"], found["status"], found["step"]) == (child, "pending", "s#1")
-    assert store.read(lambda tx: tx.children_of(other)) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from waypost.store import Store
 
 from .helpers import claim, new_run, step, step_id, steps, store
@@ -113,3 +115,12 @@ def test_reset_step_clears_the_end_fenced_by_the_status_it_was(store: Store) -> 
     assert store.transact(lambda tx: tx.reset_step(a.id, "succeeded", "ready", 0, 9)) \
         is False, "acts once"
     assert steps(store, run_id)["a"]["status"] == "pending"
+
+
+@pytest.mark.parametrize("names", [[], ["a"]])
+def test_outputs_of_named_steps(store: Store, names: list[str]) -> None:
+    run_id = new_run(store)
+    got = claim(store, limit=1)[0]
+    assert store.transact(lambda tx: tx.succeed(got.id, got.lease_token, '"out"'))
+    assert store.read(lambda tx: tx.outputs(run_id, names)) == (
+        {"a": '"out"'} if names else {})
