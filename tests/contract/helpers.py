@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
+from tests.conftest import PG_BASE
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
 from waypost.store.records import ClaimedStep, NewStep, StepRow
@@ -54,3 +57,28 @@ def step_id(store: Store, run_id: str, name: str) -> int:
 def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.0,
           limit: int = 10, tasks: tuple[str, ...] = (TASK,)) -> list[ClaimedStep]:
     return store.transact(lambda tx: tx.claim(owner, token, limit, lease, tasks))
+
+
+def statuses(store: Store, run_id: str) -> dict[str, str]:
+    return {name: row["status"] for name, row in steps(store, run_id).items()}
+
+
+def run_status(store: Store, run_id: str) -> str:
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert run is not None
+    return str(run["status"])
+
+
+def waiting_on_lock(dialect: str, statement: str) -> None:
+    """Return once another PostgreSQL session waits on a lock in `statement` (at once on
+    SQLite, whose second writer waits for the first to commit anyway)."""
+    if dialect != "postgres":
+        return
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        for _ in range(100):
+            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND position(%s in query) > 0", (statement,)
+                            ).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"nobody waits on a lock in {statement!r}")

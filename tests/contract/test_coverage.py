@@ -32,7 +32,7 @@ from tests.unit.test_store_protocol import own_verbs, protocol_verbs
 from waypost.store.protocol import CONCERNS
 
 HERE = Path(__file__).parent
-FENCE = re.compile(r"(?<!un)fenced\b|\bunique\b|primary key|collide|holds the step|is kept|"
+FENCE = re.compile(r"(?<!un)fenced\b|\bunique\b|primary key|collide|`token` holds|is kept|"
                    r"however often|is taken|only that one", re.IGNORECASE)
 
 

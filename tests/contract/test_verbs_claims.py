@@ -68,6 +68,9 @@ def test_succeed_is_fenced_by_token_live_lease_and_status(store: Store) -> None:
     rows = steps(store, run_id)
     assert (rows["a"]["output"], rows["b"]["output"]) == ("1", "2")
     assert rows["a"]["lease_owner"] is None and rows["a"]["status"] == "succeeded"
+    assert store.transact(lambda tx: tx.succeed_many([(b.id, b.lease_token, "5")])) == [None]
+    assert store.transact(lambda tx: tx.succeed_many([])) == []
+    assert steps(store, run_id)["b"]["output"] == "2", "a batch retried records nothing"
 
 
 def test_an_expired_lease_or_a_passed_timeout_refuses_the_outcome(store: Store) -> None:
@@ -191,6 +194,8 @@ def test_expire_queued_fails_only_steps_still_ready(store: Store) -> None:
     rows = steps(store, run_id)
     assert {n: r["status"] for n, r in rows.items()} == {
         "a": "running", "b": "failed", "c": "ready"}
+    assert store.transact(lambda tx: tx.expire_queued("again", 10)) == [], "failed once"
+    assert steps(store, run_id)["b"]["error"] == "no worker"
 
 
 def test_hand_off_then_external_completion_with_the_token_once(store: Store) -> None:

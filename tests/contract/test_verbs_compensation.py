@@ -6,7 +6,7 @@ import time
 
 from waypost.store import Store
 
-from .helpers import claim, new_run, step, steps, store
+from .helpers import claim, new_run, run_status, step, steps, store
 
 __all__ = ["store"]
 
@@ -34,5 +34,7 @@ def test_compensation_runs_undo_steps_one_by_one_and_ends_once(store: Store) -> 
     run = store.read(lambda tx: tx.get_run(run_id))
     assert (run["status"], run["error"]) == ("compensated", "c failed")
     assert store.transact(lambda tx: tx.set_run_status(run_id, "failed", ["running"])) is False
+    assert run_status(store, run_id) == "compensated"
     assert store.transact(lambda tx: tx.set_run_status(run_id, "failed",
                                                        ["compensated"])) is True
+    assert run_status(store, run_id) == "failed"

@@ -12,7 +12,7 @@ from waypost.errors import StoreError
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
 
-from .helpers import claim, new_run, step, step_id, steps, store
+from .helpers import claim, new_run, run_status, step, step_id, steps, store
 
 __all__ = ["store"]
 
@@ -85,6 +85,9 @@ def test_mark_runs_running_only_moves_pending_runs(store: Store) -> None:
     store.transact(lambda tx: tx.mark_runs_running([a, b]))
     assert [store.read(lambda tx, r=r: tx.get_run(r))["status"] for r in (a, b)] == [
         "running", "cancelled"]
+    store.transact(lambda tx: tx.end_run(a, "cancelled", "y"))
+    store.transact(lambda tx: tx.mark_runs_running([a]))
+    assert run_status(store, a) == "cancelled", "a run that ended meanwhile stays ended"
 
 
 def test_end_run_acts_once(store: Store) -> None:
@@ -132,6 +135,9 @@ def test_cancel_steps_ends_what_is_unfinished_and_fences_running_attempts(
     assert [(h["outcome"], h["worker"]) for h in history] == [("cancelled", "w1")]
     a = held["a"]
     assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+    assert store.transact(lambda tx: tx.cancel_steps(run_id, "again")) == 0, "ended once"
+    assert steps(store, run_id)["a"]["error"] == "stop"
+    assert len(store.read(lambda tx: tx.attempts_of(run_id))) == 1
 
 
 def test_run_ids_like_matches_a_prefix_up_to_two(store: Store) -> None:
@@ -219,3 +225,9 @@ def test_a_child_run_is_linked_to_its_parent_step(store: Store) -> None:
     [found] = store.read(lambda tx: tx.children_of(parent))
     assert (found["id"], found["status"], found["step"]) == (child, "pending", "s#1")
     assert store.read(lambda tx: tx.children_of(other)) == []
+
+
+def test_run_id_by_key_finds_the_run_of_a_key(store: Store) -> None:
+    run_id = new_run(store, key="k-1")
+    assert store.read(lambda tx: tx.run_id_by_key("k-1")) == run_id
+    assert store.read(lambda tx: tx.run_id_by_key("k-2")) is None

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from waypost.store import Store
+import threading
 
-from .helpers import claim, new_run, step, step_id, steps, store
+from waypost.errors import DatabaseRefused
+from waypost.store import Store, open_store
+from waypost.store.protocol import Tx
+
+from .helpers import (
+    claim,
+    new_run,
+    run_status,
+    statuses,
+    step,
+    step_id,
+    steps,
+    store,
+    waiting_on_lock,
+)
 
 __all__ = ["store"]
 
@@ -59,3 +73,69 @@ def test_escalate_with_a_timeout_comes_due(store: Store) -> None:
     (a,) = claim(store)
     store.transact(lambda tx: tx.escalate(a.id, "boom", 0.0))
     assert [d[0] for d in store.transact(lambda tx: tx.due_waits(10))] == [a.id]
+
+
+def test_make_waiting_moves_only_a_pending_step(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("g", status="pending", waiting_on=1))
+    g = step_id(store, run_id, "g")
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "a", 0.0)) is None, "ready"
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "nope", 0.0)) is None
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "g", None)) == g
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "g", 0.0)) is None, "once"
+    assert statuses(store, run_id) == {"a": "ready", "g": "waiting"}
+    assert steps(store, run_id)["g"]["ready_at"] is None, "the first call's due time"
+    assert store.transact(lambda tx: tx.due_waits(10)) == []
+
+
+def test_escalate_moves_only_a_running_step_and_attention_only_an_open_run(
+        store: Store) -> None:
+    run_id = new_run(store, step("a"), step("p", status="pending", waiting_on=1))
+    (a,) = claim(store)
+    p = step_id(store, run_id, "p")
+    store.transact(lambda tx: tx.escalate(p, "not running", None))
+    store.transact(lambda tx: tx.escalate(a.id, "boom", None))
+    store.transact(lambda tx: tx.escalate(a.id, "again", 0.0))
+    rows = steps(store, run_id)
+    assert (rows["p"]["status"], rows["p"]["error"]) == ("pending", None)
+    assert (rows["a"]["status"], rows["a"]["error"], rows["a"]["lease_owner"]) == (
+        "needs_attention", "boom", None), "escalated once"
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+    assert store.transact(lambda tx: tx.end_run(run_id, "cancelled", "stop"))
+    store.transact(lambda tx: tx.attention(run_id))
+    assert run_status(store, run_id) == "cancelled", "an ended run stays ended"
+
+
+def test_two_decisions_at_once_on_one_step_collide(db_url: str, store: Store) -> None:
+    """PostgreSQL: the second decision waits on the first's key and is refused when it
+    commits (SQLite's writers are serial, so there the second is numbered after)."""
+    run_id = new_run(store, step("a"))
+    a = step_id(store, run_id, "a")
+    other = open_store(db_url)
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            other.transact(lambda tx: tx.record_decision(a, "retried", "bob", None))
+            outcome.append("recorded")
+        except DatabaseRefused:
+            outcome.append("refused")
+
+    racer = threading.Thread(target=second)
+
+    def first(tx: Tx) -> None:
+        tx.record_decision(a, "approved", "ann", None)
+        racer.start()
+        waiting_on_lock(store.dialect, "INSERT INTO attempts")
+
+    try:
+        store.transact(first)
+        racer.join()
+    finally:
+        other.close()
+    history = store.read(lambda tx: tx.attempts_of_step(a))
+    if store.dialect == "postgres":
+        assert outcome == ["refused"]
+        assert [(h["attempt"], h["worker"]) for h in history] == [(-1, "ann")]
+    else:
+        assert outcome == ["recorded"]
+        assert [(h["attempt"], h["worker"]) for h in history] == [(-2, "bob"), (-1, "ann")]

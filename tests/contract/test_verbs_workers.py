@@ -7,7 +7,7 @@ import time
 from waypost.store import Store
 from waypost.store.records import WorkerRow
 
-from .helpers import claim, new_run, step, steps, store
+from .helpers import claim, new_run, statuses, step, steps, store
 
 __all__ = ["store"]
 
@@ -89,3 +89,31 @@ def test_expire_leases_ends_only_the_owners_named_leases_now(store: Store) -> No
         "fenced by running"
     assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
         "a": "running", "b": "succeeded", "c": "running"}
+
+
+def test_expire_owner_ends_only_that_owners_running_leases(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("b"), step("c"))
+    a, b = claim(store, "w1", "t1", limit=2)
+    assert len(claim(store, "w2", "t2")) == 1
+    assert store.transact(lambda tx: tx.succeed(b.id, b.lease_token, "1")) is not None
+    assert store.transact(lambda tx: tx.expire_owner("w3")) == 0, "fenced by the owner"
+    assert store.read(lambda tx: tx.expired(10)) == []
+    assert store.transact(lambda tx: tx.expire_owner("w1")) == 1, "its running step only"
+    assert [(e.step_id, e.owner, e.reason) for e in store.read(lambda tx: tx.expired(10))] == [
+        (a.id, "w1", "lost")]
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+    assert statuses(store, run_id) == {"a": "running", "b": "succeeded", "c": "running"}
+    assert steps(store, run_id)["c"]["lease_owner"] == "w2"
+
+
+def test_one_owner_holds_a_named_lease_until_it_runs_out(store: Store) -> None:
+    def take(owner: str, seconds: float, name: str = "sweeper") -> bool:
+        return store.transact(lambda tx: tx.try_lease(name, owner, seconds))
+
+    assert take("a", 0.3)
+    assert not take("b", 30.0), "held by another"
+    assert take("a", 0.3), "kept by its holder"
+    assert take("b", 30.0, "other"), "another name is another lease"
+    time.sleep(0.5)
+    assert take("b", 30.0), "run out: taken over"
+    assert not take("a", 30.0), "the old holder is the stale one now"
