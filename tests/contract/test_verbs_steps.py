@@ -8,7 +8,7 @@ import pytest
 
 from waypost.store import Store
 
-from .helpers import claim, new_run, step, step_id, steps, store
+from .helpers import claim, new_run, statuses, step, step_id, steps, store
 
 __all__ = ["store"]
 
@@ -78,7 +78,7 @@ def test_block_ends_only_pending_steps(store: Store) -> None:
     assert store.transact(lambda tx: tx.block(run_id, ["a", "b", "c"])) == 2
     assert store.transact(lambda tx: tx.block(run_id, [])) == 0
     assert store.transact(lambda tx: tx.block(run_id, ["b"])) == 0, "blocked once"
-    assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
+    assert statuses(store, run_id) == {
         "a": "ready", "b": "upstream_failed", "c": "upstream_failed"}
 
 

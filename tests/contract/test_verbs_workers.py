@@ -87,7 +87,7 @@ def test_expire_leases_ends_only_the_owners_named_leases_now(store: Store) -> No
     assert store.transact(lambda tx: tx.succeed(b.id, b.lease_token, "1")) is not None
     assert store.transact(lambda tx: tx.expire_leases("w1", [b.lease_token])) == 0, \
         "fenced by running"
-    assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
+    assert statuses(store, run_id) == {
         "a": "running", "b": "succeeded", "c": "running"}
 
 
