@@ -43,16 +43,16 @@ def test_ready_among_tells_which_groups_have_a_claimable_step(store: Store) -> N
 def test_a_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) -> None:
     """Store verbs alone (test_store.py shows the same through the sweeper): the slot is
     freed by the outcome, the grant stays in its rate window until it is pruned."""
-    limit = LimitRow("api", "2/0.6s", 2, 0.6, 5)
+    limit = LimitRow("api", "2/s", 2, 1.0, 5)
     store.transact(lambda tx: tx.put_limits([limit]))
     new_run(store, step("a"), step("b"))
     a, b = claim(store)
     store.transact(lambda tx: tx.add_grants([("api", a.id, a.lease_token),
                                              ("api", b.id, b.lease_token)]))
     store.transact(lambda tx: tx.add_grants([]))
-    use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
+    use = store.read(lambda tx: tx.limit_usage("api", 1.0, 2, True))
     assert (use.granted, use.running) == (2, 2) and use.nth is not None and use.now > 0
-    assert store.read(lambda tx: tx.limit_usage("api", 0.6, 3, True)).nth is None
+    assert store.read(lambda tx: tx.limit_usage("api", 1.0, 3, True)).nth is None
     use = store.read(lambda tx: tx.limit_usage("api", None, None, False))
     assert (use.granted, use.running, use.nth) == (0, 0, None), "neither rate nor slots asked"
     assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "1")) is not None
@@ -60,8 +60,8 @@ def test_a_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) -> None:
     assert store.read(lambda tx: tx.limits_in_use(0.0)) == [(limit, 2, 1)]
     assert store.read(lambda tx: tx.limits_in_use(0.0, ["api", "x"])) == [(limit, 2, 1)]
     assert store.read(lambda tx: tx.limits_in_use(0.0, [])) == []
-    time.sleep(0.7)
-    use = store.read(lambda tx: tx.limit_usage("api", 0.6, 2, True))
+    time.sleep(1.1)
+    use = store.read(lambda tx: tx.limit_usage("api", 1.0, 2, True))
     assert (use.granted, use.running, use.nth) == (0, 1, None)
     assert store.transact(lambda tx: tx.prune_grants(0.0)) == 1, "b's grant holds its slot"
     assert store.read(lambda tx: tx.limits_in_use(0.0)) == [(limit, 0, 1)]
