@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import PG_BASE
+from waypost.errors import StoreError
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
 from waypost.store.records import ClaimedStep, NewStep, StepRow
@@ -82,3 +83,25 @@ def waiting_on_lock(dialect: str, statement: str) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError(f"nobody waits on a lock in {statement!r}")
+
+
+def held_to_the_end(store: Store, lock: Callable[[Tx], Any], read: Callable[[Tx], Any]) -> None:
+    """PostgreSQL: while one transaction holds `lock`, another taking it waits (past its
+    0.2 s bound it gives up as unavailable) yet `read` passes; after the commit it is free.
+    Nothing to show on SQLite, where every write transaction is serial already."""
+    if store.dialect != "postgres":
+        return
+    other = open_store(store.url)
+    other.bound_transactions(0.2)  # a lock wait past 0.2 s is cancelled (and retried)
+    other.patience = 0.5
+    try:
+        def held(tx: Tx) -> None:
+            assert lock(tx)
+            with pytest.raises(StoreError, match="unavailable"):
+                other.transact(lock)
+            assert other.transact(read), "reads pass"
+
+        store.transact(held)
+        assert other.transact(lock), "free after"
+    finally:
+        other.close()

@@ -7,7 +7,7 @@ import time
 from waypost.store import Store
 from waypost.store.records import LimitRow
 
-from .helpers import TASK, claim, new_run, step, store
+from .helpers import TASK, claim, held_to_the_end, new_run, step, store
 
 __all__ = ["store"]
 
@@ -65,3 +65,9 @@ def test_a_grant_holds_a_slot_only_while_its_attempt_runs(store: Store) -> None:
     assert (use.granted, use.running, use.nth) == (0, 1, None)
     assert store.transact(lambda tx: tx.prune_grants(0.0)) == 1, "b's grant holds its slot"
     assert store.read(lambda tx: tx.limits_in_use(0.0)) == [(limit, 0, 1)]
+
+
+def test_lock_limits_holds_them_to_the_end_of_the_transaction(store: Store) -> None:
+    store.transact(lambda tx: tx.put_limits([LimitRow("api", None, None, None, 1)]))
+    held_to_the_end(store, lambda tx: tx.lock_limits(["api"]),
+                    lambda tx: tx.get_limits(["api"]))

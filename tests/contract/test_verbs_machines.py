@@ -7,7 +7,7 @@ import pytest
 from waypost.store import Store
 from waypost.store.protocol import Tx
 
-from .helpers import new_run, store
+from .helpers import held_to_the_end, new_run, store
 
 __all__ = ["store"]
 
@@ -70,3 +70,8 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
     assert store.read(lambda tx: tx.event(run_id, second, None)) == rows[1]
     assert store.read(lambda tx: tx.event(run_id, None, "e1")) == rows[0]
     assert store.read(lambda tx: tx.event(run_id, None, "nope")) is None
+
+
+def test_machine_holds_the_runs_row_to_the_end_of_the_transaction(store: Store) -> None:
+    run_id = new_run(store)
+    held_to_the_end(store, lambda tx: tx.machine(run_id), lambda tx: tx.get_run(run_id))

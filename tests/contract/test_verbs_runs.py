@@ -8,17 +8,15 @@ import uuid
 import pytest
 
 from waypost import codec
-from waypost.errors import StoreError
-from waypost.store import Store, open_store
-from waypost.store.protocol import Tx
+from waypost.store import Store
 
-from .helpers import claim, new_run, run_status, step, step_id, steps, store
+from .helpers import claim, held_to_the_end, new_run, run_status, step, step_id, steps, store
 
 __all__ = ["store"]
 
 
 def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
-        db_url: str, store: Store) -> None:
+        store: Store) -> None:
     run_id = new_run(store)
     assert store.transact(lambda tx: tx.lock_run("nope")) is None
     got = store.transact(lambda tx: tx.lock_run(run_id))
@@ -31,22 +29,7 @@ def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
     assert got is not None and (got["state"], got["data"], got["transitions"]) == ("a", "{}", 1)
     assert (got["state"], got["data"], got["transitions"]) == \
         store.transact(lambda tx: tx.machine(run_id))
-    if store.dialect != "postgres":
-        return  # SQLite: every write transaction is serial already
-    other = open_store(db_url)
-    other.bound_transactions(0.2)  # a lock wait past 0.2 s is cancelled (and retried)
-    other.patience = 0.5
-    try:
-        def held(tx: Tx) -> None:
-            assert tx.lock_run(run_id) is not None
-            with pytest.raises(StoreError, match="unavailable"):
-                other.transact(lambda t: t.lock_run(run_id))
-            assert other.transact(lambda t: t.get_run(run_id)) is not None, "reads pass"
-
-        store.transact(held)
-        assert other.transact(lambda t: t.lock_run(run_id)) is not None, "free after"
-    finally:
-        other.close()
+    held_to_the_end(store, lambda tx: tx.lock_run(run_id), lambda tx: tx.get_run(run_id))
 
 
 def test_insert_run_is_fenced_by_its_id_and_key(store: Store) -> None:

@@ -10,6 +10,7 @@ from waypost.store.protocol import Tx
 
 from .helpers import (
     claim,
+    held_to_the_end,
     new_run,
     run_status,
     statuses,
@@ -139,3 +140,9 @@ def test_two_decisions_at_once_on_one_step_collide(db_url: str, store: Store) ->
     else:
         assert outcome == ["recorded"]
         assert [(h["attempt"], h["worker"]) for h in history] == [(-2, "bob"), (-1, "ann")]
+
+
+def test_step_named_holds_the_steps_row_to_the_end_of_the_transaction(store: Store) -> None:
+    run_id = new_run(store)
+    held_to_the_end(store, lambda tx: tx.step_named(run_id, "a"),
+                    lambda tx: tx.steps_of(run_id))

@@ -7,7 +7,7 @@ import time
 from waypost.store import Store
 from waypost.store.records import WorkerRow
 
-from .helpers import claim, new_run, statuses, step, steps, store
+from .helpers import claim, held_to_the_end, new_run, statuses, step, steps, store
 
 __all__ = ["store"]
 
@@ -117,3 +117,8 @@ def test_one_owner_holds_a_named_lease_until_it_runs_out(store: Store) -> None:
     time.sleep(0.7)
     assert take("b", 30.0), "run out: taken over"
     assert not take("a", 30.0), "the old holder is the stale one now"
+
+
+def test_workers_on_holds_their_rows_to_the_end_of_the_transaction(store: Store) -> None:
+    store.transact(lambda tx: tx.register_worker("w1", "h1", 11, '["t1"]'))
+    held_to_the_end(store, lambda tx: tx.workers_on("h1"), lambda tx: tx.workers())
