@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
+from tests.conftest import PG_BASE
+from waypost.errors import StoreError
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
 from waypost.store.records import ClaimedStep, NewStep, StepRow
@@ -54,3 +58,50 @@ def step_id(store: Store, run_id: str, name: str) -> int:
 def claim(store: Store, owner: str = "w1", token: str = "t1", lease: float = 30.0,
           limit: int = 10, tasks: tuple[str, ...] = (TASK,)) -> list[ClaimedStep]:
     return store.transact(lambda tx: tx.claim(owner, token, limit, lease, tasks))
+
+
+def statuses(store: Store, run_id: str) -> dict[str, str]:
+    return {name: row["status"] for name, row in steps(store, run_id).items()}
+
+
+def run_status(store: Store, run_id: str) -> str:
+    run = store.read(lambda tx: tx.get_run(run_id))
+    assert run is not None
+    return str(run["status"])
+
+
+def waiting_on_lock(dialect: str, statement: str) -> None:
+    """Return once another PostgreSQL session waits on a lock in `statement` (at once on
+    SQLite, whose second writer waits for the first to commit anyway)."""
+    if dialect != "postgres":
+        return
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        for _ in range(100):
+            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND position(%s in query) > 0", (statement,)
+                            ).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"nobody waits on a lock in {statement!r}")
+
+
+def held_to_the_end(store: Store, lock: Callable[[Tx], Any], read: Callable[[Tx], Any]) -> None:
+    """PostgreSQL: while one transaction holds `lock`, another taking it waits (past its
+    0.2 s bound it gives up as unavailable) yet `read` passes; after the commit it is free.
+    Nothing to show on SQLite, where every write transaction is serial already."""
+    if store.dialect != "postgres":
+        return
+    other = open_store(store.url)
+    other.bound_transactions(0.2)  # a lock wait past 0.2 s is cancelled (and retried)
+    other.patience = 0.5
+    try:
+        def held(tx: Tx) -> None:
+            assert lock(tx)
+            with pytest.raises(StoreError, match="unavailable"):
+                other.transact(lock)
+            assert other.transact(read), "reads pass"
+
+        store.transact(held)
+        assert other.transact(lock), "free after"
+    finally:
+        other.close()

@@ -68,6 +68,9 @@ def test_succeed_is_fenced_by_token_live_lease_and_status(store: Store) -> None:
     rows = steps(store, run_id)
     assert (rows["a"]["output"], rows["b"]["output"]) == ("1", "2")
     assert rows["a"]["lease_owner"] is None and rows["a"]["status"] == "succeeded"
+    assert store.transact(lambda tx: tx.succeed_many([(b.id, b.lease_token, "5")])) == [None]
+    assert store.transact(lambda tx: tx.succeed_many([])) == []
+    assert steps(store, run_id)["b"]["output"] == "2", "a batch retried records nothing"
 
 
 def test_an_expired_lease_or_a_passed_timeout_refuses_the_outcome(store: Store) -> None:
@@ -191,6 +194,8 @@ def test_expire_queued_fails_only_steps_still_ready(store: Store) -> None:
     rows = steps(store, run_id)
     assert {n: r["status"] for n, r in rows.items()} == {
         "a": "running", "b": "failed", "c": "ready"}
+    assert store.transact(lambda tx: tx.expire_queued("again", 10)) == [], "failed once"
+    assert steps(store, run_id)["b"]["error"] == "no worker"
 
 
 def test_hand_off_then_external_completion_with_the_token_once(store: Store) -> None:
@@ -263,22 +268,3 @@ def test_release_held_gives_back_without_charging_an_attempt(store: Store) -> No
     assert store.transact(lambda tx: tx.expire_owner("w3")) == 1
     assert sorted(e.owner or "" for e in store.read(lambda tx: tx.expired(10))) == [
         "w2", "w3"]
-
-
-def test_expire_leases_ends_only_the_owners_named_leases_now(store: Store) -> None:
-    run_id = new_run(store, step("a"), step("b"), step("c"))
-    a, b = claim(store, "w1", "t1", limit=2)
-    (c,) = claim(store, "w2", "t2")
-    assert store.transact(lambda tx: tx.expire_leases("w1", [])) == 0
-    assert store.transact(lambda tx: tx.expire_leases("w1", ["forged", c.lease_token])) == 0
-    assert store.transact(lambda tx: tx.expire_leases("w2", [a.lease_token])) == 0
-    assert store.read(lambda tx: tx.expired(10)) == []
-    assert store.transact(lambda tx: tx.expire_leases("w1", [a.lease_token])) == 1
-    assert [(e.step_id, e.reason) for e in store.read(lambda tx: tx.expired(10))] == [
-        (a.id, "lost")]
-    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
-    assert store.transact(lambda tx: tx.succeed(b.id, b.lease_token, "1")) is not None
-    assert store.transact(lambda tx: tx.expire_leases("w1", [b.lease_token])) == 0, \
-        "fenced by running"
-    assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
-        "a": "running", "b": "succeeded", "c": "running"}

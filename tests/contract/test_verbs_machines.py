@@ -7,7 +7,7 @@ import pytest
 from waypost.store import Store
 from waypost.store.protocol import Tx
 
-from .helpers import new_run, store
+from .helpers import held_to_the_end, new_run, store
 
 __all__ = ["store"]
 
@@ -43,8 +43,6 @@ def test_a_machine_moves_by_fenced_transitions_each_kept_once(store: Store) -> N
 
 def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> None:
     run_id = new_run(store, key="k-1")
-    assert store.read(lambda tx: tx.run_id_by_key("k-1")) == run_id
-    assert store.read(lambda tx: tx.run_id_by_key("k-2")) is None
     first = store.transact(lambda tx: tx.add_event(run_id, "paid", "e1", '{"a":1}'))
     assert first[1] is True
     assert store.transact(lambda tx: tx.add_event(run_id, "paid", "e1", '{"a":2}')) == (
@@ -74,20 +72,6 @@ def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> N
     assert store.read(lambda tx: tx.event(run_id, None, "nope")) is None
 
 
-def test_a_worker_registers_the_machine_definitions_its_code_has(store: Store) -> None:
-    store.transact(lambda tx: tx.register_worker("w1", "h", 1, '["t"]', "i1", None, None, 30.0,
-                                                 '{"m": "sha256:1"}'))
-    store.transact(lambda tx: tx.register_worker("w2", "h", 2, '["t"]'))
-    rows = {w.id: w for w in store.read(lambda tx: tx.workers())}
-    assert (rows["w1"].definitions, rows["w2"].definitions) == ({"m": "sha256:1"}, {})
-
-
-def test_a_child_run_is_linked_to_its_parent_step(store: Store) -> None:
-    parent, child, other = new_run(store), new_run(store), new_run(store)
-    store.transact(lambda tx: tx.link_child(child, parent, "s#1"))
-    assert store.read(lambda tx: tx.parent_of(child)) == (parent, "s#1")
-    assert store.read(lambda tx: tx.run_head(child))[2] == parent
-    assert store.read(lambda tx: tx.parent_of(parent)) is None
-    [found] = store.read(lambda tx: tx.children_of(parent))
-    assert (found["id"], found["status"], found["step"]) == (child, "pending", "s#1")
-    assert store.read(lambda tx: tx.children_of(other)) == []
+def test_machine_holds_the_runs_row_to_the_end_of_the_transaction(store: Store) -> None:
+    run_id = new_run(store)
+    held_to_the_end(store, lambda tx: tx.machine(run_id), lambda tx: tx.get_run(run_id))

@@ -1,72 +1,22 @@
-"""Contract: definitions and runs (store/sql/runs.py), on both stores."""
+"""Contract: runs (store/sql/runs.py), on both stores."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from typing import Any
 
 import pytest
 
 from waypost import codec
-from waypost.errors import DatabaseRefused, StoreError
-from waypost.store import Store, open_store
-from waypost.store.protocol import Tx
-from waypost.store.sql.metrics import DURATION_BUCKETS
+from waypost.store import Store
 
-from .helpers import TASK, claim, new_run, step, step_id, steps, store
+from .helpers import claim, held_to_the_end, new_run, run_status, step, step_id, steps, store
 
 __all__ = ["store"]
 
 
-def test_now_is_the_database_clock_and_notify_is_delivered_on_commit(
-        db_url: str, store: Store) -> None:
-    a, b = store.read(lambda tx: tx.now()), store.read(lambda tx: tx.now())
-    assert 0 < a <= b
-    listener = open_store(db_url)
-    try:
-        listener.wait_for_wakeup(0.01)  # subscribes (PostgreSQL)
-        store.transact(lambda tx: tx.notify())
-        woke = listener.wait_for_wakeup(2.0)
-        assert woke is (store.dialect == "postgres")  # SQLite's workers poll
-    finally:
-        listener.close()
-
-
-def test_a_definition_is_stored_once_under_its_fingerprint(store: Store) -> None:
-    store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 1}'))
-    store.transact(lambda tx: tx.put_definition("f1", "flow", "dag", '{"v": 2}'))
-    store.transact(lambda tx: tx.put_definition("f2", "flow", "saga", '{"v": 3}'))
-    assert store.read(lambda tx: tx.definition("f1")) == ("dag", '{"v": 1}')
-    assert store.read(lambda tx: tx.definition("f2")) == ("saga", '{"v": 3}')
-    assert store.read(lambda tx: tx.definition("nope")) is None
-
-
-def test_a_request_records_its_result_once_and_is_pruned_when_old(store: Store) -> None:
-    assert store.read(lambda tx: tx.request_result("r1")) is None
-    store.transact(lambda tx: tx.record_request("r1", '{"ok": 1}'))
-    assert store.read(lambda tx: tx.request_result("r1")) == '{"ok": 1}'
-    assert store.read(lambda tx: tx.request_result("r2")) is None
-    with pytest.raises(DatabaseRefused):
-        store.transact(lambda tx: tx.record_request("r1", '{"ok": 2}'))
-    assert store.read(lambda tx: tx.request_result("r1")) == '{"ok": 1}', "the first kept"
-
-    def retried(tx: Tx) -> str | None:  # a retry after a lost acknowledgement asks first
-        tx.record_request("r2", '"two"')
-        return tx.request_result("r2")
-
-    assert store.transact(retried) == '"two"'
-    time.sleep(1.0)  # well apart, even on a loaded machine
-    store.transact(lambda tx: tx.record_request("r3", '"new"'))
-    assert store.transact(lambda tx: tx.prune_requests(3600.0)) == 0
-    assert store.transact(lambda tx: tx.prune_requests(0.5)) == 2
-    assert [store.read(lambda tx, r=r: tx.request_result(r)) for r in ("r1", "r2", "r3")] == [
-        None, None, '"new"']
-
-
 def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
-        db_url: str, store: Store) -> None:
+        store: Store) -> None:
     run_id = new_run(store)
     assert store.transact(lambda tx: tx.lock_run("nope")) is None
     got = store.transact(lambda tx: tx.lock_run(run_id))
@@ -79,22 +29,7 @@ def test_lock_run_reads_the_run_and_holds_it_to_the_end_of_the_transaction(
     assert got is not None and (got["state"], got["data"], got["transitions"]) == ("a", "{}", 1)
     assert (got["state"], got["data"], got["transitions"]) == \
         store.transact(lambda tx: tx.machine(run_id))
-    if store.dialect != "postgres":
-        return  # SQLite: every write transaction is serial already
-    other = open_store(db_url)
-    other.bound_transactions(0.2)  # a lock wait past 0.2 s is cancelled (and retried)
-    other.patience = 0.5
-    try:
-        def held(tx: Tx) -> None:
-            assert tx.lock_run(run_id) is not None
-            with pytest.raises(StoreError, match="unavailable"):
-                other.transact(lambda t: t.lock_run(run_id))
-            assert other.transact(lambda t: t.get_run(run_id)) is not None, "reads pass"
-
-        store.transact(held)
-        assert other.transact(lambda t: t.lock_run(run_id)) is not None, "free after"
-    finally:
-        other.close()
+    held_to_the_end(store, lambda tx: tx.lock_run(run_id), lambda tx: tx.get_run(run_id))
 
 
 def test_insert_run_is_fenced_by_its_id_and_key(store: Store) -> None:
@@ -133,6 +68,9 @@ def test_mark_runs_running_only_moves_pending_runs(store: Store) -> None:
     store.transact(lambda tx: tx.mark_runs_running([a, b]))
     assert [store.read(lambda tx, r=r: tx.get_run(r))["status"] for r in (a, b)] == [
         "running", "cancelled"]
+    store.transact(lambda tx: tx.end_run(a, "cancelled", "y"))
+    store.transact(lambda tx: tx.mark_runs_running([a]))
+    assert run_status(store, a) == "cancelled", "a run that ended meanwhile stays ended"
 
 
 def test_end_run_acts_once(store: Store) -> None:
@@ -180,6 +118,9 @@ def test_cancel_steps_ends_what_is_unfinished_and_fences_running_attempts(
     assert [(h["outcome"], h["worker"]) for h in history] == [("cancelled", "w1")]
     a = held["a"]
     assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+    assert store.transact(lambda tx: tx.cancel_steps(run_id, "again")) == 0, "ended once"
+    assert steps(store, run_id)["a"]["error"] == "stop"
+    assert len(store.read(lambda tx: tx.attempts_of(run_id))) == 1
 
 
 def test_run_ids_like_matches_a_prefix_up_to_two(store: Store) -> None:
@@ -249,13 +190,6 @@ def test_list_runs_pages_by_keyset_and_filters_kind_key_time_and_input(store: St
     assert store.read(lambda tx: tx.list_runs(None, None, 9, search="%")) == []
 
 
-def test_api_tokens_are_kept_by_digest_under_a_name(store: Store) -> None:
-    assert store.read(lambda tx: tx.api_tokens()) == {}
-    assert store.transact(lambda tx: tx.add_api_token("admin", "d1"))
-    assert not store.transact(lambda tx: tx.add_api_token("admin", "d2"))
-    assert store.read(lambda tx: tx.api_tokens()) == {"d1": "admin"}
-
-
 def test_step_counts_per_run(store: Store) -> None:
     a, b = new_run(store), new_run(store)
     got = claim(store, limit=1)[0]
@@ -265,83 +199,18 @@ def test_step_counts_per_run(store: Store) -> None:
     assert store.read(lambda tx: tx.step_counts([])) == {}
 
 
-@pytest.mark.parametrize("names", [[], ["a"]])
-def test_outputs_of_named_steps(store: Store, names: list[str]) -> None:
-    run_id = new_run(store)
-    got = claim(store, limit=1)[0]
-    assert store.transact(lambda tx: tx.succeed(got.id, got.lease_token, '"out"'))
-    assert store.read(lambda tx: tx.outputs(run_id, names)) == (
-        {"a": '"out"'} if names else {})
+def test_a_child_run_is_linked_to_its_parent_step(store: Store) -> None:
+    parent, child, other = new_run(store), new_run(store), new_run(store)
+    store.transact(lambda tx: tx.link_child(child, parent, "s#1"))
+    assert store.read(lambda tx: tx.parent_of(child)) == (parent, "s#1")
+    assert store.read(lambda tx: tx.run_head(child))[2] == parent
+    assert store.read(lambda tx: tx.parent_of(parent)) is None
+    [found] = store.read(lambda tx: tx.children_of(parent))
+    assert (found["id"], found["status"], found["step"]) == (child, "pending", "s#1")
+    assert store.read(lambda tx: tx.children_of(other)) == []
 
 
-def test_metrics_count_the_store(store: Store) -> None:
-    new_run(store)  # a ready step and a pending one
-    found = store.read(lambda tx: tx.metrics())
-    assert found["open"] == [("mod:flow", TASK, "ready", 1, 0, 0)]
-    assert found["finished"] == []
-    assert found["ready"] == 1 and found["oldest_ready"] >= 0
-    assert (found["timers_due"], found["expiries"], found["deliveries_pending"],
-            found["dead_letters"]) == (0, {}, {}, [])
-
-
-def test_ended_steps_are_counted_once_whether_rolled_up_or_not(store: Store) -> None:
-    """A scrape sees ended steps from the totals up to the mark and live past it: rolling
-    up moves a step from one to the other and changes no count, and a second roll-up
-    over the same time adds nothing."""
-    for _ in range(3):
-        new_run(store)
-    for got in claim(store, limit=3):
-        assert store.transact(lambda tx, g=got: tx.succeed(g.id, g.lease_token, "1"))
-
-    # one of them took two seconds: it is under the histogram's 2.5 s bound, not its 1 s
-    store.transact(lambda tx: tx.execute(
-        "UPDATE steps SET started_at = finished_at - 2.0 WHERE id = ?", (got.id,)))
-
-    def finished() -> tuple[Any, Any]:
-        found = store.read(lambda tx: tx.metrics())
-        [(definition, task, counts, observed, seconds)] = found["durations"]
-        took = (definition, task, dict(zip(DURATION_BUCKETS, counts, strict=True)),
-                observed, round(seconds))
-        return found["finished"], took
-
-    before = finished()
-    assert before[1][2][1.0] == 2 and before[1][2][2.5] == 3
-    assert before[1][3:] == (3, 2)
-    assert before[0] == [("mod:flow", TASK, "succeeded", 3, 3, 0)]
-    assert store.transact(lambda tx: tx.roll_up_metrics(3600.0, 1000)) == 0  # too recent
-    first = store.transact(lambda tx: tx.roll_up_metrics(0.0, 1))  # the first (with ties)
-    assert 1 <= first <= 3 and finished() == before
-    assert store.transact(lambda tx: tx.roll_up_metrics(0.0, 1000)) == 3 - first
-    assert store.transact(lambda tx: tx.roll_up_metrics(0.0, 1000)) == 0
-    assert finished() == before
-    assert store.read(lambda tx: tx.metrics())["open"] == []
-
-
-def test_scrapers_rolling_up_at_once_count_each_step_once(db_url: str, store: Store) -> None:
-    """Four scrapers roll up at the same time, a step at a time: they take turns on the
-    mark, so no step is added twice or skipped."""
-    for _ in range(12):
-        new_run(store)
-    for got in claim(store, limit=12):
-        assert store.transact(lambda tx, g=got: tx.succeed(g.id, g.lease_token, "1"))
-    added: list[int] = []
-
-    def scrape() -> None:
-        mine = open_store(db_url)
-        try:
-            for _ in range(8):
-                added.append(mine.transact(lambda tx: tx.roll_up_metrics(0.0, 1)))
-        finally:
-            mine.close()
-
-    threads = [threading.Thread(target=scrape) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(added) == 12
-    totals = store.read(lambda tx: tx.execute("SELECT steps FROM metric_totals").fetchall())
-    assert [int(r[0]) for r in totals] == [12]
-    found = store.read(lambda tx: tx.metrics())
-    assert found["finished"] == [("mod:flow", TASK, "succeeded", 12, 12, 0)]
-    assert [d[3] for d in found["durations"]] == [12]
+def test_run_id_by_key_finds_the_run_of_a_key(store: Store) -> None:
+    run_id = new_run(store, key="k-1")
+    assert store.read(lambda tx: tx.run_id_by_key("k-1")) == run_id
+    assert store.read(lambda tx: tx.run_id_by_key("k-2")) is None

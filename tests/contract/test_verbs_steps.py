@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from waypost.store import Store
 
-from .helpers import claim, new_run, step, step_id, steps, store
+from .helpers import claim, new_run, statuses, step, step_id, steps, store
 
 __all__ = ["store"]
 
@@ -44,6 +46,9 @@ def test_make_ready_gives_the_input_and_start_map_counts_its_items(store: Store)
     rows = steps(store, run_id)
     assert (rows["m"]["status"], rows["m"]["output"]) == ("succeeded", "[7]"), "ended once"
     assert rows["m"]["finished_at"] is not None
+    with pytest.raises(TypeError):  # an ended map matches no row, and says so by raising
+        store.transact(lambda tx: tx.item_done(run_id, "m"))
+    assert steps(store, run_id)["m"]["waiting_on"] == 0
 
 
 def test_make_ready_start_map_make_waiting_and_end_node_need_a_pending_step(
@@ -53,10 +58,10 @@ def test_make_ready_start_map_make_waiting_and_end_node_need_a_pending_step(
     store.transact(lambda tx: tx.end_node(run_id, "p", "failed", None, "x"))  # pending: ends
     store.transact(lambda tx: tx.make_ready(run_id, "r", '{"x": 9}', "c9"))
     store.transact(lambda tx: tx.start_map(run_id, "r", 5))
-    store.transact(lambda tx: tx.make_waiting(run_id, "r", None))
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "r", None)) is None
     store.transact(lambda tx: tx.make_ready(run_id, "p", '{"x": 9}', "c9"))
     store.transact(lambda tx: tx.start_map(run_id, "p", 5))
-    store.transact(lambda tx: tx.make_waiting(run_id, "p", None))
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "p", None)) is None
     rows = steps(store, run_id)
     assert (rows["r"]["status"], rows["r"]["input"], rows["r"]["waiting_on"]) == (
         "running", '{"x": 1}', 0), "a running step is not made ready, mapped or waiting"
@@ -72,7 +77,8 @@ def test_block_ends_only_pending_steps(store: Store) -> None:
                      step("c", status="pending", waiting_on=1))
     assert store.transact(lambda tx: tx.block(run_id, ["a", "b", "c"])) == 2
     assert store.transact(lambda tx: tx.block(run_id, [])) == 0
-    assert {n: r["status"] for n, r in steps(store, run_id).items()} == {
+    assert store.transact(lambda tx: tx.block(run_id, ["b"])) == 0, "blocked once"
+    assert statuses(store, run_id) == {
         "a": "ready", "b": "upstream_failed", "c": "upstream_failed"}
 
 
@@ -97,6 +103,9 @@ def test_steps_of_and_attempts_of_a_run(store: Store) -> None:
     assert rows[0]["heartbeat"] == 5.0 and rows[0]["suspicious"] is False
     assert [h["step_id"] for h in store.read(lambda tx: tx.attempts_of(run_id))] == [a.id]
     assert store.read(lambda tx: tx.attempts_of(other)) == []
+    assert [(h["attempt"], h["outcome"], h["error"], h["worker"]) for h in store.read(
+        lambda tx: tx.attempts_of_step(a.id))] == [(1, "failed", "e", "w1")]
+    assert store.read(lambda tx: tx.attempts_of_step(rows[1]["id"])) == []
 
 
 def test_reset_step_clears_the_end_fenced_by_the_status_it_was(store: Store) -> None:
@@ -113,3 +122,23 @@ def test_reset_step_clears_the_end_fenced_by_the_status_it_was(store: Store) -> 
     assert store.transact(lambda tx: tx.reset_step(a.id, "succeeded", "ready", 0, 9)) \
         is False, "acts once"
     assert steps(store, run_id)["a"]["status"] == "pending"
+
+
+@pytest.mark.parametrize("names", [[], ["a"]])
+def test_outputs_of_named_steps(store: Store, names: list[str]) -> None:
+    run_id = new_run(store)
+    got = claim(store, limit=1)[0]
+    assert store.transact(lambda tx: tx.succeed(got.id, got.lease_token, '"out"'))
+    assert store.read(lambda tx: tx.outputs(run_id, names)) == (
+        {"a": '"out"'} if names else {})
+
+
+def test_insert_steps_adds_a_runs_steps_with_their_keys(store: Store) -> None:
+    run_id = new_run(store, step("a"))
+    store.transact(lambda tx: tx.insert_steps(
+        run_id, [step("b", status="pending", waiting_on=1), step("c", max_attempts=5)],
+        ["k-b", "k-c"]))
+    assert [(r["name"], r["status"], r["waiting_on"], r["max_attempts"], r["idempotency_key"])
+            for r in store.read(lambda tx: tx.steps_of(run_id))] == [
+        ("a", "ready", 0, 3, f"{run_id}/a"), ("b", "pending", 1, 3, "k-b"),
+        ("c", "ready", 0, 5, "k-c")]

@@ -1,13 +1,25 @@
-"""Contract: waits, compensation, dead letters, retry budgets, limits and workers."""
+"""Contract: gates, sleeps and escalations (store/sql/waits.py), on both stores."""
 
 from __future__ import annotations
 
-import time
+import threading
 
-from waypost.store import Store
-from waypost.store.records import LimitRow, WorkerRow
+from waypost.errors import DatabaseRefused
+from waypost.store import Store, open_store
+from waypost.store.protocol import Tx
 
-from .helpers import claim, new_run, step, step_id, steps, store
+from .helpers import (
+    claim,
+    held_to_the_end,
+    new_run,
+    run_status,
+    statuses,
+    step,
+    step_id,
+    steps,
+    store,
+    waiting_on_lock,
+)
 
 __all__ = ["store"]
 
@@ -64,129 +76,73 @@ def test_escalate_with_a_timeout_comes_due(store: Store) -> None:
     assert [d[0] for d in store.transact(lambda tx: tx.due_waits(10))] == [a.id]
 
 
-def test_compensation_runs_undo_steps_one_by_one_and_ends_once(store: Store) -> None:
-    run_id = new_run(store, step("a"), step("b"), step("c"),
-                     step("undo-0", status="pending", kind="undo", map_index=0),
-                     step("undo-1", status="pending", kind="undo", map_index=1))
-    got = claim(store, limit=3)
-    for c in got[:2]:
-        assert store.transact(lambda tx, c=c: tx.succeed(c.id, c.lease_token, f'"{c.name}"'))
-        time.sleep(0.01)  # distinct finish times
-    assert [r["name"] for r in store.read(lambda tx: tx.compensable(run_id, ["a", "b", "c"]))
-            ] == ["b", "a"]
-    store.transact(lambda tx: tx.start_compensation(run_id, "c failed", 1))
-    run = store.read(lambda tx: tx.get_run(run_id))
-    assert (run["status"], run["error"], run["open_steps"]) == ("compensating", "c failed", 1)
-    assert store.transact(lambda tx: tx.next_compensation(run_id, 0)) is True
-    assert store.transact(lambda tx: tx.next_compensation(run_id, 0)) is False
-    store.transact(lambda tx: tx.end_compensation(run_id, "compensated", "running"))
-    assert store.read(lambda tx: tx.get_run(run_id))["status"] == "compensating", "fenced"
-    store.transact(lambda tx: tx.end_compensation(run_id))
+def test_make_waiting_moves_only_a_pending_step(store: Store) -> None:
+    run_id = new_run(store, step("a"), step("g", status="pending", waiting_on=1))
+    g = step_id(store, run_id, "g")
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "a", 0.0)) is None, "ready"
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "nope", 0.0)) is None
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "g", None)) == g
+    assert store.transact(lambda tx: tx.make_waiting(run_id, "g", 0.0)) is None, "once"
+    assert statuses(store, run_id) == {"a": "ready", "g": "waiting"}
+    assert steps(store, run_id)["g"]["ready_at"] is None, "the first call's due time"
+    assert store.transact(lambda tx: tx.due_waits(10)) == []
+
+
+def test_escalate_moves_only_a_running_step_and_attention_only_an_open_run(
+        store: Store) -> None:
+    run_id = new_run(store, step("a"), step("p", status="pending", waiting_on=1))
+    (a,) = claim(store)
+    p = step_id(store, run_id, "p")
+    store.transact(lambda tx: tx.escalate(p, "not running", None))
+    store.transact(lambda tx: tx.escalate(a.id, "boom", None))
+    store.transact(lambda tx: tx.escalate(a.id, "again", 0.0))
     rows = steps(store, run_id)
-    assert (rows["undo-0"]["status"], rows["undo-1"]["status"]) == ("ready", "cancelled")
-    run = store.read(lambda tx: tx.get_run(run_id))
-    assert (run["status"], run["error"]) == ("compensated", "c failed")
-    assert store.transact(lambda tx: tx.set_run_status(run_id, "failed", ["running"])) is False
-    assert store.transact(lambda tx: tx.set_run_status(run_id, "failed",
-                                                       ["compensated"])) is True
+    assert (rows["p"]["status"], rows["p"]["error"]) == ("pending", None)
+    assert (rows["a"]["status"], rows["a"]["error"], rows["a"]["lease_owner"]) == (
+        "needs_attention", "boom", None), "escalated once"
+    assert store.transact(lambda tx: tx.succeed(a.id, a.lease_token, "late")) is None
+    assert store.transact(lambda tx: tx.end_run(run_id, "cancelled", "stop"))
+    store.transact(lambda tx: tx.attention(run_id))
+    assert run_status(store, run_id) == "cancelled", "an ended run stays ended"
 
 
-def test_dead_letters_are_listed_locked_and_replayed_once(store: Store) -> None:
-    run_id = new_run(store, step("a", input='{"x": 5}'))
-    other = new_run(store, step("a"))
-    a, o = claim(store, limit=2)
-    for c in (a, o):
-        assert store.transact(lambda tx, c=c: tx.end_attempt(c.id, c.lease_token, "failed",
-                                                             "boom", False))
-        store.transact(lambda tx, c=c: tx.fail(c.id, "boom"))
-        store.transact(lambda tx, c=c: tx.add_dead_letter(c.id, "boom"))
-    letters = store.read(lambda tx: tx.dead_letters(None, None, 10))
-    assert [x["run_id"] for x in letters] == [other, run_id]
-    mine = store.read(lambda tx: tx.dead_letters("dead", run_id, 10))
-    assert len(mine) == 1 and (mine[0]["step"], mine[0]["input"], mine[0]["attempts"]) == (
-        "a", '{"x": 5}', 1)
-    letter = store.transact(lambda tx: tx.dead_letter(mine[0]["id"]))
-    assert letter == mine[0]
-    assert store.transact(lambda tx: tx.dead_letter(987654)) is None
-    store.transact(lambda tx: tx.letters_replayed([a.id], '{"x": 6}'))
-    store.transact(lambda tx: tx.letters_replayed([a.id], '{"x": 7}'))
-    store.transact(lambda tx: tx.letters_replayed([], None))
-    replayed = store.read(lambda tx: tx.dead_letters("replayed", None, 10))
-    assert [(x["step_id"], x["replay_input"]) for x in replayed] == [(a.id, '{"x": 6}')]
-    store.transact(lambda tx: tx.patch_input(a.id, '{"x": 6}', "c6"))
-    row = steps(store, run_id)["a"]
-    assert (row["input"], row["input_checksum"]) == ('{"x": 6}', "c6")
-    assert letters[0]["input"] == '{"x": 1}', "a letter keeps the input it died with"
+def test_two_decisions_at_once_on_one_step_collide(db_url: str, store: Store) -> None:
+    """PostgreSQL: the second decision waits on the first's key and is refused when it
+    commits (SQLite's writers are serial, so there the second is numbered after)."""
+    run_id = new_run(store, step("a"))
+    a = step_id(store, run_id, "a")
+    other = open_store(db_url)
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            other.transact(lambda tx: tx.record_decision(a, "retried", "bob", None))
+            outcome.append("recorded")
+        except DatabaseRefused:
+            outcome.append("refused")
+
+    racer = threading.Thread(target=second)
+
+    def first(tx: Tx) -> None:
+        tx.record_decision(a, "approved", "ann", None)
+        racer.start()
+        waiting_on_lock(store.dialect, "INSERT INTO attempts")
+
+    try:
+        store.transact(first)
+        racer.join()
+    finally:
+        other.close()
+    history = store.read(lambda tx: tx.attempts_of_step(a))
+    if store.dialect == "postgres":
+        assert outcome == ["refused"]
+        assert [(h["attempt"], h["worker"]) for h in history] == [(-1, "ann")]
+    else:
+        assert outcome == ["recorded"]
+        assert [(h["attempt"], h["worker"]) for h in history] == [(-2, "bob"), (-1, "ann")]
 
 
-def test_a_retry_budget_is_spent_per_window(store: Store) -> None:
-    assert [store.transact(lambda tx: tx.spend_retry("t", 2, 3600.0)) for _ in range(3)] == [
-        True, True, False]
-    assert store.transact(lambda tx: tx.spend_retry("t", 2, 0.0)) is True, "a new window"
-    budgets = store.read(lambda tx: tx.retry_budgets(["t", "u"]))
-    assert set(budgets) == {"t"}
-    assert (budgets["t"]["used"], budgets["t"]["refused"], budgets["t"]["refused_total"]) == (
-        1, 0, 1)
-    assert store.read(lambda tx: tx.retry_budgets([])) == {}
-
-
-def test_get_limits_returns_the_named_ones_that_exist(store: Store) -> None:
-    limits = [LimitRow("b", None, None, None, 2), LimitRow("a", "1/s", 1, 1.0, None)]
-    store.transact(lambda tx: tx.put_limits(limits))
-    assert store.read(lambda tx: tx.get_limits(["b", "a", "zz"])) == sorted(
-        limits, key=lambda x: x.name)
-    assert store.read(lambda tx: tx.get_limits([])) == []
-    store.transact(lambda tx: tx.put_limits([LimitRow("a", None, None, None, 9)]))
-    assert store.read(lambda tx: tx.get_limits(["a"]))[0].concurrency == 9
-
-
-def _ids(rows: list[WorkerRow]) -> list[tuple[str, int]]:
-    return [(w.id, w.pid) for w in rows]
-
-
-def test_workers_register_beat_and_are_forgotten(store: Store) -> None:
-    assert store.transact(lambda tx: tx.register_worker("w1", "h1", 11, '["t1"]')) is None
-    store.transact(lambda tx: tx.register_worker("w2", "h1", 12, '["t2"]', "i2", "boot",
-                                                 "ns", 30.0))
-    store.transact(lambda tx: tx.register_worker("w3", "h2", 13, '["t3"]'))
-    store.transact(lambda tx: tx.try_lease("sweeper", "w1", 30.0))
-    assert _ids(store.transact(lambda tx: tx.workers_on("h1"))) == [("w1", 11), ("w2", 12)]
-    assert _ids(store.read(lambda tx: tx.workers())) == [("w1", 11), ("w2", 12), ("w3", 13)]
-    named = store.read(lambda tx: tx.workers_named(["w2", "w3", "nope"]))
-    assert sorted(named) == ["w2", "w3"]
-    w2 = named["w2"]
-    assert (w2.host, w2.incarnation, w2.boot_id, w2.pid_ns, w2.lease, w2.tasks) == (
-        "h1", "i2", "boot", "ns", 30.0, ["t2"])
-    assert w2.heartbeat_at >= w2.started_at > 0
-    assert store.read(lambda tx: tx.workers_named([])) == {}
-    assert store.read(lambda tx: tx.served_tasks(60.0)) == {"t1", "t2", "t3"}
-    time.sleep(0.3)
-    store.transact(lambda tx: tx.worker_alive("w2"))
-    assert store.read(lambda tx: tx.served_tasks(0.2)) == {"t2"}
-    store.transact(lambda tx: tx.forget_stale_workers(0.2))
-    assert store.transact(lambda tx: tx.workers_on("h2")) == []
-    assert _ids(store.read(lambda tx: tx.workers())) == [("w2", 12)]
-    assert store.transact(lambda tx: tx.remove_worker("w2", "other")) is False
-    assert store.transact(lambda tx: tx.remove_worker("w1")) is True
-    assert _ids(store.transact(lambda tx: tx.workers_on("h1"))) == [("w2", 12)]
-    assert store.transact(lambda tx: tx.try_lease("sweeper", "w2", 30.0)), \
-        "a removed worker's named lease is free"
-    assert store.transact(lambda tx: tx.remove_worker("w2", "i2")) is True
-    assert store.read(lambda tx: tx.workers()) == []
-
-
-def test_a_new_incarnation_expires_the_leases_of_the_one_it_replaces(store: Store) -> None:
-    run_id = new_run(store, step("a"), step("b"))
-    assert store.transact(lambda tx: tx.register_worker("w1", "h", 1, "[]", "i1")) is None
-    (a,) = claim(store, "w1", "t1", limit=1)
-    assert store.transact(lambda tx: tx.register_worker("w1", "h", 1, "[]", "i1")) is None, \
-        "its own earlier try (a lost commit acknowledgement) replaces nothing"
-    assert store.read(lambda tx: tx.expired(10)) == []
-    old = store.transact(lambda tx: tx.register_worker("w1", "h", 2, "[]", "i2"))
-    assert old is not None and (old.incarnation, old.pid) == ("i1", 1)
-    assert [(e.step_id, e.owner) for e in store.read(lambda tx: tx.expired(10))] == [
-        (a.id, "w1")]
-    assert store.transact(lambda tx: tx.renew("w1", [a.lease_token], 30.0)) == set()
-    assert store.transact(lambda tx: tx.remove_worker("w1", "i1")) is False, "replaced"
-    assert _ids(store.read(lambda tx: tx.workers())) == [("w1", 2)]
-    assert steps(store, run_id)["b"]["status"] == "ready"
+def test_step_named_holds_the_steps_row_to_the_end_of_the_transaction(store: Store) -> None:
+    run_id = new_run(store)
+    held_to_the_end(store, lambda tx: tx.step_named(run_id, "a"),
+                    lambda tx: tx.steps_of(run_id))

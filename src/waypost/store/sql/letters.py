@@ -52,13 +52,6 @@ class LetterVerbs(SqlCore):
                            (letter_id,)).fetchone()
         return None if row is None else dict(zip(_LETTER, row, strict=True))
 
-    def attempts_of_step(self, step_id: int) -> list[dict[str, Any]]:
-        rows = self.execute("SELECT attempt, worker, outcome, error, started_at, finished_at "
-                            "FROM attempts WHERE step_id = ? ORDER BY attempt",
-                            (step_id,)).fetchall()
-        cols = ("attempt", "worker", "outcome", "error", "started_at", "finished_at")
-        return [dict(zip(cols, r, strict=True)) for r in rows]
-
     def letters_replayed(self, step_ids: Sequence[int], patched: str | None) -> None:
         """The dead letters of these steps are being retried (by a replay or a resume)."""
         if step_ids:

@@ -111,6 +111,13 @@ class StepVerbs(SqlCore):
         cols = ("step_id", "attempt", "worker", "outcome", "error", "started_at", "finished_at")
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
+    def attempts_of_step(self, step_id: int) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT attempt, worker, outcome, error, started_at, finished_at "
+                            "FROM attempts WHERE step_id = ? ORDER BY attempt",
+                            (step_id,)).fetchall()
+        cols = ("attempt", "worker", "outcome", "error", "started_at", "finished_at")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
     def reset_step(self, step_id: int, was: str, status: str, waiting_on: int,
                    max_attempts: int) -> bool:
         """Reopen a step that is still `was` (fenced: a step that moved on since it was read
