@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InputError, UnknownTargetError
+from ...registry import registry
 from ...store.protocol import Tx
-from ..seam import SignalArrived, local_definitions
+from ..seam import SignalArrived
 from .work import RunState, Work
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     machine's guards), those waiting for an action that has ended since, and the ends of
     visits left to be decided (`DecideLater`). Every worker does this for the definitions
     its code has (whoever holds the sweeper's lease may not have them)."""
-    runs = tx.runs_with_pending_events(sorted(set(local_definitions().values())), limit)
+    runs = tx.runs_with_pending_events(sorted(set(registry.fingerprints().values())), limit)
     if runs:
         with adv.work(tx) as w:
             for run_id in runs:
