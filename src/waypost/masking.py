@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import DefinitionError
+from .registry import registry
 
 MASK = "***"
 #: Field names masked everywhere (compared lower-case, `-` read as `_`).
@@ -21,8 +22,6 @@ COMMON = frozenset({"password", "passwd", "passphrase", "secret", "token", "api_
                     "client_secret", "private_key", "cookie", "session"})
 #: Endings that make a field a secret: `db_password`, `stripe_secret`, `github_token`.
 _ENDINGS = ("_password", "_secret", "_token", "_api_key", "_private_key")
-
-_declared: set[str] = set()
 
 
 def declare(names: Iterable[str] | str | None, where: str) -> tuple[str, ...]:
@@ -34,7 +33,7 @@ def declare(names: Iterable[str] | str | None, where: str) -> tuple[str, ...]:
         if not isinstance(name, str) or not name:
             raise DefinitionError(f"{where}: secret= names fields by non-empty strings, "
                                   f"not {name!r}")
-    _declared.update(_norm(n) for n in found)
+    registry.declare_secrets(_norm(n) for n in found)
     return found
 
 
@@ -44,7 +43,7 @@ def _norm(name: str) -> str:
 
 def is_secret(name: str) -> bool:
     key = _norm(name)
-    return key in COMMON or key in _declared or key.endswith(_ENDINGS)
+    return key in COMMON or registry.declares_secret(key) or key.endswith(_ENDINGS)
 
 
 def mask(value: Any, depth: int = 0) -> Any:

@@ -165,9 +165,9 @@ def test_no_schedule_a_test_process_has_falls_due_soon() -> None:
     """Every in-process worker stores and fires the schedules of the code its process has:
     a test module declaring a fast schedule would start runs in other tests' stores. Fast
     ones belong in modules that only worker subprocesses load (tests/flows/gap.py)."""
-    from waypost.runtime.seam import local_schedules
+    from waypost.registry import registry
     from waypost.vocabulary.schedule import next_fire
 
     now = datetime.now(UTC).timestamp()
-    soon = [d.name for d in local_schedules() if next_fire(d.schedule, now) < now + DAY / 3650]
+    soon = [d.name for d in registry.schedules() if next_fire(d.schedule, now) < now + DAY / 3650]
     assert soon == []

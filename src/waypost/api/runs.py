@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from ..dag.flow import registered_flows
 from ..errors import InputError, UnknownTargetError
-from ..machine.define import registered_machines
 from ..masking import mask, mask_call
+from ..registry import registry
 from ..runtime.engine import Engine
 from ..statuses import RUN_STATUSES
 from ..vocabulary.task import registered_tasks
@@ -36,7 +35,7 @@ def caller(request: Request) -> str | None:
 def definitions() -> dict[str, Any]:
     """What a request may start: the flows and machines this server's code registered,
     by name. Nothing in a request is imported or evaluated."""
-    return {**registered_flows(), **registered_machines()}
+    return registry.definitions("dag", "machine")
 
 
 def definition_named(name: str) -> Any:

@@ -1,6 +1,6 @@
 """Event chains: topics, `wp.emit`, `@wp.on` handlers and their deliveries."""
 
 from ..vocabulary.outbox import emit
-from .handler import Handler, on, registered_handlers
+from .handler import Handler, on
 
-__all__ = ["Handler", "emit", "on", "registered_handlers"]
+__all__ = ["Handler", "emit", "on"]

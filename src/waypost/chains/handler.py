@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import codec
+from ..registry import registry
 from ..runtime.seam import (
     Decision,
     Fact,
@@ -21,8 +22,6 @@ from ..runtime.seam import (
     RunFacts,
     Settled,
     StepPolicy,
-    declare_definition,
-    declare_subscriber,
     encode_call,
     failed_by,
     register_kind,
@@ -30,13 +29,6 @@ from ..runtime.seam import (
 from ..store.records import NewStep
 from ..vocabulary.task import Task
 from ..vocabulary.topics import check_pattern
-
-_HANDLERS: dict[str, Handler] = {}
-
-
-def registered_handlers() -> dict[str, Handler]:
-    """Every handler defined in this process, by name (its task's name)."""
-    return _HANDLERS
 
 
 class Handler:
@@ -56,9 +48,8 @@ class Handler:
         self.fingerprint = hashlib.sha256(self.body.encode()).hexdigest()[:16]
         self._driver = HandlerDriver.from_body(self.body)
         self.__doc__ = task.__doc__
-        _HANDLERS[self.name] = self
-        declare_definition(self.kind, self.name, self.fingerprint)
-        declare_subscriber(self)
+        registry.declare_definition(self, self.fingerprint)
+        registry.declare_subscriber(self)
 
     def compile(self) -> tuple[str, str, HandlerDriver]:
         return self.fingerprint, self.body, self._driver

@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .. import codec
 from ..errors import DefinitionError, InputError
 from ..masking import declare
-from ..runtime.seam import declare_schedule, declare_subscriber
+from ..registry import registry
 from ..vocabulary.schedule import spec_of
 from ..vocabulary.topics import check_pattern
 from .build import GraphBuilder, current_builder
@@ -25,7 +25,6 @@ from .graph import Graph, Ref, to_template
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_FLOWS: dict[str, Flow[Any, Any]] = {}
 #: The parameter of a scheduled flow that gets the fire's due time (ISO 8601, UTC).
 TIME_PARAM = "scheduled_at"
 
@@ -34,10 +33,6 @@ _JSON_TYPES: dict[Any, tuple[type, ...]] = {
     list: (list,), "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
     "dict": (dict,), "list": (list,),
 }
-
-
-def registered_flows() -> dict[str, Flow[Any, Any]]:
-    return _FLOWS
 
 
 class Flow(Generic[P, R]):
@@ -66,16 +61,16 @@ class Flow(Generic[P, R]):
         self._driver: DagDriver | None = None
         self._children: list[tuple[str, str, str, str]] = []
         self.__doc__ = fn.__doc__
-        _FLOWS[self.name] = self
+        registry.declare_definition(self)
         if self.trigger is not None:
             self.pattern = self.trigger
-            declare_subscriber(self)
+            registry.declare_subscriber(self)
         #: When it starts by itself (schedule.py), with the input each fire has.
         self.schedule: dict[str, Any] | None = None
         self._timed = False  # it has a parameter for the due time
         if schedule is not None or every is not None or tz is not None:
             self.schedule = self._scheduled(schedule, every, tz, missed)
-        declare_schedule(self)
+        registry.declare_schedule(self)
 
     def _scheduled(self, cron: str | None, every: timedelta | float | None, tz: str | None,
                    missed: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """State machines: the second front-end, a driver on the same runtime as DAG flows."""
 
-from .define import Final, Machine, State, To, registered_machines, to
+from .define import Final, Machine, State, To, to
 from .driver import MachineDriver
 
-__all__ = ["Final", "Machine", "MachineDriver", "State", "To", "registered_machines", "to"]
+__all__ = ["Final", "Machine", "MachineDriver", "State", "To", "to"]

@@ -27,7 +27,8 @@ from .. import codec
 from ..errors import DefinitionError, InputError
 from ..masking import declare
 from ..moments import time_of_day
-from ..runtime.seam import RESERVED_EVENTS, declare_definition, declare_subscriber
+from ..registry import registry
+from ..runtime.seam import RESERVED_EVENTS
 from ..vocabulary.match import check_paths
 from ..vocabulary.task import Task
 from ..vocabulary.topics import check_pattern, check_topic
@@ -36,11 +37,10 @@ from ..vocabulary.topics import check_pattern, check_topic
 #: action's result, or later an event's payload). It must not change either.
 Guard = Callable[[dict[str, Any], Any], bool]
 
-_MACHINES: dict[str, type[Machine]] = {}
-
-
-def registered_machines() -> dict[str, type[Machine]]:
-    return _MACHINES
+def declared_machine(name: str) -> type[Machine] | None:
+    """The registry's machine of that name, typed: a run's guards are its class's code."""
+    found = registry.definition(Machine.kind, name)
+    return found if isinstance(found, type) and issubclass(found, Machine) else None
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,10 @@ class Machine:
         cls.children = []
         cls.body = json.dumps(_compile(cls), sort_keys=True, separators=(",", ":"))
         cls.fingerprint = "sha256:" + hashlib.sha256(cls.body.encode()).hexdigest()
-        _MACHINES[cls.name] = cls
-        declare_definition(cls.kind, cls.name, cls.fingerprint)
+        registry.declare_definition(cls, cls.fingerprint)
         if cls.trigger is not None:
             cls.pattern = cls.trigger
-            declare_subscriber(cls)
+            registry.declare_subscriber(cls)
 
     def __init__(self) -> None:
         raise DefinitionError(f"start machine {self.name} with engine.start(), not by "

@@ -45,7 +45,7 @@ from ..runtime.seam import (
     register_kind,
 )
 from ..store.records import NewStep
-from .define import Guard, registered_machines
+from .define import Guard, declared_machine
 
 _WAITING = StepPolicy(task="waypost.state")
 
@@ -85,7 +85,7 @@ class MachineDriver:
     @classmethod
     def from_body(cls, text: str) -> MachineDriver:
         body = codec.loads(text)
-        found = registered_machines().get(body["machine"])
+        found = declared_machine(body["machine"])
         return cls(body, found.guards if found is not None and found.body == text else None)
 
     # -- policies and shape ---------------------------------------------------------------

@@ -13,11 +13,10 @@ import re
 from collections.abc import Iterable
 
 from ..errors import DefinitionError
+from ..registry import registry
 from .rates import parse_rate
 
 _NAME = re.compile(r"^[^\s]{1,200}$")
-
-_LIMITS: dict[str, Limit] = {}
 
 
 class Limit:
@@ -70,14 +69,19 @@ def limit(name: str, *, rate: str | None = None, concurrency: int | None = None)
     at once. Declare it before the tasks that use it. Declaring the same name again with
     the same settings returns the same limit; with other settings it is refused."""
     new = Limit(name, rate=rate, concurrency=concurrency)
-    old = _LIMITS.get(name)
+    old = _declared(name)
     if old is not None:
         if old != new:
             raise DefinitionError(f"limit {name!r} is already declared ({old.describe()}); "
                                   f"it cannot also be {new.describe()}")
         return old
-    _LIMITS[name] = new
+    registry.declare_limit(new)
     return new
+
+
+def _declared(name: str) -> Limit | None:
+    found = registry.limit(name)
+    return found if isinstance(found, Limit) else None
 
 
 def resolve_uses(task: str, uses: Iterable[str | Limit] | str | Limit | None) -> list[Limit]:
@@ -90,7 +94,7 @@ def resolve_uses(task: str, uses: Iterable[str | Limit] | str | Limit | None) ->
         name = item.name if isinstance(item, Limit) else item
         if not isinstance(name, str):
             raise DefinitionError(f"task {task}: uses= takes limit names, not {item!r}")
-        declared = _LIMITS.get(name)
+        declared = _declared(name)
         if declared is None:
             raise DefinitionError(
                 f"task {task} uses limit {name!r}, which is not declared: call "

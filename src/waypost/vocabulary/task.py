@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ..errors import DefinitionError
 from ..masking import declare
+from ..registry import registry
 from .context import Context
 from .limit import Limit, resolve_uses
 from .rates import parse_rate, seconds
@@ -24,13 +25,12 @@ from .retry import Backoff
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_REGISTRY: dict[str, Task[Any, Any]] = {}
 ISOLATIONS = ("thread", "process")
 
 
 def registered_tasks() -> dict[str, Task[Any, Any]]:
-    """Every task defined in this process, by its stored name."""
-    return _REGISTRY
+    """Every task defined in this process, by its stored name: the registry's, typed."""
+    return {name: t for name, t in registry.tasks().items() if isinstance(t, Task)}
 
 
 def _context_param(fn: Callable[..., Any]) -> str | None:
@@ -130,7 +130,7 @@ class Task(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
-        _REGISTRY[self.name] = self
+        registry.declare_task(self)
 
     def options(self) -> dict[str, Any]:
         options = {"max_attempts": self.retries + 1, "backoff": self.backoff.to_json(),

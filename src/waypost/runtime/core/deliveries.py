@@ -27,10 +27,10 @@ from typing import Any
 
 from ... import codec
 from ...errors import InputError
+from ...registry import registry
 from ...store.protocol import Tx
 from ...store.records import SubscriptionRow, TopicEvent
 from ...vocabulary.topics import Emitted, matches
-from ..seam import local_subscribers
 from . import event_waits
 from .runs import create_run
 from .work import Settles, Work
@@ -107,7 +107,7 @@ def start(w: Work, fingerprint: str, name: str, event: TopicEvent,
     except (ValueError, RecursionError):  # stored by `emitted`, so JSON; never trusted
         params = None
     refused = None
-    definition = local.get(name)
+    definition = registry.input_binder(name)
     if definition is not None:
         try:
             params = definition.bind_input(params)
@@ -140,16 +140,16 @@ def subscribers(tasks: Collection[str]) -> list[Subscriber]:
     """The definitions this process's code has that take events (handlers, and flows and
     machines with a `trigger`) and whose tasks are among `tasks`, compiled: user code,
     so outside any transaction."""
-    found = local_subscribers()
-    local.clear()
+    binders = []
     out = []
-    for definition in found:
+    for definition in registry.subscribers():
         fingerprint, body, driver = definition.compile()
         if not driver.any_input:  # it takes an object of parameters, bound as `start` does
-            local[definition.name] = definition
+            binders.append(definition)
         if {p.task for p in driver.policies()} <= set(tasks):
             out.append(Subscriber(definition.name, definition.kind, definition.pattern,
                                   fingerprint, body, list(driver.children)))
+    registry.keep_input_binders(binders)
     return out
 
 
@@ -161,11 +161,6 @@ class Subscriber:
     fingerprint: str
     body: str
     children: list[tuple[str, str, str, str]]
-
-
-#: Flows and machines with a subscription that this process's code has, by name: a
-#: delivery started here binds its input as `engine.start` would (defaults, types).
-local: dict[str, Any] = {}
 
 
 def register(tx: Tx, definitions: Sequence[Subscriber]) -> list[str]:

@@ -18,10 +18,11 @@ from typing import Any
 from ... import codec
 from ...errors import IdempotencyConflict, UnknownTargetError
 from ...moments import iso
+from ...registry import registry
 from ...store.protocol import Tx
 from ...store.records import ScheduleRow
 from ...vocabulary.schedule import describe, latest_due, local_iso, next_fire, on_time
-from ..seam import Driver, local_schedules, unscheduled
+from ..seam import Driver
 from .advance import Advancer
 from .heads import new_run_id
 
@@ -45,7 +46,8 @@ def scheduled(tasks: Collection[str]) -> list[Scheduled]:
     """The scheduled definitions this process's code has whose tasks are among `tasks`,
     compiled: user code, so outside any transaction."""
     out = []
-    for definition in local_schedules():
+    for definition in registry.schedules():
+        assert definition.schedule is not None  # what `schedules` lists has one
         fingerprint, body, driver = definition.compile()
         if {p.task for p in driver.policies()} <= set(tasks):
             out.append(Scheduled(definition.name, definition.kind, fingerprint, body,
@@ -57,7 +59,7 @@ def register(tx: Tx, found: Sequence[Scheduled]) -> list[str]:
     """Store the schedules of a worker's code; a new or changed one fires from now on (no
     due time before it was stored), and one its code no longer has is removed. Returns
     the names added, changed or removed."""
-    changed = tx.drop_schedules(unscheduled())
+    changed = tx.drop_schedules(registry.unscheduled())
     if not found:
         return changed
     now = tx.now()

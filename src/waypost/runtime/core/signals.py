@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import InputError, UnknownTargetError
+from ...registry import registry
 from ...statuses import ACTIVE_RUNS
 from ...store.protocol import Tx
-from ..seam import local_definitions
 from .advance import Advancer
 
 
@@ -25,7 +25,7 @@ def sweep(adv: Advancer, tx: Tx, limit: int = 100) -> int:
     machine's guards), those waiting for an action that has ended since, and the ends of
     visits left to be decided (`DecideLater`). Every worker does this for the definitions
     its code has (whoever holds the sweeper's lease may not have them)."""
-    runs = tx.runs_with_pending_events(sorted(set(local_definitions().values())), limit)
+    runs = tx.runs_with_pending_events(sorted(set(registry.fingerprints().values())), limit)
     if runs:
         with adv.work(tx) as w:
             for run_id in runs:

@@ -3,8 +3,8 @@ runtime from (tests/unit/test_guards.py holds that line).
 
 A front-end compiles a definition to a `Driver` (driver.py), whose every decision is
 data: it is told facts (facts.py) and answers decisions (decisions.py); what a step needs
-at run time is its `StepPolicy` (policy.py); what this process's code declares is in
-registry.py.
+at run time is its `StepPolicy` (policy.py); how a stored definition is loaded back into
+its front-end's driver is registry.py.
 """
 
 from .decisions import (
@@ -40,17 +40,7 @@ from .facts import (
     StepSucceeded,
 )
 from .policy import StepPolicy, encode_call
-from .registry import (
-    declare_definition,
-    declare_schedule,
-    declare_subscriber,
-    load_driver,
-    local_definitions,
-    local_schedules,
-    local_subscribers,
-    register_kind,
-    unscheduled,
-)
+from .registry import load_driver, local_definitions, register_kind
 
 __all__ = [
     "DECIDE_EVENT",
@@ -83,15 +73,9 @@ __all__ = [
     "Transition",
     "WaitUntil",
     "decide",
-    "declare_definition",
-    "declare_schedule",
-    "declare_subscriber",
     "encode_call",
     "failed_by",
     "load_driver",
     "local_definitions",
-    "local_schedules",
-    "local_subscribers",
     "register_kind",
-    "unscheduled",
 ]
