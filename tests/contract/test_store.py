@@ -10,6 +10,7 @@ import pytest
 
 import waypost as wp
 from waypost.errors import SchemaVersionError
+from waypost.runtime.core import runs
 from waypost.runtime.core.advance import Advancer
 from waypost.runtime.core.outcome import Outcome
 from waypost.store import Store, open_store
@@ -43,7 +44,7 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 def start(store: Store, x: int = 1, key: str | None = None) -> str:
-    run_id, _ = store.transact(lambda tx: Advancer().start(tx, pair, {"x": x}, key))
+    run_id, _ = store.transact(lambda tx: runs.start(Advancer(), tx, pair, {"x": x}, key))
     return run_id
 
 

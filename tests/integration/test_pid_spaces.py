@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import waypost as wp
+from waypost.runtime.core import runs
 from waypost.runtime.core.advance import Advancer
 from waypost.runtime.process.sweeper import HOST, PID_SPACE, process_gone, sweep
 from waypost.store import Store, open_store
@@ -50,7 +51,7 @@ def test_a_dead_pid_in_another_pid_namespace_is_not_a_dead_worker(
         store: Store, pid_ns: str | None, judged_dead: bool) -> None:
     assert None not in PID_SPACE, "this test needs /proc (Linux)"
     advancer = Advancer()
-    run_id, _ = store.transact(lambda tx: advancer.start(tx, one_nap, {}, None))
+    run_id, _ = store.transact(lambda tx: runs.start(advancer, tx, one_nap, {}, None))
     (task,) = {s["task"] for s in store.read(lambda tx: tx.steps_of(run_id))}
     store.transact(lambda tx: tx.register_worker("elsewhere", HOST, _dead_pid(), "[]", "inc-1",
                                                  PID_SPACE[0], pid_ns, 60.0))

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import codec
 from ..errors import WaypostError
 from ..runtime.engine import Engine
-from ..runtime.view import OPEN_RUN_STATUSES
+from ..statuses import OPEN_RUNS
 from .runs import engine
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -88,7 +88,7 @@ class Hub:
                 if now != watch.last:
                     watch.last = now
                     self._send(watch, ("run", now))
-                if now["status"] not in OPEN_RUN_STATUSES:
+                if now["status"] not in OPEN_RUNS:
                     self._send(watch, ("end", {"id": now["id"], "status": now["status"]}))
                     return
                 await asyncio.sleep(every)

@@ -15,6 +15,7 @@ from typing import Any
 from .. import codec
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
 from ..statuses import FAILED_RUNS
+from .core import runs
 from .core.heads import new_run_id
 from .facade.answers import Answers
 from .facade.events import Events
@@ -54,8 +55,8 @@ class Engine(Answers, Reads, Events, Schedules):
             seconds = target.default_deadline
         if seconds is not None and seconds <= 0:
             raise InputError("a deadline must be in the future")
-        run_id, _ = self._transact(lambda tx: self._advancer.start(
-            tx, target, params, key, chosen, seconds, compiled), request=False)
+        run_id, _ = self._transact(lambda tx: runs.start(
+            self._advancer, tx, target, params, key, chosen, seconds, compiled), request=False)
         self._advancer.stored.add(compiled[0])
         return str(run_id)
 

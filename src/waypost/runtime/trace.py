@@ -12,9 +12,9 @@ from typing import Any
 
 from .. import codec
 from ..errors import UnknownTargetError
+from ..statuses import FAILED_RUNS, OPEN_RUNS
 from ..store.protocol import Tx
 from ..store.records import TopicEvent
-from .view import FAILED_RUN_STATUSES, OPEN_RUN_STATUSES
 
 LIMIT = 10_000
 
@@ -90,7 +90,7 @@ def _run_node(r: dict[str, Any], now: float) -> dict[str, Any]:
 
 def _summary(runs: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
              queued: list[dict[str, Any]]) -> tuple[str, str]:
-    failed = [r for r in runs if r["status"] in FAILED_RUN_STATUSES]
+    failed = [r for r in runs if r["status"] in FAILED_RUNS]
     if failed:
         parts = []
         for r in failed[:5]:
@@ -100,7 +100,7 @@ def _summary(runs: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
                          f"{error.get('type')}: {error.get('message')}")
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
         return "failed", "failed: " + "; ".join(parts) + more
-    open_ = [r for r in runs if r["status"] in OPEN_RUN_STATUSES]
+    open_ = [r for r in runs if r["status"] in OPEN_RUNS]
     if open_ or queued:
         pending = [f"{r['flow']} ({r['id']}, {r['status']})" for r in open_[:5]]
         pending += [f"{q['subscription']} (queued behind key {q['key']!r})"

@@ -10,13 +10,8 @@ from typing import Any
 
 from .. import codec
 from ..moments import iso
-from ..statuses import FAILED_RUNS, OPEN_RUNS
 from ..store.records import LimitRow, TopicEvent, WorkerRow
 from .seam import Driver, StepPolicy
-
-# The names the CLI, the API and the engine read them by.
-OPEN_RUN_STATUSES, FAILED_RUN_STATUSES = OPEN_RUNS, FAILED_RUNS
-
 
 
 def _duration(start: float | None, end: float | None) -> float | None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 from ... import codec
-from ...errors import IdempotencyConflict, InputError, UnknownTargetError
+from ...errors import InputError, UnknownTargetError
 from ...store.protocol import Tx
 from ...store.records import HeldStep
 from ..seam import (
@@ -49,8 +49,6 @@ from ..seam import (
     Consume,
     DecideLater,
     Decision,
-    Definition,
-    Driver,
     EndStep,
     Fact,
     FailRun,
@@ -71,9 +69,8 @@ from ..seam import (
     decide,
 )
 from . import children, deliveries, event_waits, reopen, retries, sagas, states
-from .heads import Heads, new_run_id
+from .heads import Heads
 from .outcome import Outcome
-from .runs import create_run
 from .work import FailRunNow, RunState, StepDead, StepEnded, Tell, Work, keys
 
 
@@ -86,37 +83,6 @@ class Advancer(Heads):
         """`with advancer.work(tx) as w: ...`: everything the block records is settled
         before the transaction commits (not if the block raises: then nothing commits)."""
         return Work(tx, self, self, notify=notify)
-
-    # -- starting ------------------------------------------------------------------------------
-    def start(self, tx: Tx, definition: Definition, params: dict[str, Any],
-              key: str | None, run_id: str | None = None, deadline: float | None = None,
-              compiled: tuple[str, str, Driver] | None = None) -> tuple[str, bool]:
-        """Create a run, or return the run that already has `key` with the same input.
-
-        Pass `compiled`, from `definition.compile()` called before the transaction: that
-        runs user code, which must not run while the transaction holds the database's
-        write lock. Pass a `run_id` chosen outside the transaction: if a first try's
-        commit went through unacknowledged, the retry finds that run instead of making a
-        second."""
-        fingerprint, body, driver = compiled or definition.compile()
-        run_id = run_id or new_run_id()
-        self.keep_driver(fingerprint, driver)
-        if fingerprint not in self.stored:
-            tx.put_definition(fingerprint, definition.name, definition.kind, body)
-            for child in driver.children:  # what its steps may start
-                tx.put_definition(*child)
-        text = codec.dumps(params)
-        with self.work(tx) as w:
-            if create_run(w, run_id, definition.name, fingerprint, driver, params, text,
-                          driver.steps(params), key=key, deadline=deadline):
-                return run_id, True
-        if tx.run_head(run_id) is not None:
-            return run_id, False
-        assert key is not None
-        existing, existing_flow, existing_checksum = tx.run_by_key(key)
-        if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
-            return existing, False
-        raise IdempotencyConflict(key, existing)
 
     # -- outcomes ------------------------------------------------------------------------------
     def record(self, tx: Tx, outcomes: list[Outcome],

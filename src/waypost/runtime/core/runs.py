@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from ... import codec
+from ...errors import IdempotencyConflict
+from ...store.protocol import Tx
 from ...store.records import NewStep, TopicEvent
-from ..seam import Driver, Started
-from .work import RunState, Work, keys
+from ..seam import Definition, Driver, Started
+from .heads import new_run_id
+from .work import RunState, Settles, Work, keys
 
 
 def create_run(w: Work, run_id: str, name: str, fingerprint: str, driver: Driver,
@@ -44,3 +47,34 @@ def create_run(w: Work, run_id: str, name: str, fingerprint: str, driver: Driver
     else:
         w.tell(run_id, Started())
     return True
+
+
+def start(runtime: Settles, tx: Tx, definition: Definition, params: dict[str, Any],
+          key: str | None, run_id: str | None = None, deadline: float | None = None,
+          compiled: tuple[str, str, Driver] | None = None) -> tuple[str, bool]:
+    """Create a run of `definition`, or return the run that already has `key` with the
+    same input.
+
+    Pass `compiled`, from `definition.compile()` called before the transaction: that runs
+    user code, which must not run while the transaction holds the database's write lock.
+    Pass a `run_id` chosen outside the transaction: if a first try's commit went through
+    unacknowledged, the retry finds that run instead of making a second."""
+    fingerprint, body, driver = compiled or definition.compile()
+    run_id = run_id or new_run_id()
+    text = codec.dumps(params)
+    with runtime.work(tx) as w:
+        w.heads.keep_driver(fingerprint, driver)
+        if fingerprint not in w.heads.stored:
+            tx.put_definition(fingerprint, definition.name, definition.kind, body)
+            for child in driver.children:  # what its steps may start
+                tx.put_definition(*child)
+        if create_run(w, run_id, definition.name, fingerprint, driver, params, text,
+                      driver.steps(params), key=key, deadline=deadline):
+            return run_id, True
+    if tx.run_head(run_id) is not None:
+        return run_id, False
+    assert key is not None
+    existing, existing_flow, existing_checksum = tx.run_by_key(key)
+    if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
+        return existing, False
+    raise IdempotencyConflict(key, existing)

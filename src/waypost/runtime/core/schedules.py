@@ -23,6 +23,7 @@ from ...store.protocol import Tx
 from ...store.records import ScheduleRow
 from ...vocabulary.schedule import describe, latest_due, local_iso, next_fire, on_time
 from ..seam import Driver
+from . import runs
 from .advance import Advancer
 from .heads import new_run_id
 
@@ -130,7 +131,7 @@ def _fire(adv: Advancer, tx: Tx, row: ScheduleRow, spec: dict[str, Any], due: fl
         params["scheduled_at"] = iso(due)
     key = f"schedule:{row.name}:{iso(due)}"
     try:
-        _, new = adv.start(tx, definition, params, key, run_id, definition.default_deadline,
+        _, new = runs.start(adv, tx, definition, params, key, run_id, definition.default_deadline,
                            definition.compile())
     except IdempotencyConflict:  # fired already, with the input an older spec gave
         return 0
