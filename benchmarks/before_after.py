@@ -1,13 +1,16 @@
 """A change's cost, measured as before/after ratios in one sitting, rounds alternating.
 
     .venv/bin/python benchmarks/before_after.py REV [--rounds 5] [--store both]
-                                                    [--only chain,many,fanout]
+                        [--only chain,many,fanout,machine,deliveries]
 
 REV (a commit, e.g. the one before a change) is checked out in a temporary git worktree;
 each round runs `run.py --repeat 1 --only chain,many,fanout` on REV's code, then on this
 checkout's, alternating which goes first, so a change in the machine's load hits both
-alike. It prints, per store and measure, both medians and the ratio after / before for
-every round and their median (above 1: this checkout is faster; for fan-out, seconds
+alike. `machine` (a machine's 1,000-transition loop, `machines.py`) and `deliveries`
+(10,000 topic events delivered by 2 worker processes, `chains.py`) run this checkout's
+scripts on each side's code (PYTHONPATH), so both sides are measured the same way. It
+prints, per store and measure, both medians and the ratio after / before for every round
+and their median (above 1: this checkout is faster; for fan-out, seconds
 before / seconds after). The JSON lines stay in benchmarks/results/before-after-<time>/.
 """
 
@@ -28,22 +31,34 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: (workload, key, higher is better)
 MEASURES = [("chain", "median_tasks_per_s", True), ("many", "median_runs_per_s", True),
-            ("fanout", "median_wall_s", False)]
+            ("fanout", "median_wall_s", False), ("machine", "loop_per_s", True),
+            ("deliveries", "deliveries_per_s", True)]
+#: Workloads measured by a script of their own, which prints JSON lines with `--json`.
+SCRIPTS = {"machine": "machines.py", "deliveries": "chains.py"}
 
 
 def run_once(code: Path, store: str, results: Path,
              only: str = "chain,many,fanout") -> list[dict[str, Any]]:
-    """One `run.py` pass with `code`'s sources (its worker processes inherit them)."""
+    """One pass with `code`'s sources (worker processes inherit them)."""
     results.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(code / "src")}
-    subprocess.run([sys.executable, str(code / "benchmarks" / "run.py"), "--store", store,
-                    "--repeat", "1", "--only", only, "--results", str(results)],
-                   cwd=code, env=env, check=True, stdout=subprocess.DEVNULL)
+    wanted = only.split(",")
     found = []
-    for path in results.glob("*.jsonl"):
-        found += [json.loads(line) for line in path.read_text().splitlines() if line]
-    for path in results.glob("*.jsonl"):
-        path.unlink()
+    common = [w for w in wanted if w not in SCRIPTS]
+    if common:
+        subprocess.run([sys.executable, str(code / "benchmarks" / "run.py"), "--store", store,
+                        "--repeat", "1", "--only", ",".join(common), "--results",
+                        str(results)], cwd=code, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for path in results.glob("*.jsonl"):
+            found += [json.loads(line) for line in path.read_text().splitlines() if line]
+            path.unlink()
+    for workload in (w for w in wanted if w in SCRIPTS):
+        out = subprocess.run([sys.executable, str(HERE / SCRIPTS[workload]), "--store", store,
+                              "--repeat", "1", "--json"], cwd=ROOT, env=env, check=True,
+                             capture_output=True, text=True).stdout
+        found += [{**json.loads(line), "workload": workload}
+                  for line in out.splitlines() if line.startswith("{")]
     return found
 
 
@@ -59,7 +74,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--only", default="chain,many,fanout",
-                    help="the workloads to compare, of chain, many and fanout")
+                    help="the workloads to compare, of chain, many, fanout, machine and "
+                         "deliveries")
     args = ap.parse_args()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = HERE / "results" / f"before-after-{stamp}"

@@ -16,6 +16,7 @@ It prints the median of each.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -102,12 +103,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object of medians per store, instead of a line")
     args = parser.parse_args()
     kinds = ("sqlite", "postgres") if args.store == "both" else (args.store,)
     root = Path(tempfile.mkdtemp(prefix="wpchains-"))
     for kind in kinds:
         samples: list[dict[str, Any]] = [sitting(kind, root) for _ in range(args.repeat)]
         medians = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+        if args.json:
+            print(json.dumps({"store": kind, **medians}), flush=True)
+            continue
         print(f"{kind:9} deliveries/s {medians['deliveries_per_s']:8.0f}   "
               f"100 handlers {medians['fanout_100_s']:6.3f} s   "
               f"per hop {medians['hop_ms']:6.2f} ms   "

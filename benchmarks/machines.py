@@ -13,6 +13,7 @@ machine figure to the chain's, taken from the same repetitions.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -76,16 +77,23 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", action="store_true",
+                    help="one JSON object of medians per store, instead of the table")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="waypost-machines-"))
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    print(f"{'store':9} {'measure':34} {'median/s':>9}  {'ratio to chain':>14}  samples")
+    if not args.json:
+        print(f"{'store':9} {'measure':34} {'median/s':>9}  {'ratio to chain':>14}  samples")
     for kind in kinds:
         got: dict[str, list[float]] = {"chain": [], "loop": [], "sends": []}
         for _ in range(args.repeat):
             for name, bench in (("chain", chain), ("loop", loop), ("sends", sends)):
                 with fresh(kind, root) as store:
                     got[name].append(bench(store.url))
+        if args.json:
+            print(json.dumps({"store": kind, **{f"{name}_per_s": statistics.median(values)
+                                                for name, values in got.items()}}), flush=True)
+            continue
         labels = {"chain": "DAG chain 1000: tasks", "loop": "machine loop 1000: transitions",
                   "sends": "machine, 1000 sends: transitions"}
         for name, values in got.items():
