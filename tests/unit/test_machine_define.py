@@ -10,7 +10,6 @@ import pytest
 
 import waypost as wp
 from waypost import codec
-from waypost.machine import MachineDriver
 from waypost.runtime.seam import (
     DECIDE_EVENT,
     Consume,
@@ -19,6 +18,7 @@ from waypost.runtime.seam import (
     SignalArrived,
     StepSucceeded,
     Transition,
+    load_driver,
 )
 
 
@@ -79,13 +79,13 @@ def test_a_run_whose_guards_are_not_this_process_code_is_decided_where_they_are(
     the run: it leaves the decision, and a process with the run's own class makes it."""
     body = codec.loads(Shipping.body)
     body["states"]["packing"]["options"]["timeout"] = 5.0  # the class changed since
-    other = MachineDriver.from_body(codec.dumps(body))
+    other = load_driver("machine", codec.dumps(body))
     ended = StepSucceeded("packing#1", "packing", "task")
     assert other.decide(_Facts(), ended) == [DecideLater("packing#1", "task")]  # type: ignore[arg-type]
     later = SignalArrived(DECIDE_EVENT, codec.dumps({"step": "packing#1", "kind": "task"}),
                           7, "decide:packing#1")
     assert other.decide(_Facts(), later) == []  # type: ignore[arg-type]
-    same = MachineDriver.from_body(Shipping.body)
+    same = load_driver("machine", Shipping.body)
     assert same.guards is Shipping.guards
     moved, finish = same.decide(_Facts(), later)  # type: ignore[arg-type]
     assert isinstance(moved, Transition) and (moved.to, moved.event) == ("sent", 7)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -28,14 +28,14 @@ from ..errors import DefinitionError, InputError
 from ..masking import declare
 from ..moments import time_of_day
 from ..registry import registry
-from ..runtime.seam import RESERVED_EVENTS
+from ..runtime.seam import RESERVED_EVENTS, register_kind
 from ..vocabulary.match import check_paths
 from ..vocabulary.task import Task
 from ..vocabulary.topics import check_pattern, check_topic
+from .driver import Guard, MachineDriver
 
 #: A guard: a pure function of the machine's data and what fired the transition (the
 #: action's result, or later an event's payload). It must not change either.
-Guard = Callable[[dict[str, Any], Any], bool]
 
 def declared_machine(name: str) -> type[Machine] | None:
     """The registry's machine of that name, typed: a run's guards are its class's code."""
@@ -161,9 +161,7 @@ class Machine:
                               "creating an instance")
 
     @classmethod
-    def compile(cls) -> tuple[str, str, Any]:
-        from .driver import MachineDriver
-
+    def compile(cls) -> tuple[str, str, MachineDriver]:
         driver = MachineDriver(codec.loads(cls.body), cls.guards)
         driver.children = cls.children
         return cls.fingerprint, cls.body, driver
@@ -332,3 +330,14 @@ def _waiting(cls: type[Machine], name: str, state: State, here: str) -> dict[str
           for event, targets in state.on.items()}
     return {"on": on, "after": after, "until": until, "then": state.then,
             "unhandled": state.unhandled}
+
+
+def _driver_of(text: str) -> MachineDriver:
+    """A stored machine's driver, with the guards of this process's class of that name
+    when it compiles to the very same body (a run's guards are its own version's code)."""
+    body = codec.loads(text)
+    found = declared_machine(body["machine"])
+    return MachineDriver(body, found.guards if found is not None and found.body == text else None)
+
+
+register_kind("machine", _driver_of)

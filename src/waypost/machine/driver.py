@@ -14,6 +14,7 @@ that has them: an event stays pending, the end of a visit becomes `DecideLater`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
@@ -42,11 +43,11 @@ from ..runtime.seam import (
     Transition,
     WaitUntil,
     encode_call,
-    register_kind,
 )
 from ..store.records import NewStep
-from .define import Guard, declared_machine
 
+#: A transition's condition, user code: called with the machine's data and the payload.
+Guard = Callable[[dict[str, Any], Any], bool]
 _WAITING = StepPolicy(task="waypost.state")
 
 
@@ -81,12 +82,6 @@ class MachineDriver:
         #: Topics whose events it takes as its own: {topic: {payload path: data path}}
         #: (runtime/event_waits.py `listen`).
         self.topics: dict[str, dict[str, str]] = body.get("topics", {})
-
-    @classmethod
-    def from_body(cls, text: str) -> MachineDriver:
-        body = codec.loads(text)
-        found = declared_machine(body["machine"])
-        return cls(body, found.guards if found is not None and found.body == text else None)
 
     # -- policies and shape ---------------------------------------------------------------
     @cached_property
@@ -346,5 +341,3 @@ class MachineDriver:
         return FailRun({"type": "MachineFailed", "step": None,
                         "message": f"machine {self.name} ended in failed state {state}"})
 
-
-register_kind("machine", MachineDriver.from_body)

@@ -14,7 +14,7 @@ import hashlib
 from typing import Any
 
 from ... import codec
-from ...statuses import ACTIVE_RUNS
+from ...statuses import ACTIVE_RUNS, REOPENABLE_RUNS
 from ...store.protocol import Tx
 from ..seam import StartChild
 from .runs import create_run
@@ -31,7 +31,7 @@ def start(run: RunState, d: StartChild) -> None:
         tx.make_waiting(run.id, d.step, None)
         if existing["status"] == "succeeded":
             ended(w, child_id, existing["output"], None)
-        elif existing["status"] in ("failed", "cancelled"):
+        elif existing["status"] in REOPENABLE_RUNS:
             w.reopen(child_id)
         return
     driver = w.heads.driver(tx, d.definition)

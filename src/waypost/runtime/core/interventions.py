@@ -13,6 +13,7 @@ from typing import Any
 from ... import codec
 from ...errors import InputError, UnknownTargetError
 from ...moments import iso
+from ...statuses import ACTIVE_RUNS
 from ...store.protocol import Tx
 from ...store.records import HeldStep
 from . import signals
@@ -116,7 +117,7 @@ def decide_gate(adv: Advancer, tx: Tx, run_id: str, gate: str, approve: bool,
     if row is not None and tx.step_named(run_id, gate) is None:
         state, _, seq = tx.machine(run_id)
         if state is not None:
-            if row["status"] not in ("pending", "running", "needs_attention"):
+            if row["status"] not in ACTIVE_RUNS:
                 raise InputError(f"run {run_id} has ended ({row['status']}): nothing waits "
                                  "for a decision")
             _machine_gate(adv, tx, run_id, gate, approve, by, reason, state, seq)

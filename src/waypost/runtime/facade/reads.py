@@ -10,10 +10,10 @@ from ... import codec
 from ...errors import InputError, UnknownTargetError, WaypostError
 from ...store.protocol import Tx
 from ...store.records import RunRow, WorkerRow
-from .. import trace
 from ..core.limits import WINDOW_MARGIN
-from ..view import letter_view, limit_view, run_view, worker_view
+from . import trace
 from .base import EngineBase
+from .view import letter_view, limit_view, run_view, worker_view
 
 
 class Reads(EngineBase):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from ...statuses import ACTIVE_RUNS, sql_list
 from ..records import ClaimedStep
 
 RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
@@ -39,8 +40,8 @@ _MISSED_2 = "heartbeat_at + 2 * ABS(heartbeat) <= {now}"  # suspicious
 _MISSED_3 = "heartbeat_at + 3 * ABS(heartbeat) <= {now}"
 _DEAD = f"(lease_expires_at <= {{now}} OR timeout_at <= {{now}} OR {_MISSED_3})"
 _HELD = "id, run_id, name, node, kind, map_index, attempts, max_attempts"
-#: A run in one of these may still change; anything else has ended.
-OPEN_RUN = "('pending', 'running', 'needs_attention')"
+#: A run still doing its own work (not ended, nor undoing it).
+OPEN_RUN = sql_list(ACTIVE_RUNS)
 # A completion token works from the moment the task has it: the other system may answer
 # before the worker has recorded the hand-off, while the attempt still holds its lease. Only
 # a step of a `completes_externally` task has one (its claim drew it), so no other step can

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import codec
-from ..errors import UnknownTargetError
-from ..statuses import FAILED_RUNS, OPEN_RUNS
-from ..store.protocol import Tx
-from ..store.records import TopicEvent
+from ... import codec
+from ...errors import UnknownTargetError
+from ...statuses import FAILED_RUNS, OPEN_RUNS
+from ...store.protocol import Tx
+from ...store.records import TopicEvent
 
 LIMIT = 10_000
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from .. import codec
-from ..moments import iso
-from ..store.records import LimitRow, TopicEvent, WorkerRow
-from .seam import Driver, StepPolicy
+from ... import codec
+from ...moments import iso
+from ...store.records import LimitRow, TopicEvent, WorkerRow
+from ..seam import Driver, StepPolicy
 
 
 def _duration(start: float | None, end: float | None) -> float | None:
