@@ -24,8 +24,8 @@ from ..core.outcome import Outcome
 
 log = logging.getLogger("waypost.worker")
 
-#: What a commit claimed, and when to try claiming again if it claimed nothing (monotonic
-#: seconds from now; infinite when no limit holds ready work back).
+#: What a commit claimed, and, when it claimed nothing, the seconds until a step it could
+#: claim is due (a retry's backoff ends, a rate window moves); infinite otherwise.
 Claimed = tuple[list[ClaimedStep], float]
 #: One group commit: (store, outcomes, free slots) -> what it claimed.
 Commit = Callable[[Store, list[Outcome], int], Claimed]
