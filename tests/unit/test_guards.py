@@ -172,6 +172,12 @@ def test_the_guard_sees_an_indirect_import() -> None:
     assert "waypost.runtime.seam" in import_graph()["waypost.dag.driver"]
 
 
+def test_no_module_is_over_400_lines() -> None:
+    long = {str(path.relative_to(ROOT)): n for path in _modules().values()
+            if (n := len(path.read_text().splitlines())) > 400}
+    assert not long, f"modules to split: {long}"
+
+
 def test_every_cli_option_is_in_the_guide() -> None:
     guide = (ROOT / "docs" / "guide.md").read_text()
     missing = []

@@ -23,7 +23,7 @@ from ...store.records import ClaimedStep
 from ...vocabulary.context import Heart
 from ..core.advance import Advancer
 from ..core.outcome import Outcome
-from .executor import error_of
+from .bodies import error_of
 from .isolation import KILL_GRACE, ChildAttempt
 from .telemetry import TELEMETRY
 

@@ -44,7 +44,7 @@ from ...vocabulary.outbox import outbox
 from ...vocabulary.task import Task, registered_tasks
 from ...vocabulary.topics import Emitted, emitted
 from ..core.outcome import Outcome
-from .executor import completion_token, error_of
+from .bodies import completion_token, error_of
 
 #: Seconds between SIGTERM (the child's chance to clean up) and SIGKILL.
 KILL_GRACE = 1.0

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ... import codec
+from ...registry import registry
 from ...store import Store, open_store
 from ...store.protocol import Tx
 from ...store.records import ClaimedStep, WorkerRow
@@ -31,7 +32,6 @@ from ..core import deliveries, schedules
 from ..core.advance import Advancer
 from ..core.limits import LimitedClaims
 from ..core.outcome import Outcome
-from ..seam import local_definitions
 from .commits import Claimed, GroupCommit, WorkerStats, record
 from .executor import Executor
 from .heartbeats import LeaseRenewal
@@ -176,7 +176,7 @@ class Worker:
 
     def _register(self, store: Store) -> None:
         tasks = codec.dumps(sorted(self.tasks))
-        definitions = codec.dumps(local_definitions())
+        definitions = codec.dumps(registry.fingerprints())
 
         boot_id, pid_ns = PID_SPACE
 

@@ -40,7 +40,7 @@ from .facts import (
     StepSucceeded,
 )
 from .policy import StepPolicy, encode_call
-from .registry import load_driver, local_definitions, register_kind
+from .registry import load_driver, register_kind
 
 __all__ = [
     "DECIDE_EVENT",
@@ -76,6 +76,5 @@ __all__ = [
     "encode_call",
     "failed_by",
     "load_driver",
-    "local_definitions",
     "register_kind",
 ]

@@ -19,7 +19,3 @@ def register_kind(kind: str, load: Callable[[str], Driver]) -> None:
 def load_driver(kind: str, body: str) -> Driver:
     return cast(Driver, registry.load(kind, body))
 
-
-def local_definitions() -> dict[str, str]:
-    """Kept for runtime/process/worker.py until it reads `registry.fingerprints()`."""
-    return registry.fingerprints()
