@@ -55,21 +55,34 @@ def _workers(store: FreshStore, n: int, logdir: Path) -> list[subprocess.Popen[b
     return procs
 
 
-def _wait(store: FreshStore, flow_like: str, count: int, timeout: float = 600) -> None:
+def _named_by(store: FreshStore) -> str:
+    """The column of `runs` holding a run's definition: `definition` since schema 20,
+    `flow` before. before_after.py runs this script on an older checkout's code too, whose
+    store has the older name."""
+    if store.kind == "sqlite":
+        rows = store.query("SELECT name FROM pragma_table_info('runs')")
+    else:
+        rows = store.query("SELECT column_name FROM information_schema.columns WHERE "
+                           "table_schema = current_schema() AND table_name = 'runs'")
+    return "definition" if ("definition",) in rows else "flow"
+
+
+def _wait(store: FreshStore, column: str, like: str, count: int,
+          timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        (done,) = store.query(f"SELECT COUNT(*) FROM runs WHERE flow LIKE '{flow_like}' AND "
+        (done,) = store.query(f"SELECT COUNT(*) FROM runs WHERE {column} LIKE '{like}' AND "
                               f"status = 'succeeded'")[0]
         if done >= count:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {done} of {count} deliveries of {flow_like} finished")
+            raise RuntimeError(f"only {done} of {count} deliveries of {like} finished")
         time.sleep(0.02)
 
 
-def _span(store: FreshStore, topic: str, flow_like: str) -> float:
-    (span,) = store.query(f"SELECT (SELECT MAX(finished_at) FROM runs WHERE flow LIKE "
-                          f"'{flow_like}') - (SELECT MIN(created_at) FROM topic_events WHERE "
+def _span(store: FreshStore, column: str, topic: str, like: str) -> float:
+    (span,) = store.query(f"SELECT (SELECT MAX(finished_at) FROM runs WHERE {column} LIKE "
+                          f"'{like}') - (SELECT MIN(created_at) FROM topic_events WHERE "
                           f"topic = '{topic}')")[0]
     return float(span)
 
@@ -78,18 +91,19 @@ def sitting(kind: str, root: Path) -> dict[str, float]:
     with fresh(kind, root) as store:
         engine = wp.Engine(store.url)
         procs = _workers(store, 2, root)
+        column = _named_by(store)  # the engine has migrated the store by now
         try:
             for start in range(0, EVENTS, BATCH):
                 engine.emit_many([("bench.one", {"i": i}, None, None)
                                   for i in range(start, start + BATCH)])
-            _wait(store, "%:one", EVENTS)
-            deliveries = EVENTS / _span(store, "bench.one", "%:one")
+            _wait(store, column, "%:one", EVENTS)
+            deliveries = EVENTS / _span(store, column, "bench.one", "%:one")
             engine.emit("bench.fan", {})
-            _wait(store, "%:fan_%", chain_handlers.FANOUT)
-            fanout = _span(store, "bench.fan", "%:fan_%")
+            _wait(store, column, "%:fan_%", chain_handlers.FANOUT)
+            fanout = _span(store, column, "bench.fan", "%:fan_%")
             engine.emit("bench.hop", {"n": 0})
-            _wait(store, "%:hop", chain_handlers.HOPS)
-            hop_ms = 1000 * _span(store, "bench.hop", "%:hop") / chain_handlers.HOPS
+            _wait(store, column, "%:hop", chain_handlers.HOPS)
+            hop_ms = 1000 * _span(store, column, "bench.hop", "%:hop") / chain_handlers.HOPS
         finally:
             for p in procs:
                 p.terminate()

@@ -71,8 +71,8 @@ def _fill(engine: wp.Engine, n: int) -> None:
         store.transact(write)
 
 #: What a scrape of /metrics ran before schema 19: every step grouped, at every scrape.
-FULL_SCAN = ("SELECT r.flow, s.task, s.status, COUNT(*), SUM(s.attempts) FROM steps s "
-             "JOIN runs r ON r.id = s.run_id GROUP BY r.flow, s.task, s.status")
+FULL_SCAN = ("SELECT r.definition, s.task, s.status, COUNT(*), SUM(s.attempts) FROM steps s "
+             "JOIN runs r ON r.id = s.run_id GROUP BY r.definition, s.task, s.status")
 
 
 def _median_ms(fn: Any, n: int = 20) -> float:

@@ -312,7 +312,7 @@ def bench_many(store: FreshStore, runs: int, workers: int, concurrency: int,
         wall = time.perf_counter() - t0
         assert results == [i + workloads.THREE_STEPS for i in range(runs)]
         (span,) = store.query("SELECT MAX(finished_at) - MIN(created_at) FROM runs "
-                              "WHERE flow = 'bench:three'")[0]
+                              "WHERE definition = 'bench:three'")[0]
         mem = [_status_kib(p.pid) for p in procs]
     finally:
         for p in procs:

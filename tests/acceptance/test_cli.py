@@ -216,6 +216,7 @@ def test_start_worker_show_round_trip(db_url: str, engine: wp.Engine, worker: Wo
         "succeeded", params, "ok on attempt 2", None)
     # The definition a CLI process stored is the one this process builds.
     assert view["definition"] == flows.flaky_flow.graph.fingerprint()
+    assert view["fingerprint"] == view["definition"]  # the same, by a name that says what
     for field in ("created_at", "started_at", "finished_at"):
         assert _is_iso(view[field]), (field, view[field])
 
@@ -269,6 +270,8 @@ def test_runs_lists_and_filters(db_url: str, engine: wp.Engine, workdir: str):
     assert [r["id"] for r in listed("--status", "succeeded")] == [good]
     assert [r["id"] for r in listed("--flow", "adder")] == [good]
     assert [r["id"] for r in listed("--flow", f"{MODULE}:fatal_flow")] == [bad]
+    assert [r["id"] for r in listed("--definition", "adder")] == [good]  # --flow's new name
+    assert [r["id"] for r in listed("--definition", f"{MODULE}:fatal_flow")] == [bad]
     assert listed("--status", "running") == []
     (row,) = listed("--status", "succeeded")
     assert (row["steps_succeeded"], row["steps_total"]) == (1, 1)

@@ -17,6 +17,9 @@ from waypost.store import Store, open_store
 from waypost.store.records import ClaimedStep, LimitRow
 from waypost.store.sql import SqlTx
 
+from .test_schema import HERE as SCHEMAS
+from .test_schema import describe
+
 
 @wp.task()
 def double(x: int) -> int:
@@ -62,8 +65,17 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: St
         open_store(db_url)
 
 
+def _before_schema_20(tx: SqlTx) -> None:
+    """The runs table as schema 19 left it: its definition's name in `flow`."""
+    tx.execute("DROP INDEX runs_definition")
+    tx.execute("ALTER TABLE runs RENAME COLUMN definition TO flow")
+    tx.execute("CREATE INDEX runs_flow ON runs(flow, created_at)")
+    tx.execute("DELETE FROM waypost_schema WHERE version >= 20")
+
+
 def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> None:
     def downgrade(tx: SqlTx) -> None:  # what a database of waypost schema 1 looks like
+        _before_schema_20(tx)
         for column in ("tasks", "incarnation", "boot_id", "pid_ns", "lease"):
             tx.execute(f"ALTER TABLE workers DROP COLUMN {column}")
         for column in ("heartbeat", "heartbeat_at", "heartbeat_details", "completion_token",
@@ -108,6 +120,26 @@ def test_an_older_schema_is_brought_up_to_date(db_url: str, store: Store) -> Non
     try:
         again.transact(lambda tx: tx.register_worker("w", "h", 1, '["t"]'))
         assert again.read(lambda tx: tx.served_tasks(60.0)) == {"t"}
+    finally:
+        again.close()
+
+
+def test_runs_stored_before_the_definition_column_keep_their_definition(
+        db_url: str, store: Store) -> None:
+    first, second = start(store, 1, key="old"), start(store, 2)
+    store.transact(_before_schema_20)
+    assert store.read(lambda tx: tx.execute(
+        "SELECT flow FROM runs WHERE id = ?", (first,)).fetchone()) == (pair.name,)
+    again = open_store(db_url)  # migrates to schema 20
+    try:
+        rows = again.read(lambda tx: [tx.get_run(first), tx.get_run(second)])
+        assert [r and r["definition"] for r in rows] == [pair.name, pair.name]
+        short = pair.name.rpartition(":")[2]
+        assert [r["id"] for r in again.read(lambda tx: tx.list_runs(None, short, 10))] == [
+            second, first]
+        assert start(again, 1, key="old") == first  # the key still finds its run
+        expected = (SCHEMAS / f"{again.dialect}.txt").read_text().splitlines()
+        assert describe(again) == expected  # the column and its index under their new names
     finally:
         again.close()
 

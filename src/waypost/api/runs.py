@@ -85,7 +85,10 @@ def start_run(body: StartRun, request: Request) -> dict[str, Any]:
 def list_runs(
     request: Request,
     status: Status | None = None,
-    definition: Annotated[str | None, Query(max_length=1000)] = None,
+    definition: Annotated[str | None, Query(max_length=1000, description=(
+        "A flow, machine or handler: its full name, or the part after the module"))] = None,
+    flow: Annotated[str | None, Query(max_length=1000, description=(
+        "The older name of `definition`, still accepted (not both)"))] = None,
     kind: Kind | None = None,
     key: Annotated[str | None, Query(max_length=1000)] = None,
     since: Annotated[str | None, Query(description="ISO 8601, created at or after")] = None,
@@ -97,7 +100,8 @@ def list_runs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     runs, nxt = engine(request).runs_page(
-        status, definition, limit, cursor, kind=kind, key=key, since=moment(since, "since"),
+        status, definition, limit, cursor, flow=flow, kind=kind, key=key,
+        since=moment(since, "since"),
         until=moment(until, "until"), search=search or None)
     return {"runs": mask(runs), "next": nxt}
 

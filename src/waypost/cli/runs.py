@@ -60,11 +60,13 @@ def start(ctx: click.Context, target: str, input_: str, key: str | None) -> None
 @click.command()
 @click.option("--status", default=None, type=click.Choice(RUN_STATUSES),
               help="Only runs with this status.")
-@click.option("--flow", default=None, help="Only runs of this flow (name or MODULE:FLOW).")
+@click.option("--definition", "--flow", "definition", default=None,
+              help="Only runs of this definition (flow, machine or handler): its name or "
+                   "MODULE:NAME. --flow is its older spelling.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context
-def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
+def runs(ctx: click.Context, status: str | None, definition: str | None, limit: int,
          as_json: bool) -> None:
     """A table of runs, newest first."""
 
@@ -76,8 +78,10 @@ def runs(ctx: click.Context, status: str | None, flow: str | None, limit: int,
         return [r["id"], escape(r["flow"]), shown, f"{r['steps_succeeded']}/{r['steps_total']}",
                 escape(r["key"] or ""), utc_time(r["created_at"]), secs(r["duration"])]
 
-    print_rows(open_engine(ctx).runs(status=status, flow=flow, limit=limit), as_json,
-               [Column("run", no_wrap=True, min_width=24), "flow", Column("status", no_wrap=True),
+    print_rows(open_engine(ctx).runs(status=status, definition=definition, limit=limit),
+               as_json,
+               [Column("run", no_wrap=True, min_width=24), "definition",
+                Column("status", no_wrap=True),
                 Column("steps", no_wrap=True, justify="right"), "key",
                 Column("created (UTC)", no_wrap=True),
                 Column("duration", no_wrap=True, justify="right")], cells)

@@ -12,7 +12,7 @@ from .common import STATUS_STYLE, out, secs, short
 
 def print_run(view: dict[str, Any]) -> None:
     style = STATUS_STYLE.get(view["status"], "")
-    out.print(f"[bold]run[/] {view['id']}  [bold]flow[/] {escape(view['flow'])}  "
+    out.print(f"[bold]run[/] {view['id']}  [bold]definition[/] {escape(view['flow'])}  "
               f"[bold]status[/] [{style}]{view['status']}[/]  "
               f"[bold]key[/] {escape(view['key'] or '-')}")
     out.print(f"input {short(view['input'], 200)}  ({view['input_checksum']})", markup=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from .. import codec
 from ..errors import InputError, ResultTimeout, RunFailed, UnknownTargetError
@@ -18,6 +18,7 @@ from ..statuses import FAILED_RUNS
 from .core import runs
 from .core.heads import new_run_id
 from .facade.answers import Answers
+from .facade.base import one_definition
 from .facade.events import Events
 from .facade.reads import Reads
 from .facade.schedules import Schedules
@@ -35,16 +36,18 @@ class Engine(Answers, Reads, Events, Schedules):
     """
 
     # -- runs ------------------------------------------------------------------------------
-    def start(self, flow: Definition | str, input: dict[str, Any] | None = None, *,
+    def start(self, definition: Definition | str | None = None,
+              input: dict[str, Any] | None = None, *, flow: Definition | str | None = None,
               key: str | None = None, deadline: timedelta | float | None = None) -> str:
         """Create a run and return its id. With `key`: a repeat with the same input returns
         the existing run; a different input raises IdempotencyConflict and creates nothing.
-        `deadline` (or the flow's): when it passes, unfinished steps are cancelled and the
-        run fails with DeadlineExceeded."""
+        `deadline` (or the definition's): when it passes, unfinished steps are cancelled and
+        the run fails with DeadlineExceeded. `flow=` is the older name of `definition`."""
+        named = one_definition(definition, flow, required=True)
         refuse_in_main_script()
         if key is not None:
             codec.check_key(key)
-        target = load_flow(flow) if isinstance(flow, str) else flow
+        target = load_flow(named) if isinstance(named, str) else cast(Definition, named)
         params = target.bind_input(input)
         # User code (a flow body) runs here, before the transaction: never while it holds
         # the database's write lock.
@@ -60,11 +63,11 @@ class Engine(Answers, Reads, Events, Schedules):
         self._advancer.stored.add(compiled[0])
         return str(run_id)
 
-    def unserved_tasks(self, flow: Definition) -> list[str]:
+    def unserved_tasks(self, definition: Definition) -> list[str]:
         """The definition's tasks (compensations included) that no live worker serves
         now: a run of it would wait for them (a worker started from code that names its
         tasks differently serves none)."""
-        needed = {p.task for p in flow.compile()[2].policies()}
+        needed = {p.task for p in definition.compile()[2].policies()}
         served = self._store().read(lambda tx: tx.served_tasks(self.lease))
         return sorted(needed - served)
 
@@ -104,10 +107,11 @@ class Engine(Answers, Reads, Events, Schedules):
             time.sleep(wait)
             delay = min(delay * 1.5, 0.02)
 
-    def run(self, flow: Definition | str, input: dict[str, Any] | None = None, *,
+    def run(self, definition: Definition | str | None = None,
+            input: dict[str, Any] | None = None, *, flow: Definition | str | None = None,
             key: str | None = None, timeout: float | None = None) -> Any:
         """Start a run and serve it with an in-process worker until it finishes."""
-        run_id = self.start(flow, input, key=key)
+        run_id = self.start(definition, input, flow=flow, key=key)
         with self.serving():
             return self.result(run_id, timeout)
 

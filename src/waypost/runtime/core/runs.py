@@ -74,7 +74,7 @@ def start(runtime: Settles, tx: Tx, definition: Definition, params: dict[str, An
     if tx.run_head(run_id) is not None:
         return run_id, False
     assert key is not None
-    existing, existing_flow, existing_checksum = tx.run_by_key(key)
-    if existing_flow == definition.name and codec.same_checksum(existing_checksum, text):
+    existing, existing_definition, existing_checksum = tx.run_by_key(key)
+    if existing_definition == definition.name and codec.same_checksum(existing_checksum, text):
         return existing, False
     raise IdempotencyConflict(key, existing)

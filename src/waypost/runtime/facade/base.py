@@ -9,12 +9,26 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from ... import codec
+from ...errors import InputError
 from ...store import DEFAULT_URL, Store, open_store
 from ...store.protocol import Tx
 from ..core.advance import Advancer
 from ..process.worker import Worker
 
 T = TypeVar("T")
+D = TypeVar("D")
+
+
+def one_definition(definition: D | None, flow: D | None, required: bool = False) -> D | None:
+    """The definition a call names, by its name or by `flow`, the name it had when flows
+    were all there was to start: scripts written then keep working, and naming it both ways
+    is refused rather than one silently winning."""
+    if definition is not None and flow is not None:
+        raise InputError("name the definition once: definition= or flow= (its older "
+                         "name), not both")
+    if required and definition is None and flow is None:
+        raise InputError("name the definition to start (a flow, machine or handler)")
+    return definition if definition is not None else flow
 
 
 class EngineBase:

@@ -12,7 +12,7 @@ from ...store.protocol import Tx
 from ...store.records import RunRow, WorkerRow
 from ..core.limits import WINDOW_MARGIN
 from . import trace
-from .base import EngineBase
+from .base import EngineBase, one_definition
 from .view import letter_view, limit_view, run_view, worker_view
 
 
@@ -84,22 +84,25 @@ class Reads(EngineBase):
         return self._store().read(lambda tx: trace.trace(tx, ident))
 
     # -- lists --------------------------------------------------------------------------------
-    def runs(self, status: str | None = None, flow: str | None = None,
-             limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
+    def runs(self, status: str | None = None, definition: str | None = None,
+             limit: int = 50, *, flow: str | None = None,
+             **filters: Any) -> list[dict[str, Any]]:
         """Newest runs first, with their step counts. `filters` are `Tx.list_runs`'s: kind,
-        key, since and until (Unix seconds) and search (inside the input)."""
-        return self.runs_page(status, flow, limit, **filters)[0]
+        key, since and until (Unix seconds) and search (inside the input); `flow=` is the
+        older name of `definition`."""
+        return self.runs_page(status, definition, limit, flow=flow, **filters)[0]
 
-    def runs_page(self, status: str | None = None, flow: str | None = None,
-                  limit: int = 50, cursor: str | None = None,
+    def runs_page(self, status: str | None = None, definition: str | None = None,
+                  limit: int = 50, cursor: str | None = None, *, flow: str | None = None,
                   **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
         """A page of `runs`, and the cursor of the next page (None: this is the last).
         Paged by keyset (the last run's creation time and id), so a page costs the same
         however deep it is, and runs created meanwhile never shift it."""
         before = _cursor(cursor)
+        named = one_definition(definition, flow)
 
         def load(tx: Tx) -> tuple[list[RunRow], dict[str, tuple[int, int, int]]]:
-            rows = tx.list_runs(status, flow, limit + 1, before=before, **filters)
+            rows = tx.list_runs(status, named, limit + 1, before=before, **filters)
             return rows, tx.step_counts([r["id"] for r in rows[:limit]])
 
         rows, counts = self._store().read(load)
@@ -158,9 +161,9 @@ def _other_code(workers: list[WorkerRow], run: RunRow, now: float,
                 lease: float) -> list[dict[str, str]]:
     """Live workers whose code defines the run's machine differently: they cannot evaluate
     its guards (the run keeps the definition it started with)."""
-    return [{"worker": w.id, "fingerprint": w.definitions[run["flow"]]} for w in workers
+    return [{"worker": w.id, "fingerprint": w.definitions[run["definition"]]} for w in workers
             if now - w.heartbeat_at <= (w.lease or lease)
-            and w.definitions.get(run["flow"], run["fingerprint"]) != run["fingerprint"]]
+            and w.definitions.get(run["definition"], run["fingerprint"]) != run["fingerprint"]]
 
 
 def _cursor(text: str | None) -> tuple[float, str] | None:

@@ -80,7 +80,7 @@ def _run_node(r: dict[str, Any], now: float) -> dict[str, Any]:
             error = codec.loads(r["error"])
         except (ValueError, RecursionError):
             error = {"message": r["error"]}
-    node: dict[str, Any] = {"type": "run", "id": r["id"], "definition": r["flow"],
+    node: dict[str, Any] = {"type": "run", "id": r["id"], "definition": r["definition"],
                             "status": r["status"], "at": r["created_at"],
                             "duration": duration, "error": error, "children": []}
     if r["parent_step"]:
@@ -96,13 +96,13 @@ def _summary(runs: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
         for r in failed[:5]:
             error = nodes[r["id"]]["error"] or {}
             where = f" at step {error['step']}" if error.get("step") else ""
-            parts.append(f"run {r['id']} ({r['flow']}) {r['status']}{where}: "
+            parts.append(f"run {r['id']} ({r['definition']}) {r['status']}{where}: "
                          f"{error.get('type')}: {error.get('message')}")
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
         return "failed", "failed: " + "; ".join(parts) + more
     open_ = [r for r in runs if r["status"] in OPEN_RUNS]
     if open_ or queued:
-        pending = [f"{r['flow']} ({r['id']}, {r['status']})" for r in open_[:5]]
+        pending = [f"{r['definition']} ({r['id']}, {r['status']})" for r in open_[:5]]
         pending += [f"{q['subscription']} (queued behind key {q['key']!r})"
                     for q in queued[:max(0, 5 - len(pending))]]
         count = len(open_) + len(queued)

@@ -61,18 +61,24 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]] | None,
     machine's view adds `state`, `data`, `transitions` and `events`); `others`: live
     workers whose code defines the machine differently (`code_differs`); `parent` (run,
     step) and `children`: the runs linked to this one as child runs; `trigger`: the event
-    that started it (a delivery, a triggered flow or machine)."""
+    that started it (a delivery, a triggered flow or machine).
+
+    The definition's name is shown as `flow` and its fingerprint as `definition` (and
+    `fingerprint`): both field names are older than the rename of the column, and scripts
+    read them, so neither changes meaning."""
     view = {
-        "id": run["id"], "flow": run["flow"], "status": run["status"], "key": run["key"],
+        "id": run["id"], "flow": run["definition"], "status": run["status"],
+        "key": run["key"],
         "input": codec.loads(run["input"]), "input_checksum": run["input_checksum"],
         "output": codec.loads(run["output"]), "error": codec.loads(run["error"]),
         "created_at": iso(run["created_at"]), "started_at": iso(run["started_at"]),
         "finished_at": iso(run["finished_at"]),
         "duration": _duration(run["started_at"], run["finished_at"]),
-        "definition": run["fingerprint"],
+        "definition": run["fingerprint"], "fingerprint": run["fingerprint"],
     }
     view["parent"] = None if parent is None else {"run": parent[0], "step": parent[1]}
-    view["children"] = children or []
+    view["children"] = [{"id": c["id"], "flow": c["definition"], "status": c["status"],
+                         "step": c["step"]} for c in children or []]
     if steps is not None:
         view["trigger"] = None if trigger is None else {
             "event": trigger.id, "topic": trigger.topic, "key": trigger.key,

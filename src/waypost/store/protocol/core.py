@@ -1,5 +1,5 @@
-"""The database itself, flow definitions, and operators' requests that recognise their own
-earlier commit."""
+"""The database itself, definitions (flows, machines, handlers), and operators' requests
+that recognise their own earlier commit."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class CoreVerbs(Protocol):
         delivered only on commit); nothing on SQLite, whose workers poll."""
 
     def put_definition(self, fingerprint: str, name: str, kind: str, body: str) -> None:
-        """Store a flow definition under its fingerprint; an existing one is kept as it is
-        (same fingerprint, same body). One statement."""
+        """Store a definition (a flow, machine or handler) under its fingerprint; an existing
+        one is kept as it is (same fingerprint, same body). One statement."""
 
     def definition(self, fingerprint: str) -> tuple[str, str] | None:
         """(kind, body) stored under `fingerprint`, or None: the kind chooses the driver.

@@ -12,7 +12,7 @@ from ..records import RunRow
 
 
 class RunVerbs(Protocol):
-    def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
+    def insert_run(self, run_id: str, definition: str, fingerprint: str, key: str | None,
                    input: str, checksum: str, open_steps: int,
                    correlation: str | None = None, trigger: int | None = None,
                    lane: str | None = None) -> bool:
@@ -27,7 +27,7 @@ class RunVerbs(Protocol):
         a read."""
 
     def run_by_key(self, key: str) -> tuple[str, str, str]:
-        """(id, flow, input checksum) of the run holding idempotency key `key`, which must
+        """(id, definition, input checksum) of the run holding idempotency key `key`, which must
         exist (call it after `insert_run` returned False). One statement, a read."""
 
     def lock_run(self, run_id: str) -> RunRow | None:
@@ -46,7 +46,7 @@ class RunVerbs(Protocol):
         statement, a read."""
 
     def children_of(self, run_id: str) -> list[dict[str, Any]]:
-        """The runs a run's steps started (id, flow, status, step), oldest first. One
+        """The runs a run's steps started (id, definition, status, step), oldest first. One
         statement, a read."""
 
     def run_head(self, run_id: str) -> tuple[str, str, str | None, str | None] | None:
@@ -94,14 +94,15 @@ class RunVerbs(Protocol):
         """Up to two run ids starting with `prefix` (two: enough to call it ambiguous).
         One statement, a read."""
 
-    def list_runs(self, status: str | None, flow: str | None, limit: int, *,
+    def list_runs(self, status: str | None, definition: str | None, limit: int, *,
                   kind: str | None = None, key: str | None = None, since: float | None = None,
                   until: float | None = None, search: str | None = None,
                   before: tuple[float, str] | None = None) -> list[RunRow]:
-        """Newest runs first, optionally of one status, one flow (its full name or the part
-        after the module), one kind of definition, one key, created in [since, until),
-        whose input's JSON text contains `search`, and after `before` (the created_at and
-        id of the last run of the page before: keyset paging). One statement, a read."""
+        """Newest runs first, optionally of one status, one definition (a flow, machine or
+        handler: its full name or the part after the module), one kind of definition, one
+        key, created in [since, until), whose input's JSON text contains `search`, and after
+        `before` (the created_at and id of the last run of the page before: keyset paging).
+        One statement, a read."""
 
     def step_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
         """(succeeded, all, suspicious) steps of each run; a run without steps is absent.

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from ...statuses import ACTIVE_RUNS, sql_list
 from ..records import ClaimedStep
 
-RUN_COLUMNS = ("id", "flow", "fingerprint", "key", "status", "input", "input_checksum",
+RUN_COLUMNS = ("id", "definition", "fingerprint", "key", "status", "input", "input_checksum",
                "output", "error", "open_steps", "created_at", "started_at", "finished_at",
                "trigger_event")
 STEP_COLUMNS = ("id", "name", "node", "kind", "task", "map_index", "status", "waiting_on",

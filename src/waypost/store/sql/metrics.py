@@ -15,10 +15,10 @@ _COUNTED = "s.kind NOT IN ('gate', 'sleep', 'event', 'child')"
 
 
 def _by_task(where: str) -> str:
-    return ("SELECT r.flow, s.task, s.status, COUNT(*), SUM(s.attempts), "
+    return ("SELECT r.definition, s.task, s.status, COUNT(*), SUM(s.attempts), "
             "SUM(CASE WHEN s.attempts > 1 THEN s.attempts - 1 ELSE 0 END) FROM steps s "
             "JOIN runs r ON r.id = s.run_id WHERE " + where + " AND " + _COUNTED +
-            " GROUP BY r.flow, s.task, s.status")
+            " GROUP BY r.definition, s.task, s.status")
 
 
 #: Upper bounds (seconds) of the attempt-duration histogram's buckets. Stored counts are
@@ -34,9 +34,9 @@ def _durations(where: str) -> str:
     bound, how many there were and their seconds in all."""
     buckets = ", ".join(f"SUM(CASE WHEN {_TOOK} <= {bound!r} THEN 1 ELSE 0 END)"
                         for bound in DURATION_BUCKETS)
-    return (f"SELECT r.flow, s.task, {buckets}, COUNT(*), SUM({_TOOK}) FROM steps s "
+    return (f"SELECT r.definition, s.task, {buckets}, COUNT(*), SUM({_TOOK}) FROM steps s "
             f"JOIN runs r ON r.id = s.run_id WHERE {where} AND {_COUNTED} AND s.status IN "
-            f"('succeeded', 'failed') AND s.started_at IS NOT NULL GROUP BY r.flow, s.task")
+            f"('succeeded', 'failed') AND s.started_at IS NOT NULL GROUP BY r.definition, s.task")
 
 
 Histograms = dict[tuple[str, str], tuple[list[int], int, float]]
@@ -158,9 +158,9 @@ class MetricVerbs(SqlCore):
         expiries = {str(r[0]): int(r[1]) for r in self.execute(
             f"SELECT outcome, COUNT(*) FROM attempts WHERE {_EXPIRED} GROUP BY outcome")}
         pending = self.execute(
-            "SELECT r.flow, COUNT(*) FROM runs r JOIN definitions d ON d.fingerprint = "
+            "SELECT r.definition, COUNT(*) FROM runs r JOIN definitions d ON d.fingerprint = "
             "r.fingerprint WHERE d.kind = 'handler' AND r.status IN ('pending', 'running', "
-            "'needs_attention') GROUP BY r.flow").fetchall()
+            "'needs_attention') GROUP BY r.definition").fetchall()
         queued = self.execute("SELECT subscription, COUNT(*) FROM lane_queue GROUP BY "
                               "subscription").fetchall()
         waiting: dict[str, int] = {str(r[0]): int(r[1]) for r in pending}

@@ -47,22 +47,22 @@ def input_field(search: str) -> tuple[list[str], str] | None:
 
 class RunVerbs(SqlCore):
     # -- runs ---------------------------------------------------------------------------
-    def insert_run(self, run_id: str, flow: str, fingerprint: str, key: str | None,
+    def insert_run(self, run_id: str, definition: str, fingerprint: str, key: str | None,
                    input: str, checksum: str, open_steps: int,
                    correlation: str | None = None, trigger: int | None = None,
                    lane: str | None = None) -> bool:
         """Insert unless the idempotency key (or the id) exists: the unique constraints are
         the check, never a read before the write."""
         row = self.execute(
-            "INSERT INTO runs (id, flow, fingerprint, key, status, input, input_checksum, "
+            "INSERT INTO runs (id, definition, fingerprint, key, status, input, input_checksum, "
             "open_steps, created_at, correlation_id, trigger_event, lane) VALUES (?, ?, ?, ?, "
             "'pending', ?, ?, ?, {now}, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-            (run_id, flow, fingerprint, key, input, checksum, open_steps, correlation,
+            (run_id, definition, fingerprint, key, input, checksum, open_steps, correlation,
              trigger, lane)).fetchone()
         return row is not None
 
     def run_by_key(self, key: str) -> tuple[str, str, str]:
-        row = self.execute("SELECT id, flow, input_checksum FROM runs WHERE key = ?",
+        row = self.execute("SELECT id, definition, input_checksum FROM runs WHERE key = ?",
                            (key,)).fetchone()
         return str(row[0]), str(row[1]), str(row[2])
 
@@ -81,9 +81,9 @@ class RunVerbs(SqlCore):
         return None if row is None else (str(row[0]), str(row[1]))
 
     def children_of(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.execute("SELECT id, flow, status, parent_step FROM runs WHERE "
+        rows = self.execute("SELECT id, definition, status, parent_step FROM runs WHERE "
                             "parent_run = ? ORDER BY created_at, id", (run_id,)).fetchall()
-        return [{"id": r[0], "flow": r[1], "status": r[2], "step": r[3]} for r in rows]
+        return [{"id": r[0], "definition": r[1], "status": r[2], "step": r[3]} for r in rows]
 
     def run_head(self, run_id: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.execute("SELECT fingerprint, input, parent_run, lane FROM runs WHERE id = ?",
@@ -164,7 +164,7 @@ class RunVerbs(SqlCore):
                             (len(prefix), prefix)).fetchall()
         return [str(r[0]) for r in rows]
 
-    def list_runs(self, status: str | None, flow: str | None, limit: int, *,
+    def list_runs(self, status: str | None, definition: str | None, limit: int, *,
                   kind: str | None = None, key: str | None = None, since: float | None = None,
                   until: float | None = None, search: str | None = None,
                   before: tuple[float, str] | None = None) -> list[RunRow]:
@@ -173,9 +173,10 @@ class RunVerbs(SqlCore):
         if status:
             where.append("status = ?")
             params.append(status)
-        if flow:  # the full name, or the part after MODULE:, matched literally
-            where.append("(flow = ? OR substr(flow, length(flow) - ? + 1) = ?)")
-            params += [flow, len(flow) + 1, ":" + flow]
+        if definition:  # the full name, or the part after MODULE:, matched literally
+            where.append("(definition = ? OR substr(definition, length(definition) - ? + 1) "
+                         "= ?)")
+            params += [definition, len(definition) + 1, ":" + definition]
         if kind:
             where.append("fingerprint IN (SELECT fingerprint FROM definitions WHERE kind = ?)")
             params.append(kind)

@@ -125,11 +125,11 @@ class TopicVerbs(SqlCore):
     def correlated_runs(self, correlation_id: str, limit: int) -> list[dict[str, Any]]:
         """Runs of one correlation id (the run whose id it is included), oldest first, with
         the event that started each and the run whose step started it."""
-        rows = self.execute("SELECT id, flow, status, created_at, started_at, finished_at, "
+        rows = self.execute("SELECT id, definition, status, created_at, started_at, finished_at, "
                             "error, trigger_event, parent_run, parent_step FROM runs WHERE "
                             "correlation_id = ? OR id = ? ORDER BY created_at, id LIMIT ?",
                             (correlation_id, correlation_id, limit)).fetchall()
-        keys = ("id", "flow", "status", "created_at", "started_at", "finished_at", "error",
+        keys = ("id", "definition", "status", "created_at", "started_at", "finished_at", "error",
                 "trigger_event", "parent_run", "parent_step")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -156,7 +156,7 @@ class TopicVerbs(SqlCore):
         replayed dead letter's second end leaves nothing), and the next delivery queued in
         the lane, if any, is taken from the queue: its (subscription, event seq, run id).
         Needs the caller's transaction."""
-        row = self.execute("SELECT flow, lane FROM runs WHERE id = ? AND lane IS NOT NULL",
+        row = self.execute("SELECT definition, lane FROM runs WHERE id = ? AND lane IS NOT NULL",
                            (run_id,)).fetchone()
         if row is None:
             return None
