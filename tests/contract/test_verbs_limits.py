@@ -71,3 +71,8 @@ def test_lock_limits_holds_them_to_the_end_of_the_transaction(store: Store) -> N
     store.transact(lambda tx: tx.put_limits([LimitRow("api", None, None, None, 1)]))
     held_to_the_end(store, lambda tx: tx.lock_limits(["api"]),
                     lambda tx: tx.get_limits(["api"]))
+
+
+def test_lock_limits_of_no_names_locks_and_returns_nothing(store: Store) -> None:
+    store.transact(lambda tx: tx.put_limits([LimitRow("api", None, None, None, 1)]))
+    assert store.transact(lambda tx: tx.lock_limits([])) == []

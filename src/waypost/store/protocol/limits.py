@@ -24,7 +24,8 @@ class LimitVerbs(Protocol):
 
     def lock_limits(self, names: Sequence[str]) -> list[LimitRow]:
         """Lock the named limits in name order (never a cycle between claimers) until the
-        caller's transaction ends, and return them. One statement; the lock is what makes
+        caller's transaction ends, and return them (none named: none, no statement). One
+        statement; the lock is what makes
         `limit_usage` then `add_grants` one decision per limit at a time."""
 
     def limit_usage(self, name: str, window: float | None, rate_count: int | None,

@@ -31,9 +31,10 @@ class StepVerbs(Protocol):
         """A map step runs while its `children` items are open. One statement, fenced by
         `pending`."""
 
-    def item_done(self, run_id: str, node: str, count: int = 1) -> int:
-        """`count` items of a running map ended; returns how many are still open. One
-        statement, fenced by the map being running."""
+    def item_done(self, run_id: str, node: str, count: int = 1) -> int | None:
+        """`count` items of a running map ended; returns how many are still open, None
+        when the map is not running (nothing changed). One statement, fenced by the map
+        being running."""
 
     def map_items(self, run_id: str, node: str) -> list[tuple[str, str | None, str | None]]:
         """(status, output, error) of a map's items in index order. One statement, a read."""

@@ -45,6 +45,8 @@ class LimitVerbs(SqlCore):
     def lock_limits(self, names: Sequence[str]) -> list[LimitRow]:
         """Lock the named limits until the transaction ends (in name order, so claims
         never wait on each other in a cycle) and return their definitions."""
+        if not names:
+            return []
         rows = self.execute(f"SELECT {_LIMIT_COLUMNS} FROM limits WHERE "
                             f"name IN ({marks(len(names))}) ORDER BY name {{lock}}",
                             names).fetchall()

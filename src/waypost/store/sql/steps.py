@@ -51,12 +51,13 @@ class StepVerbs(SqlCore):
                      "attempts = 1 WHERE run_id = ? AND name = ? AND status = 'pending'",
                      (children, run_id, name))
 
-    def item_done(self, run_id: str, node: str, count: int = 1) -> int:
-        """`count` items of a map ended; returns how many are still open."""
+    def item_done(self, run_id: str, node: str, count: int = 1) -> int | None:
+        """`count` items of a map ended; returns how many are still open (None: the map is
+        not running, and nothing changed)."""
         row = self.execute("UPDATE steps SET waiting_on = waiting_on - ? WHERE run_id = ? AND "
                            "name = ? AND status = 'running' RETURNING waiting_on",
                            (count, run_id, node)).fetchone()
-        return int(row[0])
+        return None if row is None else int(row[0])
 
     def map_items(self, run_id: str, node: str) -> list[tuple[str, str | None, str | None]]:
         rows = self.execute("SELECT status, output, error FROM steps WHERE run_id = ? AND "
