@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -13,10 +14,13 @@ import pytest
 from tests.conftest import PG_BASE
 from waypost.errors import StoreError
 from waypost.store import Store, open_store
+from waypost.store.postgres import split_url
 from waypost.store.protocol import Tx
 from waypost.store.records import ClaimedStep, NewStep, StepRow
 
 TASK = "mod:t"
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @pytest.fixture
@@ -70,16 +74,18 @@ def run_status(store: Store, run_id: str) -> str:
     return str(run["status"])
 
 
-def waiting_on_lock(dialect: str, statement: str) -> None:
-    """Return once another PostgreSQL session waits on a lock in `statement` (at once on
-    SQLite, whose second writer waits for the first to commit anyway)."""
+def waiting_on_lock(dialect: str, statement: str, url: str | None = None) -> None:
+    """Return once another PostgreSQL session (of the store at `url`, if given) waits on a
+    lock in `statement` (at once on SQLite, whose second writer waits for the first to
+    commit anyway)."""
     if dialect != "postgres":
         return
+    app = f"waypost:{split_url(url)[1]}" if url else "%"
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         for _ in range(100):
             if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                            "'Lock' AND position(%s in query) > 0", (statement,)
-                            ).fetchone()[0]:
+                            "'Lock' AND position(%s in query) > 0 AND application_name "
+                            "LIKE %s", (statement, app)).fetchone()[0]:
                 return
             time.sleep(0.05)
     raise AssertionError(f"nobody waits on a lock in {statement!r}")
@@ -105,3 +111,51 @@ def held_to_the_end(store: Store, lock: Callable[[Tx], Any], read: Callable[[Tx]
         assert other.transact(lock), "free after"
     finally:
         other.close()
+
+
+def while_open(store: Store, first: Callable[[Tx], A], second: Callable[[Tx], B],
+               waits_in: str | None = None) -> tuple[A, B]:
+    """Run `first` in a transaction of `store` and, while it is open, `second` in a
+    transaction of a second connection to the same database (in a thread); both results.
+
+    PostgreSQL: with `waits_in`, `second` must wait on a lock in that statement and end
+    only after `first` committed (so it sees what `first` did); without, `second` must end
+    while `first` is still open (it waited for no lock: skip locked). A broken promise
+    fails within seconds, never hangs. SQLite's write transactions are serial (BEGIN
+    IMMEDIATE), so there `second` always runs after `first` committed: only the outcome
+    can be asserted, which is what the promise comes to with one writer at a time."""
+    other = open_store(store.url)
+    done = threading.Event()
+    got: list[Any] = []
+
+    def run_second() -> None:
+        try:
+            got.append(other.transact(second))
+        except BaseException as exc:  # handed to the test's thread
+            got.append(exc)
+        finally:
+            done.set()
+
+    racer = threading.Thread(target=run_second, daemon=True)
+
+    def run_first(tx: Tx) -> A:
+        result = first(tx)
+        racer.start()
+        if store.dialect == "postgres":
+            if waits_in is None:
+                assert done.wait(10), "the second transaction waited for the first"
+            else:
+                waiting_on_lock(store.dialect, waits_in, store.url)
+                assert not done.is_set(), "the second transaction did not wait"
+        return result
+
+    try:
+        ours = store.transact(run_first)
+    finally:
+        if racer.ident is not None:
+            racer.join(30)
+        other.close()
+    assert done.is_set() and got, "the second transaction never ended"
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return ours, got[0]

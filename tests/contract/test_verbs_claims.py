@@ -8,7 +8,7 @@ import time
 
 from waypost.store import Store
 
-from .helpers import TASK, claim, new_run, step, step_id, steps, store
+from .helpers import TASK, claim, new_run, step, step_id, steps, store, while_open
 
 __all__ = ["store"]
 
@@ -268,3 +268,14 @@ def test_release_held_gives_back_without_charging_an_attempt(store: Store) -> No
     assert store.transact(lambda tx: tx.expire_owner("w3")) == 1
     assert sorted(e.owner or "" for e in store.read(lambda tx: tx.expired(10))) == [
         "w2", "w3"]
+
+
+def test_concurrent_claims_never_take_one_step_and_never_wait(store: Store) -> None:
+    """PostgreSQL: while one claim's transaction is open, another claims the remaining
+    ready steps at once (skip locked). SQLite: the second claim runs after the first
+    commits, and takes what the first did not."""
+    new_run(store, step("a"), step("b"), step("c"))
+    first, second = while_open(store, lambda tx: tx.claim("w1", "b1", 1, 30.0, (TASK,)),
+                               lambda tx: tx.claim("w2", "b2", 10, 30.0, (TASK,)))
+    assert [s.name for s in first] == ["a"]
+    assert sorted(s.name for s in second) == ["b", "c"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from waypost.store import Store
+from waypost.store.protocol import Tx
 
-from .helpers import claim, new_run, step, steps, store
+from .helpers import claim, new_run, step, steps, store, while_open
 
 __all__ = ["store"]
 
@@ -46,3 +47,17 @@ def test_a_retry_budget_is_spent_per_window(store: Store) -> None:
     assert (budgets["t"]["used"], budgets["t"]["refused"], budgets["t"]["refused_total"]) == (
         1, 0, 1)
     assert store.read(lambda tx: tx.retry_budgets([])) == {}
+
+
+def test_two_spenders_of_the_last_retry_get_it_once(store: Store) -> None:
+    """The budget row's lock: of two transactions spending the last unit at once, the
+    second waits for the first's commit (PostgreSQL; on SQLite every writer does) and is
+    refused."""
+    assert store.transact(lambda tx: tx.spend_retry("t", 2, 3600.0)) is True
+
+    def spend(tx: Tx) -> bool:
+        return tx.spend_retry("t", 2, 3600.0)
+
+    assert while_open(store, spend, spend, "INSERT INTO retry_budgets") == (True, False)
+    budget = store.read(lambda tx: tx.retry_budgets(["t"]))["t"]
+    assert (budget["used"], budget["refused"]) == (2, 1)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from waypost.store import Store
+import time
 
-from .helpers import store
+from waypost.store import Store
+from waypost.store.protocol import Tx
+
+from .helpers import store, while_open
 
 __all__ = ["store"]
 
@@ -63,3 +66,23 @@ def test_schedules_taken_out_of_the_code_are_removed(store: Store) -> None:
     assert store.transact(lambda tx: tx.drop_schedules(["s", "nobody"])) == ["s"]
     assert store.transact(lambda tx: tx.drop_schedules([])) == []
     assert [r.name for r in store.read(lambda tx: tx.schedules())] == ["t"]
+
+
+def test_a_due_schedule_another_worker_fires_is_skipped(store: Store) -> None:
+    """PostgreSQL: a worker firing a due schedule holds it to the end of its transaction;
+    another worker, meanwhile, skips it at once and takes the next (skip locked). SQLite:
+    the second runs after the first committed, when the first's fire has moved on."""
+    _define(store)
+    store.transact(lambda tx: tx.put_schedule("s1", "sfp", '{"every": 60}', 100.0))
+    store.transact(lambda tx: tx.put_schedule("s2", "sfp", '{"every": 60}', 200.0))
+    now = time.time()
+
+    def fire(tx: Tx) -> list[str]:
+        due = tx.due_schedules(now, 1)
+        for row in due:
+            assert row.next_at is not None
+            assert tx.advance_schedule(row.name, row.next_at, now + 60, row.next_at, None)
+        return [row.name for row in due]
+
+    assert while_open(store, fire, lambda tx: [r.name for r in tx.due_schedules(now, 10)]) == (
+        ["s1"], ["s2"])

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
+from waypost.store.records import SubscriptionRow
 
-from .helpers import new_run, store
+from .helpers import new_run, store, while_open
 
 __all__ = ["store"]
 
@@ -155,3 +158,51 @@ def test_a_lane_runs_one_delivery_at_a_time_in_order(store: Store) -> None:
     assert store.transact(lambda tx: tx.leave_lane("r0")) == ("h", seqs[1], "r1")
     assert store.transact(lambda tx: tx.leave_lane("r0")) is None
     assert [q["run_id"] for q in store.read(lambda tx: tx.queued_deliveries(seqs))] == ["r2"]
+
+
+def test_two_deliveries_of_one_key_join_their_lane_one_at_a_time(store: Store) -> None:
+    """The lane's row lock: a second delivery of the same key waits for the first's commit
+    (PostgreSQL; on SQLite every writer does), then takes the position after it."""
+    assert store.transact(lambda tx: tx.enter_lane("h", "k")) == (1, 1)
+    assert while_open(store, lambda tx: tx.enter_lane("h", "k"),
+                      lambda tx: tx.enter_lane("h", "k"), "delivery_lanes") == ((2, 2), (3, 3))
+
+
+def test_a_closed_topic_gate_holds_an_emit_until_its_transaction_ends(store: Store) -> None:
+    """An emit stores its event, then reads the subscriptions under the gate's shared lock:
+    while another transaction holds the gate exclusively, the emit cannot commit
+    (PostgreSQL: it waits on the gate; SQLite: every writer waits), and once the gate's
+    transaction commits, the emit carries on."""
+    def emit(tx: Tx) -> list[SubscriptionRow]:
+        assert tx.add_topic_event("held", "a.b", None, "null", "c", None, None)
+        return tx.subscriptions()
+
+    def gate(tx: Tx) -> int:
+        tx.close_topic_gate()
+        return len(tx.topic_events_after(0, 10))
+
+    assert while_open(store, gate, emit, "topic_gate") == (0, [])
+    assert store.read(lambda tx: tx.topic_event("held")) is not None
+
+
+@pytest.mark.parametrize("db_url", [
+    "sqlite", pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=(
+        "READ COMMITTED: the emit's read waits on the gate row, then re-checks only that "
+        "row; the subscriptions it returns are from before the wait")))], indirect=True)
+def test_an_emit_that_waited_on_the_gate_sees_the_subscription_that_closed_it(
+        store: Store) -> None:
+    """The gate's promise to a subscription added while an event is being stored: the
+    emit stored its event before the subscription closed the gate, and reads the
+    subscriptions after, so the event is older than the subscription or seen by it."""
+    _define(store)
+
+    def emit(tx: Tx) -> list[str]:
+        assert tx.add_topic_event("racing", "a.b", None, "null", "c", None, None)
+        return [s.name for s in tx.subscriptions()]
+
+    added, seen = while_open(store, lambda tx: tx.put_subscription("h", "a.*", "hfp"), emit,
+                             "topic_gate")
+    racing = store.read(lambda tx: tx.topic_event("racing"))
+    [sub] = store.read(lambda tx: tx.subscriptions(gate=False))
+    assert added and racing is not None
+    assert seen == ["h"] or sub.since_seq >= racing.seq, "the event reaches nobody"

@@ -19,6 +19,7 @@ from .helpers import (
     steps,
     store,
     waiting_on_lock,
+    while_open,
 )
 
 __all__ = ["store"]
@@ -146,3 +147,22 @@ def test_step_named_holds_the_steps_row_to_the_end_of_the_transaction(store: Sto
     run_id = new_run(store)
     held_to_the_end(store, lambda tx: tx.step_named(run_id, "a"),
                     lambda tx: tx.steps_of(run_id))
+
+
+def test_the_sweepers_due_waits_skip_what_another_sweeper_holds(store: Store) -> None:
+    """PostgreSQL: a sweeper that read a due wait holds it to the end of its transaction;
+    another sweeper, meanwhile, skips it at once and takes the next (skip locked). SQLite:
+    the second runs after the first committed, when the first's wait has ended."""
+    run_id = new_run(store, step("s1", status="pending", waiting_on=1),
+                     step("s2", status="pending", waiting_on=1))
+    store.transact(lambda tx: tx.make_waiting(run_id, "s1", 0.0))
+    store.transact(lambda tx: tx.make_waiting(run_id, "s2", 0.0))
+
+    def sweep(tx: Tx) -> list[str]:
+        due = tx.due_waits(1)
+        for sid, _, _, _, was in due:
+            assert tx.end_wait(sid, was, "succeeded", "null", None) is not None
+        return [d[2] for d in due]
+
+    assert while_open(store, sweep, lambda tx: [d[2] for d in tx.due_waits(10)]) == (
+        ["s1"], ["s2"])
