@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from waypost.store import Store, open_store
 from waypost.store.protocol import Tx
 from waypost.store.records import SubscriptionRow
@@ -185,10 +183,6 @@ def test_a_closed_topic_gate_holds_an_emit_until_its_transaction_ends(store: Sto
     assert store.read(lambda tx: tx.topic_event("held")) is not None
 
 
-@pytest.mark.parametrize("db_url", [
-    "sqlite", pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=(
-        "READ COMMITTED: the emit's read waits on the gate row, then re-checks only that "
-        "row; the subscriptions it returns are from before the wait")))], indirect=True)
 def test_an_emit_that_waited_on_the_gate_sees_the_subscription_that_closed_it(
         store: Store) -> None:
     """The gate's promise to a subscription added while an event is being stored: the

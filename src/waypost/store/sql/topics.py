@@ -28,11 +28,18 @@ class TopicVerbs(SqlCore):
     def subscriptions(self, gate: bool = True) -> list[SubscriptionRow]:
         """Every subscription, read under the topic gate's shared lock: a subscription being
         added (which takes the gate exclusively) waits for this transaction, or this one
-        for it, so an event stored here is either seen by it or older than it."""
-        lock = f" {self.SHARE} OF g" if self.SHARE and gate else ""
-        rows = self.execute(f"SELECT {_SUBSCRIPTION} FROM topic_gate g LEFT JOIN subscriptions "
-                            f"s ON 1 = 1 WHERE g.id = 1 ORDER BY s.name{lock}").fetchall()
-        return [_subscription(r) for r in rows if r[0] is not None]
+        for it, so an event stored here is either seen by it or older than it.
+
+        The gate is taken by a statement of its own, before the read. A statement that
+        waited for a row lock re-checks only the row it locked (PostgreSQL, read
+        committed): a read joined to the gate returned the subscriptions from before the
+        wait, without the one that had just closed the gate, and an event stored here
+        reached nobody. The next statement sees what committed during the wait."""
+        if self.SHARE and gate:
+            self.execute(f"SELECT id FROM topic_gate WHERE id = 1 {self.SHARE}")
+        rows = self.execute(f"SELECT {_SUBSCRIPTION} FROM subscriptions s "
+                            "ORDER BY s.name").fetchall()
+        return [_subscription(r) for r in rows]
 
     def put_subscription(self, name: str, pattern: str, fingerprint: str) -> bool:
         """Add a subscription, taking events stored after this transaction's (its
