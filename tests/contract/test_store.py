@@ -14,6 +14,7 @@ from waypost.runtime.core import runs
 from waypost.runtime.core.advance import Advancer
 from waypost.runtime.core.outcome import Outcome
 from waypost.store import Store, open_store
+from waypost.store.postgres import PostgresTx
 from waypost.store.records import ClaimedStep, LimitRow
 from waypost.store.sql import SqlTx
 
@@ -65,8 +66,23 @@ def test_migrate_is_idempotent_and_refuses_a_newer_schema(db_url: str, store: St
         open_store(db_url)
 
 
+def _before_schema_21(tx: SqlTx) -> None:
+    """The signals table as schema 20 left it: called `events`, its indexes named so."""
+    tx.execute("ALTER TABLE signals RENAME TO events")
+    if isinstance(tx, PostgresTx):
+        for name in ("open", "pkey", "run_id_event_id_key"):
+            tx.execute(f"ALTER INDEX signals_{name} RENAME TO events_{name}")
+        tx.execute("ALTER SEQUENCE signals_seq_seq RENAME TO events_seq_seq")
+    else:
+        tx.execute("DROP INDEX signals_open")
+        tx.execute("CREATE INDEX events_open ON events(run_id, seq) "
+                   "WHERE status IN ('pending', 'deferred')")
+    tx.execute("DELETE FROM waypost_schema WHERE version >= 21")
+
+
 def _before_schema_20(tx: SqlTx) -> None:
     """The runs table as schema 19 left it: its definition's name in `flow`."""
+    _before_schema_21(tx)
     tx.execute("DROP INDEX runs_definition")
     tx.execute("ALTER TABLE runs RENAME COLUMN definition TO flow")
     tx.execute("CREATE INDEX runs_flow ON runs(flow, created_at)")
@@ -140,6 +156,33 @@ def test_runs_stored_before_the_definition_column_keep_their_definition(
         assert start(again, 1, key="old") == first  # the key still finds its run
         expected = (SCHEMAS / f"{again.dialect}.txt").read_text().splitlines()
         assert describe(again) == expected  # the column and its index under their new names
+    finally:
+        again.close()
+
+
+def test_signals_stored_before_the_table_was_renamed_are_kept(db_url: str, store: Store) -> None:
+    """Schema 21 renames `events` to `signals` in place: a signal stored under the old name
+    is still open, still found by its id, and the seq goes on from where it was."""
+    run_id = start(store)
+    first, _ = store.transact(lambda tx: tx.add_signal(run_id, "paid", "e1", '{"a":1}'))
+    store.transact(_before_schema_21)
+    assert store.read(lambda tx: tx.execute(
+        "SELECT name, status FROM events WHERE seq = ?", (first,)).fetchone()) == (
+        "paid", "pending")
+    again = open_store(db_url)  # migrates to schema 21
+    try:
+        assert again.read(lambda tx: tx.open_signals(run_id)) == [
+            (first, "paid", "e1", '{"a":1}', "pending")]
+        assert again.transact(lambda tx: tx.add_signal(run_id, "paid", "e1", "null")) == (
+            first, False), "the stored signal's id still makes a repeat"
+        second, new = again.transact(lambda tx: tx.add_signal(run_id, "other", None, "null"))
+        assert new and second > first
+        run = again.read(lambda tx: tx.get_run(run_id))
+        assert run is not None
+        assert again.read(lambda tx: tx.runs_with_pending_signals([run["fingerprint"]],
+                                                                  10)) == [run_id]
+        expected = (SCHEMAS / f"{again.dialect}.txt").read_text().splitlines()
+        assert describe(again) == expected  # the table and its indexes under their new names
     finally:
         again.close()
 

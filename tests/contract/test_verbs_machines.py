@@ -43,33 +43,33 @@ def test_a_machine_moves_by_fenced_transitions_each_kept_once(store: Store) -> N
 
 def test_events_are_stored_once_per_id_and_taken_at_most_once(store: Store) -> None:
     run_id = new_run(store, key="k-1")
-    first = store.transact(lambda tx: tx.add_event(run_id, "paid", "e1", '{"a":1}'))
+    first = store.transact(lambda tx: tx.add_signal(run_id, "paid", "e1", '{"a":1}'))
     assert first[1] is True
-    assert store.transact(lambda tx: tx.add_event(run_id, "paid", "e1", '{"a":2}')) == (
+    assert store.transact(lambda tx: tx.add_signal(run_id, "paid", "e1", '{"a":2}')) == (
         first[0], False)
-    second, _ = store.transact(lambda tx: tx.add_event(run_id, "paid", None, "null"))
-    third, _ = store.transact(lambda tx: tx.add_event(run_id, "other", None, "null"))
-    assert store.read(lambda tx: tx.runs_with_pending_events(["fp"], 10)) == [run_id]
-    assert store.read(lambda tx: tx.runs_with_pending_events(["other"], 10)) == []
-    opened = store.read(lambda tx: tx.open_events(run_id))
+    second, _ = store.transact(lambda tx: tx.add_signal(run_id, "paid", None, "null"))
+    third, _ = store.transact(lambda tx: tx.add_signal(run_id, "other", None, "null"))
+    assert store.read(lambda tx: tx.runs_with_pending_signals(["fp"], 10)) == [run_id]
+    assert store.read(lambda tx: tx.runs_with_pending_signals(["other"], 10)) == []
+    opened = store.read(lambda tx: tx.open_signals(run_id))
     assert [(e[0], e[1], e[2], e[3], e[4]) for e in opened] == [
         (first[0], "paid", "e1", '{"a":1}', "pending"), (second, "paid", None, "null", "pending"),
         (third, "other", None, "null", "pending")]
 
-    assert store.transact(lambda tx: tx.settle_event(first[0], "consumed", "s1")) is True
-    assert store.transact(lambda tx: tx.settle_event(first[0], "ignored", "s2")) is False
-    assert store.transact(lambda tx: tx.settle_event(second, "deferred", "s1")) is True
-    assert store.transact(lambda tx: tx.settle_event(second, "consumed", "s2")) is True
-    assert store.transact(lambda tx: tx.settle_event(third, "deferred", "s2")) is True
-    assert [e[0] for e in store.read(lambda tx: tx.open_events(run_id))] == [third]
-    assert store.read(lambda tx: tx.runs_with_pending_events(["fp"], 10)) == [], "deferred waits"
-    rows = store.read(lambda tx: tx.events_of(run_id, 10))
+    assert store.transact(lambda tx: tx.settle_signal(first[0], "consumed", "s1")) is True
+    assert store.transact(lambda tx: tx.settle_signal(first[0], "ignored", "s2")) is False
+    assert store.transact(lambda tx: tx.settle_signal(second, "deferred", "s1")) is True
+    assert store.transact(lambda tx: tx.settle_signal(second, "consumed", "s2")) is True
+    assert store.transact(lambda tx: tx.settle_signal(third, "deferred", "s2")) is True
+    assert [e[0] for e in store.read(lambda tx: tx.open_signals(run_id))] == [third]
+    assert store.read(lambda tx: tx.runs_with_pending_signals(["fp"], 10)) == [], "deferred waits"
+    rows = store.read(lambda tx: tx.signals_of(run_id, 10))
     assert [(r["seq"], r["status"], r["state"]) for r in rows] == [
         (first[0], "consumed", "s1"), (second, "consumed", "s2"), (third, "deferred", "s2")]
     assert all(r["handled_at"] >= r["created_at"] for r in rows)
-    assert store.read(lambda tx: tx.event(run_id, second, None)) == rows[1]
-    assert store.read(lambda tx: tx.event(run_id, None, "e1")) == rows[0]
-    assert store.read(lambda tx: tx.event(run_id, None, "nope")) is None
+    assert store.read(lambda tx: tx.signal(run_id, second, None)) == rows[1]
+    assert store.read(lambda tx: tx.signal(run_id, None, "e1")) == rows[0]
+    assert store.read(lambda tx: tx.signal(run_id, None, "nope")) is None
 
 
 def test_machine_holds_the_runs_row_to_the_end_of_the_transaction(store: Store) -> None:

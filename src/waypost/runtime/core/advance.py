@@ -22,12 +22,12 @@ names the status it expects, and, for an attempt, the attempt's own lease token:
    moved out of an open status in the same statement that checked it (`end_run`);
 7. `resume` and replays (`reset_step`): the ended status they read, under the run's lock;
 8. a stopping worker giving back what it holds (`release_held`): `running`, its tokens;
-9. a machine's waiting visit left by an event (`end_node`): `waiting`, decided under the
+9. a machine's waiting visit left by a signal (`end_node`): `waiting`, decided under the
    run's row lock (`machine`); a child run's end ends its parent's step through
    `end_wait` (5).
 
 A machine's own state moves the same way: `transition` is fenced by the run's transition
-count, and an event is taken once (`settle_event`: only while it is open).
+count, and a signal is taken once (`settle_signal`: only while it is open).
 
 The first write that matches moves the step out of the status the others expect (and
 clears the token), so a second report of the same attempt (a retry of this transaction
@@ -301,12 +301,12 @@ class Advancer(Heads):
         if run.id in w.ended or run.driver is None:
             return
         seq = run.machine()[2]  # read first: it takes the run's lock
-        known = w.open_events.get(run.id)
+        known = w.open_signals.get(run.id)
         if known is None:
-            known = w.open_events[run.id] = w.tx.open_events(run.id)
+            known = w.open_signals[run.id] = w.tx.open_signals(run.id)
         try:
-            for event, name, event_id, payload, _ in list(known):
-                self.decide(run, SignalArrived(name, payload, event, event_id))
+            for signal, name, event_id, payload, _ in list(known):
+                self.decide(run, SignalArrived(name, payload, signal, event_id))
                 if run.id in w.ended or run.machine()[2] != seq:
                     return
         finally:  # what was settled is no longer open; what was added here stays

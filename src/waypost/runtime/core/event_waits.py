@@ -10,8 +10,8 @@ storing its event), so whichever commits second sees the other (`Tx.lock_topic`)
 
 Only a flow's waits are used up: an event ends the step (fenced by `waiting`, so an
 event and the timeout, or two events, end it once). A machine run keeps taking its
-topics' events for as long as it is open; each arrives as an event of the run named by
-its topic, stored once per event id and offered as every machine event is.
+topics' events for as long as it is open; each arrives as a signal to the run, named by
+its topic, stored once per event id and offered as every signal is.
 """
 
 from __future__ import annotations
@@ -152,10 +152,10 @@ def _stored(w: Work, run_id: str, topic: str, match: dict[str, Any]) -> Any:
 
 
 def _take(w: Work, run_id: str, event: TopicEvent) -> None:
-    """A machine run takes a topic event as its own (once per event id), offered once
-    this transaction's decisions are applied."""
-    seq, new = w.tx.add_event(run_id, event.topic, event.id, event.payload)
+    """A machine run takes a topic event as a signal of its own (once per event id),
+    offered once this transaction's decisions are applied."""
+    seq, new = w.tx.add_signal(run_id, event.topic, event.id, event.payload)
     if new:
-        if run_id in w.open_events:
-            w.open_events[run_id].append((seq, event.topic, event.id, event.payload, "pending"))
+        if run_id in w.open_signals:
+            w.open_signals[run_id].append((seq, event.topic, event.id, event.payload, "pending"))
         w.offer.add(run_id)

@@ -2,7 +2,7 @@
 signals it settles, recorded in the deciding transaction.
 
 A state moves only through `Tx.transition`, fenced by the run's transition count under
-its row lock, and a signal is settled once (`Tx.settle_event`: only while it is open).
+its row lock, and a signal is settled once (`Tx.settle_signal`: only while it is open).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def transition(run: RunState, d: Transition) -> None:
 
 
 def settle_signal(w: Work, seq: int, status: str, state: str | None) -> None:
-    if w.tx.settle_event(seq, status, state):
+    if w.tx.settle_signal(seq, status, state):
         w.settled[seq] = (status, state)
 
 
@@ -37,6 +37,6 @@ def decide_later(run: RunState, d: DecideLater) -> None:
     pending signal, which a worker that has the code is offered."""
     w = run.work
     payload = codec.dumps({"step": d.step, "kind": d.kind})
-    seq, new = w.tx.add_event(run.id, DECIDE_EVENT, f"decide:{d.step}", payload)
-    if new and run.id in w.open_events:
-        w.open_events[run.id].append((seq, DECIDE_EVENT, f"decide:{d.step}", payload, "pending"))
+    seq, new = w.tx.add_signal(run.id, DECIDE_EVENT, f"decide:{d.step}", payload)
+    if new and run.id in w.open_signals:
+        w.open_signals[run.id].append((seq, DECIDE_EVENT, f"decide:{d.step}", payload, "pending"))

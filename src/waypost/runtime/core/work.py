@@ -155,16 +155,16 @@ class Work:
     machines: dict[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
     #: Failed steps whose failure a machine routed to a state: no dead letter for them.
     handled: set[tuple[str, str]] = field(default_factory=set)
-    #: Machines that moved here: their open events are offered to the new state.
+    #: Machines that moved here: their open signals are offered to the new state.
     offer: set[str] = field(default_factory=set)
     #: Runs ended early here (failed by their driver, cancelled): nothing more is decided.
     ended: set[str] = field(default_factory=set)
-    #: Machines' open events as this transaction left them, once read (under the run's
-    #: lock, which every writer of a run's events holds): a machine offered its events
+    #: Machines' open signals as this transaction left them, once read (under the run's
+    #: lock, which every writer of a run's signals holds): a machine offered its signals
     #: again after a transition needs no second read.
-    open_events: dict[str, list[tuple[int, str, str | None, str, str]]] = field(
+    open_signals: dict[str, list[tuple[int, str, str | None, str, str]]] = field(
         default_factory=dict)
-    #: Events settled here, by seq: (status, state that settled them).
+    #: Signals settled here, by seq: (status, state that settled them).
     settled: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     #: Runs known to be `running` already: a waiting visit need not mark them so again.
     running: set[str] = field(default_factory=set)

@@ -60,7 +60,7 @@ class Reads(EngineBase):
                     "budgets": tx.retry_budgets(sorted({s["task"] for s in steps})),
                     "limits": limits,
                     "transitions": tx.transitions(run_id, 100_000) if machine else None,
-                    "events": tx.events_of(run_id, 100_000) if machine else None,
+                    "events": tx.signals_of(run_id, 100_000) if machine else None,
                     "others": _other_code(tx.workers(), run, tx.now(), self.lease)
                     if machine else None,
                     "parent": tx.parent_of(run_id), "children": tx.children_of(run_id),

@@ -113,24 +113,24 @@ class Transition:
     trigger: str
     event_id: str | None = None
     handles: str | None = None
-    #: The stored event (its seq) this transition takes.
+    #: The stored signal (its seq) this transition takes.
     event: int | None = None
-    #: Whether the new state takes events now (it waits): open events are offered to it.
+    #: Whether the new state takes signals now (it waits): open signals are offered to it.
     offers: bool = False
 
 
 @dataclass(frozen=True)
 class Consume:
-    """An open event is settled without a transition: `ignored`, `unhandled` (recorded and
+    """An open signal is settled without a transition: `ignored`, `unhandled` (recorded and
     shown) or `deferred` (offered again after the next transition)."""
 
     event: int
     status: str
 
 
-#: Names of events waypost itself stores: nobody else may send one (or handle one, `on=`).
+#: Names of signals waypost itself stores: nobody else may send one (or handle one, `on=`).
 RESERVED_EVENTS = "waypost."
-#: The event a `DecideLater` stores.
+#: The signal a `DecideLater` stores.
 DECIDE_EVENT = RESERVED_EVENTS + "decide"
 
 
@@ -138,7 +138,7 @@ DECIDE_EVENT = RESERVED_EVENTS + "decide"
 class DecideLater:
     """What follows the end of `step` (of `kind`) needs user code this process lacks: a
     machine's guards, when `waypost skip` or `complete` ended the step from a shell, or a
-    worker with another version of the class recorded it. It is kept as a pending event
+    worker with another version of the class recorded it. It is kept as a pending signal
     named DECIDE_EVENT, which a worker that has the code is offered (`SignalArrived`)."""
 
     step: str

@@ -1,7 +1,7 @@
-"""State machines: a machine run's state, its numbered transitions and the events sent to it.
+"""State machines: a machine run's state, its numbered transitions and the signals sent to it.
 
 The transition number is the fence: a writer that decided from a stale state cannot move the
-machine, and an event is taken at most once."""
+machine, and a signal is taken at most once."""
 
 from __future__ import annotations
 
@@ -28,28 +28,28 @@ class MachineVerbs(Protocol):
     def transitions(self, run_id: str, limit: int) -> list[dict[str, Any]]:
         """A run's first `limit` transitions, oldest first. One statement, a read."""
 
-    def add_event(self, run_id: str, name: str, event_id: str | None,
+    def add_signal(self, run_id: str, name: str, event_id: str | None,
                   payload: str) -> tuple[int, bool]:
-        """Store an event sent to a run, pending: (its seq, True). With an `event_id` the
-        run has already, (the stored event's seq, False): one event, however often sent.
+        """Store a signal sent to a run, pending: (its seq, True). With an `event_id` the
+        run has already, (the stored signal's seq, False): one signal, however often sent.
         At most two statements."""
 
-    def open_events(self, run_id: str) -> list[tuple[int, str, str | None, str, str]]:
-        """(seq, name, event id, payload, status) of a run's pending and deferred events,
+    def open_signals(self, run_id: str) -> list[tuple[int, str, str | None, str, str]]:
+        """(seq, name, event id, payload, status) of a run's pending and deferred signals,
         oldest first. One statement, a read."""
 
-    def settle_event(self, seq: int, status: str, state: str | None) -> bool:
-        """Mark an open event `consumed` (taken by `state`), `ignored`, `unhandled` or
-        `deferred`; fenced by its being open, so an event is taken at most once. One
+    def settle_signal(self, seq: int, status: str, state: str | None) -> bool:
+        """Mark an open signal `consumed` (taken by `state`), `ignored`, `unhandled` or
+        `deferred`; fenced by its being open, so a signal is taken at most once. One
         statement."""
 
-    def events_of(self, run_id: str, limit: int) -> list[dict[str, Any]]:
-        """A run's events, oldest first. One statement, a read."""
+    def signals_of(self, run_id: str, limit: int) -> list[dict[str, Any]]:
+        """A run's signals, oldest first. One statement, a read."""
 
-    def event(self, run_id: str, seq: int | None, event_id: str | None) -> dict[str, Any] | None:
-        """One event of a run (as `events_of` gives it), by its seq, or else by the
+    def signal(self, run_id: str, seq: int | None, event_id: str | None) -> dict[str, Any] | None:
+        """One signal of a run (as `signals_of` gives it), by its seq, or else by the
         sender's event id. One statement, a read."""
 
-    def runs_with_pending_events(self, fingerprints: Sequence[str], limit: int) -> list[str]:
-        """Unfinished runs of the definitions `fingerprints` with pending events (not
+    def runs_with_pending_signals(self, fingerprints: Sequence[str], limit: int) -> list[str]:
+        """Unfinished runs of the definitions `fingerprints` with pending signals (not
         deferred). One statement, a read."""
