@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import click
@@ -57,6 +58,7 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """module -> the modules it imports, read from the code: every import statement, at
     any depth (inside functions and `if TYPE_CHECKING:` too: a layer that names another
